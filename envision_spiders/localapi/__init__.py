@@ -1,0 +1,1 @@
+"""Local API server (see core.py)."""

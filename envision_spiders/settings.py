@@ -1,0 +1,142 @@
+"""Scrapy settings for envision-spiders.
+
+Every project setting can also come from the environment (or from ``.env``, read
+with python-dotenv): ``ZENODO_API_URL=http://127.0.0.1:8765/zenodo/api scrapy crawl
+zenodo`` and ``scrapy crawl zenodo -s ZENODO_API_URL=...`` do the same thing.
+Tokens are deliberately *not* settings: they are read from the environment by
+:mod:`envision_spiders.secrets` only where a request needs them, so Scrapy never
+logs them and scrapyd never puts them on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# .env next to scrapy.cfg (the repository root) or in the working directory. Values
+# already in the environment win, so cron and scrapyd can override the file.
+_ROOT = Path(__file__).resolve().parent.parent
+load_dotenv(_ROOT / ".env", override=False)
+load_dotenv(Path.cwd() / ".env", override=False)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+BOT_NAME = "envision_spiders"
+SPIDER_MODULES = ["envision_spiders.spiders"]
+NEWSPIDER_MODULE = "envision_spiders.spiders"
+# `scrapy crawl all` and the curator commands (classify, download, post, ...).
+COMMANDS_MODULE = "envision_spiders.commands"
+
+# --- where things live --------------------------------------------------------
+DATA_DIR = _env("DATA_DIR", "data")
+RESULTS_DIR = _env("RESULTS_DIR", "results")
+# A file with one search term per line ('#' comments allowed); empty = the 47 shared terms.
+SEARCH_TERMS = _env("SEARCH_TERMS", "")
+# Stop paging a term after this many hits (0 = no cap).
+MAX_PER_QUERY = int(_env("MAX_PER_QUERY", "0") or 0)
+# Contact address sent to APIs that reward identified clients (DataCite mailto, User-Agent).
+CONTACT_EMAIL = _env("CONTACT_EMAIL", "")
+
+# --- API roots: every URL a spider builds derives from these -------------------
+ZENODO_API_URL = _env("ZENODO_API_URL", "https://zenodo.org/api")
+FIGSHARE_API_URL = _env("FIGSHARE_API_URL", "https://api.figshare.com/v2")
+DRYAD_API_URL = _env("DRYAD_API_URL", "https://datadryad.org/api/v2")
+OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
+DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
+KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
+NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+
+# --- switches (DESIGN.md) -----------------------------------------------------
+ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
+ARCHIVE_PEEK_MAX_BYTES = int(_env("ARCHIVE_PEEK_MAX_BYTES", str(16 * 1024 * 1024)))
+CLASSIFY_ENABLED = _env_bool("CLASSIFY_ENABLED", True)
+DOWNLOAD_ENABLED = _env_bool("DOWNLOAD_ENABLED", False)
+DOWNLOAD_THRESHOLD = float(_env("DOWNLOAD_THRESHOLD", "0.80"))
+CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
+
+# --- politeness -----------------------------------------------------------------
+# Each spider declares its API's documented pace (see envision_spiders/politeness.py);
+# every delay, interval and window is multiplied by this. 1.0 is the real pace, 0 turns
+# pacing off for the local test server, 0.01 keeps the ratios for benchmarks.
+POLITENESS_SCALE = float(_env("POLITENESS_SCALE", "1.0"))
+# AutoThrottle slows a source down further when its API answers slowly; the floor
+# is each spider's DOWNLOAD_DELAY, set from its documented limit.
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+RANDOMIZE_DOWNLOAD_DELAY = False  # a random 0.5x delay would break a documented limit
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_TIMEOUT = int(_env("DOWNLOAD_TIMEOUT", "60"))
+# API answers are small; a larger body is a server bug or a wrong URL.
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 16 * 1024 * 1024
+ROBOTSTXT_OBEY = False  # these are documented public APIs, not web pages
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+USER_AGENT = "envision-spiders/0.1 (+https://github.com/EyeACT/envision-spiders)"
+
+# --- retries ----------------------------------------------------------------------
+# 429 is handled by the rate-limit middleware (it honours Retry-After and slows the
+# whole host down), so it is not in this list and the two never retry the same answer.
+RETRY_ENABLED = True
+RETRY_TIMES = int(_env("RETRY_TIMES", "5"))
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
+RETRY_BACKOFF_BASE = float(_env("RETRY_BACKOFF_BASE", "2.0"))  # seconds, doubled per attempt
+RETRY_BACKOFF_MAX = float(_env("RETRY_BACKOFF_MAX", "300"))  # one wait never exceeds this
+RETRY_MAX_ELAPSED = float(_env("RETRY_MAX_ELAPSED", "1800"))  # give up after this long in total
+RATELIMIT_MAX_RETRIES = int(_env("RATELIMIT_MAX_RETRIES", "8"))  # 429s in a row for one request
+RATELIMIT_MAX_WAIT = float(_env("RATELIMIT_MAX_WAIT", "3600"))  # cap on one Retry-After
+
+DOWNLOADER_MIDDLEWARES = {
+    # Scrapy's RetryMiddleware (550) retries at once; ours waits with backoff and jitter
+    # and records what finally fails in data/failures/.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "envision_spiders.middlewares.retry.BackoffRetryMiddleware": 550,
+    # Just before the retry middleware on the way out (lower = closer to the engine
+    # for process_request): 429 handling sees the response before retries do.
+    "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
+}
+
+SPIDER_MIDDLEWARES = {
+    # Malformed answers (bad JSON, wrong types) are logged, counted and retried, never fatal.
+    "envision_spiders.middlewares.badresponse.BadResponseMiddleware": 45,
+}
+
+ITEM_PIPELINES = {
+    # file statistics are derived once, the same way for every source
+    "pipelines.normalize.NormalizePipeline": 100,
+    # one JSON per record under data/metadata/{source}/ (atomic, resumable)
+    "pipelines.persist.PersistPipeline": 300,
+}
+
+EXTENSIONS = {
+    "envision_spiders.extensions.runsummary.RunSummary": 500,
+}
+
+LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+LOG_FORMAT = "%(asctime)s [%(name)s] %(levelname)s: %(message)s"
+LOGSTATS_INTERVAL = 60.0
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# --- rendered landing pages (scrapy-playwright), only for requests that ask for it --
+RENDER_LANDING_PAGES = _env_bool("RENDER_LANDING_PAGES", False)
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "headless": True,
+    "executable_path": _env("CHROMIUM_PATH", "/usr/bin/chromium"),
+    "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"],
+}

@@ -1,0 +1,180 @@
+"""Small pure helpers for the field mapping every spider shares.
+
+HTML is stripped with lxml (a real parser: entities, broken markup, nested tags), not
+regular expressions; DOIs are normalised one way for the whole project; timestamps of
+every shape the APIs send (``Z`` or not, offsets, 7 fractional digits, bare dates or
+years) parse with one function.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from typing import Any
+from urllib.parse import unquote
+
+import lxml.html
+from lxml import etree
+
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
+    "blockquote", "pre", "section", "article", "header", "footer", "dd", "dt", "hr",
+}
+_WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+
+
+def _clean_ws(text: str) -> str:
+    text = _CONTROL.sub(" ", text)
+    paragraphs = []
+    for block in re.split(r"\n\s*\n|\n", text):
+        block = _WS.sub(" ", block).strip()
+        if block:
+            paragraphs.append(block)
+    return "\n".join(paragraphs)
+
+
+def html_to_text(value: Any) -> tuple[str, list[str]]:
+    """Plain text of an HTML fragment (blocks on their own lines, spaces collapsed)
+    and the http(s) links it contains, in order, without repeats.
+
+    Anything that is not a string (None, a number, a list from a broken API) yields
+    ``("", [])`` or its string form, never an exception.
+    """
+    if value is None:
+        return "", []
+    if not isinstance(value, str):
+        value = " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    links: list[str] = []
+    if "<" in value or "&" in value:
+        try:
+            root = lxml.html.fragment_fromstring(value, create_parent="div")
+        except (etree.ParserError, ValueError):
+            root = None
+        if root is not None:
+            for bad in root.xpath("//script|//style"):
+                bad.drop_tree()
+            for a in root.iter("a"):
+                href = (a.get("href") or "").strip()
+                if href.lower().startswith(("http://", "https://")):
+                    links.append(href)
+            for el in root.iter():
+                if isinstance(el.tag, str) and el.tag.lower() in _BLOCK_TAGS:
+                    el.tail = "\n" + (el.tail or "")
+                    if el.tag.lower() in ("br", "hr"):
+                        continue
+                    el.text = "\n" + (el.text or "")
+            value = root.text_content()
+    text = _clean_ws(value)
+    links.extend(m.group(0).rstrip(".,;:") for m in _URL_IN_TEXT.finditer(text))
+    return text, list(dict.fromkeys(links))
+
+
+def plain_text(value: Any) -> str:
+    return html_to_text(value)[0]
+
+
+_DOI_PREFIX = re.compile(
+    r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/|https?://doi\.org/|info:doi/)", re.IGNORECASE
+)
+_DOI_SHAPE = re.compile(r"^10\.\d{4,9}/\S+$")
+
+
+def normalize_doi(value: Any) -> str | None:
+    """``https://doi.org/10.5281/ZENODO.1`` -> ``10.5281/zenodo.1``; None when it is not a DOI."""
+    if not isinstance(value, str):
+        return None
+    doi = value.strip()
+    for _ in range(2):
+        doi = _DOI_PREFIX.sub("", doi).strip()
+    if "%2f" in doi.lower():
+        doi = unquote(doi)
+    doi = doi.lower().rstrip(".")
+    return doi if _DOI_SHAPE.match(doi) else None
+
+
+def dois_in(values: Any) -> list[str]:
+    """Normalised DOIs among strings, without repeats, order kept."""
+    out = []
+    for v in values or []:
+        d = normalize_doi(v)
+        if d and d not in out:
+            out.append(d)
+    return out
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse the timestamps the seven APIs send; aware datetimes in UTC, or None.
+
+    Accepts ``2024-08-29T16:18:19.637219+00:00``, ``...Z``, zone-less (taken as UTC),
+    up to 7+ fractional digits (Kaggle), ``2023-08-01`` and a bare year ``2006``.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 1000 <= value <= 9999:
+        dt = datetime(int(value), 1, 1)
+    elif isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return None
+        if re.fullmatch(r"\d{4}", s):
+            return datetime(int(s), 1, 1, tzinfo=timezone.utc)
+        if re.fullmatch(r"\d{4}-\d{2}", s):
+            s += "-01"
+        s = s.replace(" ", "T", 1) if re.match(r"\d{4}-\d{2}-\d{2} \d", s) else s
+        s = re.sub(r"[zZ]$", "+00:00", s)
+        s = _FRACTION.sub(r"\1", s)
+        # Python 3.10's fromisoformat wants exactly 3 or 6 fractional digits
+        m = re.search(r"\.(\d{1,5})(?=[+-]\d\d:?\d\d$|$)", s)
+        if m:
+            s = s[: m.start(1)] + m.group(1).ljust(6, "0") + s[m.end(1):]
+        try:
+            dt = datetime.fromisoformat(s)
+        except ValueError:
+            return None
+    else:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def iso(value: Any) -> str | None:
+    """Normalised ISO-8601 UTC string of a timestamp, or None."""
+    dt = parse_datetime(value)
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def year_of(value: Any) -> int | None:
+    dt = parse_datetime(value)
+    return dt.year if dt else None
+
+
+def as_list(value: Any) -> list:
+    """A list whatever the API sent: None -> [], a scalar -> [scalar]."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def strings(value: Any) -> list[str]:
+    """The non-empty strings of a list (other types dropped), stripped, without repeats."""
+    out: list[str] = []
+    for v in as_list(value):
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            s = " ".join(str(v).split())
+            if s and s not in out:
+                out.append(s)
+    return out
+
+
+def utcnow_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
