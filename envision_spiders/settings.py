@@ -85,6 +85,9 @@ DOWNLOAD_WARNSIZE = 16 * 1024 * 1024
 ROBOTSTXT_OBEY = False  # these are documented public APIs, not web pages
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's remote-control server runs code sent to a local port: never in an
+# unattended weekly job.
+REMOTE_CONTROL_ENABLED = False
 USER_AGENT = "envision-spiders/0.1 (+https://github.com/EyeACT/envision-spiders)"
 
 # --- retries ----------------------------------------------------------------------
@@ -122,6 +125,9 @@ ITEM_PIPELINES = {
 }
 
 EXTENSIONS = {
+    # what a spider remembers between runs: last successful run, failures, saved records
+    "envision_spiders.extensions.state.CrawlState": 100,
+    # the summary at the end of every crawl (log + data/runs/)
     "envision_spiders.extensions.runsummary.RunSummary": 500,
 }
 

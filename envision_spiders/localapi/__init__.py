@@ -1,1 +1,110 @@
-"""Local API server (see core.py)."""
+"""The local API server for tests, the offline demo and the benchmarks (see core.py).
+
+Start it in a thread from Python::
+
+    server = LocalAPIServer().start()
+    server.generate("zenodo", 200)
+    settings = server.api_settings()   # {"ZENODO_API_URL": "http://127.0.0.1:PORT/zenodo/api", ...}
+
+or as a process: ``python -m envision_spiders.localapi --port 8765 --records 200``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from . import zenodo
+from .core import ServedFile, ServerState, make_app, sparse_reader
+
+__all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
+
+# source name -> (module, the setting of its API root, the prefix the module serves)
+SOURCES: dict[str, tuple[Any, str, str]] = {
+    "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
+}
+
+
+def generate_source(state: ServerState, source: str, n: int, seed: int = 1) -> int:
+    return SOURCES[source][0].generate(state, n, seed=seed)
+
+
+def modify_source(state: ServerState, source: str, fraction: float, seed: int = 2) -> int:
+    return SOURCES[source][0].modify(state, fraction, seed=seed)
+
+
+class LocalAPIServer:
+    """Runs the app on 127.0.0.1 in a background thread with its own event loop."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.state = ServerState()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def api_settings(self) -> dict[str, str]:
+        return {setting: self.base_url + prefix for _, setting, prefix in SOURCES.values()}
+
+    def generate(self, source: str, n: int, seed: int = 1) -> int:
+        return generate_source(self.state, source, n, seed)
+
+    def modify(self, source: str, fraction: float, seed: int = 2) -> int:
+        return modify_source(self.state, source, fraction, seed)
+
+    def start(self) -> LocalAPIServer:
+        if self.port == 0:
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                self.port = s.getsockname()[1]
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def boot() -> None:
+            app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()])
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, self.host, self.port, backlog=512).start()
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(boot())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="localapi", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the local API server did not start")
+        self.state.base_url = self.base_url
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        loop = self._loop
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> LocalAPIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -238,6 +238,8 @@ class ServerState:
 
 
 STATE_KEY = web.AppKey("state", ServerState)
+ENTRY_KEY = web.RequestKey("entry", dict)
+IGNORE_RANGE_KEY = web.RequestKey("ignore_range", bool)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -271,7 +273,7 @@ async def accounting_and_faults(request: web.Request, handler: Callable) -> web.
         "status": None,
         "bytes": 0,
     }
-    request["entry"] = entry
+    request[ENTRY_KEY] = entry
     fault = None
     with state.lock:
         state.requests[path] += 1
@@ -359,7 +361,7 @@ async def _apply_fault(fault: Fault, request: web.Request, handler: Callable, en
             request.transport.abort()
         return stream
     if kind == "ignore_range":
-        request["ignore_range"] = True
+        request[IGNORE_RANGE_KEY] = True
         return None
     raise ValueError(f"unknown fault kind {kind!r}")
 
@@ -385,7 +387,7 @@ async def serve_file(request: web.Request, served: ServedFile) -> web.StreamResp
     size = served.size
     headers = {"Accept-Ranges": "bytes", "Content-Type": served.content_type}
     ranges = None
-    if not served.ignore_range and not request.get("ignore_range"):
+    if not served.ignore_range and not request.get(IGNORE_RANGE_KEY):
         ranges = parse_range_header(request.headers.get("Range", ""), size)
     if ranges == []:
         return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
@@ -416,7 +418,7 @@ async def _stream(request, served, status, headers, spans, length, tail):
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     await response.prepare(request)
-    entry = request.get("entry", {})
+    entry = request.get(ENTRY_KEY, {})
     entry["status"] = status
     if request.method == "HEAD":
         return response

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# envision-spiders: set-up and the weekly pipeline, in one script.
+#
+#   ./automation.sh            the weekly pipeline: scrape, classify, download, post
+#   ./automation.sh test       set up and run the test suite
+#   ./automation.sh demo       the whole pipeline offline, against the local API server
+#   ./automation.sh scrape | classify | download | post | setup
+#
+# The first run creates .venv/ (Python >= 3.10) and installs the project into it.
+# Environment: PYTHON (interpreter for the venv, default python3), TORCH_SPEC
+# (default torch==2.13.0: the CPU build these machines keep on disk; elsewhere set
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to avoid a CUDA download).
+set -Eeuo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+STEP=${1:-all}
+shift || true
+
+say() { printf '%s [automation] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+die() { say "ERROR: $*" >&2; exit 1; }
+
+setup() {
+    local stamp="$VENV/.envision-installed"
+    if [ -x "$VENV/bin/scrapy" ] && [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+        return 0
+    fi
+    say "setting up $VENV (first run or pyproject.toml changed)"
+    "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+        || die "$PYTHON is older than Python 3.10"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # torch first, pinned, so nothing later pulls a multi-GB CUDA build
+    "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+    "$VENV/bin/python" -m pip install -q -e ".[test,deploy]"
+    touch "$stamp"
+    say "set-up done"
+}
+
+scrapy_() { "$VENV/bin/scrapy" "$@"; }
+
+step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
+step_classify() { say "classify: not available yet (issue #6, classification); skipped"; }
+step_download() { say "download: not available yet (issue #7, downloads); skipped"; }
+step_post() { say "post: not available yet (issue #8, portal posting); skipped"; }
+
+step_test() {
+    say "tests"
+    CI=true "$VENV/bin/python" -m pytest -q "$@"
+}
+
+step_demo() {
+    # Everything offline: a local API server with generated records of the real shapes,
+    # data and results under data/demo/ and results/demo/ so real runs are untouched.
+    local port=${DEMO_PORT:-0} records=${DEMO_RECORDS:-60} log
+    log=$(mktemp)
+    "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
+    local server=$!
+    trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+    for _ in $(seq 100); do grep -q '^LOCALAPI ' "$log" && break; sleep 0.1; done
+    grep -q '^LOCALAPI ' "$log" || die "the local API server did not start: $(cat "$log")"
+    say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"
+    # shellcheck disable=SC1090
+    source <(grep '^export ' "$log")
+    export DATA_DIR=${DATA_DIR:-data/demo} RESULTS_DIR=${RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
+    step_scrape "$@"
+    step_classify
+    step_download
+    step_post
+    say "demo done: records in $DATA_DIR/metadata/, run summaries in $DATA_DIR/runs/"
+}
+
+case "$STEP" in
+    setup) setup ;;
+    test) setup; step_test "$@" ;;
+    demo) setup; step_demo "$@" ;;
+    scrape) setup; step_scrape "$@" ;;
+    classify) setup; step_classify "$@" ;;
+    download) setup; step_download "$@" ;;
+    post) setup; step_post "$@" ;;
+    all) setup; step_scrape "$@"; step_classify; step_download; step_post ;;
+    -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown step '$STEP' (steps: all scrape classify download post demo test setup)" ;;
+esac

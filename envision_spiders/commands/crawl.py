@@ -1,0 +1,61 @@
+"""``scrapy crawl all`` runs every spider in one process; any other name is Scrapy's crawl.
+
+Each spider is its own crawler with its own settings, download slots, AutoThrottle and
+rate budgets, so every source goes at its own API's pace and a slow or rate-limited
+source never slows the others. scrapyd runs jobs through ``crawl <spider>``, which
+this command leaves exactly as Scrapy does it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from scrapy.commands.crawl import Command as ScrapyCrawl
+from scrapy.exceptions import UsageError
+
+from envision_spiders.extensions.runsummary import new_run_id
+from envision_spiders.storage import read_json
+
+logger = logging.getLogger(__name__)
+
+
+class Command(ScrapyCrawl):
+    def syntax(self) -> str:
+        return "[options] <spider | all>"
+
+    def short_desc(self) -> str:
+        return "Run a spider of the project by name, or 'all' of them in one process"
+
+    def run(self, args, opts) -> None:
+        if args != ["all"]:
+            return super().run(args, opts)
+        assert self.crawler_process is not None and self.settings is not None
+        names = sorted(self.crawler_process.spider_loader.list())
+        if not names:
+            raise UsageError("no spiders found")
+        # one run id for every spider of this run, so their summaries sit together
+        run_id = self.settings.get("RUN_ID") or new_run_id()
+        self.settings.set("RUN_ID", run_id, priority="cmdline")
+        crawlers = []
+        for name in names:
+            crawler = self._create_crawler(name)
+            crawler.settings.set("RUN_ID", run_id, priority="cmdline")
+            crawlers.append(crawler)
+            self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        if self.crawler_process.bootstrap_failed:
+            self.exitcode = 1
+        data_dir = self.settings.get("DATA_DIR") or "data"
+        totals = []
+        for name in names:
+            summary = read_json(f"{data_dir}/runs/{run_id}/{name}.json")
+            if not summary:
+                totals.append(f"  {name:10s} no summary (did it start?)")
+                self.exitcode = 1
+                continue
+            totals.append(
+                f"  {name:10s} {summary['unique_records']:6d} records ({summary['new']} new, {summary['changed']} changed, "
+                f"{summary['unchanged']} unchanged), {summary['requests']} requests, {summary['failures']} failures, "
+                f"{summary['elapsed_seconds']:.0f} s, {summary['finish_reason']}"
+            )
+        logger.info("crawl all (run %s) finished:\n%s", run_id, "\n".join(totals))

@@ -1,0 +1,96 @@
+"""A summary at the end of every crawl: in the log, and as JSON under ``data/runs/``.
+
+Per source: terms searched, hits, unique records, new / changed / unchanged records,
+requests, retries, 429s, failures, malformed answers, bytes, elapsed time. The JSON
+(``data/runs/{run_id}/{spider}.json``) carries the same figures plus every
+``envision/*`` stat; ``scrapy crawl all`` and ``automation.sh`` gather them per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scrapy import signals
+
+from envision_spiders.storage import atomic_write_json
+from envision_spiders.textutil import utcnow_iso
+
+logger = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+SUMMARY_FIELDS = (
+    ("terms_searched", ("envision/terms_searched",)),
+    ("hits", ("envision/hits",)),
+    ("unique_records", ("envision/records/unique",)),
+    ("new", ("envision/records/new",)),
+    ("changed", ("envision/records/changed", "envision/records/rewritten_unchanged")),
+    ("unchanged", ("envision/records/unchanged",)),
+    ("requests", ("downloader/request_count",)),
+    ("retries", ("retry/count",)),
+    ("rate_limited", ("envision/ratelimit/429",)),
+    ("failures", ("envision/failures",)),
+    ("bad_records", ("envision/bad_record",)),
+    ("bytes", ("downloader/response_bytes",)),
+    ("errors", ("log_count/ERROR",)),
+)
+
+
+def summarize(stats: dict) -> dict:
+    out = {name: sum(int(stats.get(k) or 0) for k in keys) for name, keys in SUMMARY_FIELDS}
+    out["bad_responses"] = sum(int(v or 0) for k, v in stats.items() if k.startswith("envision/bad_response/"))
+    return out
+
+
+class RunSummary:
+    def __init__(self, crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.run_id = settings.get("RUN_ID") or os.environ.get("RUN_ID") or new_run_id()
+        self.data_dir = Path(settings.get("DATA_DIR") or "data")
+        self.started = time.monotonic()
+        self.started_at = utcnow_iso()
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler) -> RunSummary:
+        return cls(crawler)
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / "runs" / self.run_id / f"{self.crawler.spidercls.name}.json"
+
+    def spider_closed(self, spider, reason: str) -> None:
+        stats = dict(self.crawler.stats.get_stats())
+        figures = summarize(stats)
+        elapsed = round(time.monotonic() - self.started, 1)
+        summary = {
+            "spider": spider.name,
+            "run_id": self.run_id,
+            "finish_reason": reason,
+            "started_at": self.started_at,
+            "finished_at": utcnow_iso(),
+            "elapsed_seconds": elapsed,
+            **figures,
+            "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
+        }
+        logger.info(
+            "%s summary: %d terms searched, %d hits, %d unique records (%d new, %d changed, %d unchanged); "
+            "%d requests, %d retries, %d rate-limited, %d failures, %d malformed answers, %d bad records, "
+            "%.1f MB, %.1f s; finish reason: %s",
+            spider.name, figures["terms_searched"], figures["hits"], figures["unique_records"], figures["new"],
+            figures["changed"], figures["unchanged"], figures["requests"], figures["retries"],
+            figures["rate_limited"], figures["failures"], figures["bad_responses"], figures["bad_records"],
+            figures["bytes"] / 1e6, elapsed, reason,
+        )
+        try:
+            atomic_write_json(self.path, summary)
+        except OSError as exc:
+            logger.error("Cannot write the run summary %s: %s", self.path, exc)

@@ -1,0 +1,101 @@
+"""One JSON file per record under ``data/metadata/{source}/``, written atomically.
+
+* a record is written to a temporary file in the same folder, fsynced, then renamed
+  over the old one: a kill or a crash leaves the old record or the new one, never a
+  torn file, and nothing else on disk is touched;
+* ``provenance.search_terms`` is the union of the terms that found the record this run
+  and in earlier runs; a ``TermHit`` (a term that found an already handled record)
+  is merged into the saved file, or into the record still on its way;
+* new, changed and unchanged records are counted (``envision/records/*``);
+* a write that fails (full disk, permissions) is logged with the path and the reason,
+  counted, and the item is dropped so later steps never act on an unsaved record.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+
+from envision_spiders.items import TermHit
+from envision_spiders.storage import atomic_write_json, read_json, record_path
+
+logger = logging.getLogger(__name__)
+
+# Fields that change on every harvest without the record changing.
+_VOLATILE = ("harvested_at",)
+
+
+def _comparable(record: dict) -> dict:
+    prov = {k: v for k, v in (record.get("provenance") or {}).items() if k not in _VOLATILE}
+    return {**record, "provenance": prov}
+
+
+class PersistPipeline:
+    def __init__(self, crawler) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        # terms that found a record before its item arrived (it was still being fetched)
+        self.pending_terms: dict[tuple[str, str], set[str]] = {}
+        self.saved_this_run: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler) -> PersistPipeline:
+        return cls(crawler)
+
+    def process_item(self, item):
+        if isinstance(item, TermHit):
+            self._merge_term(item)
+            return item
+        adapter = ItemAdapter(item)
+        source, source_id = adapter["source"], str(adapter["source_id"])
+        path = record_path(self.data_dir, source, source_id)
+        record = adapter.asdict()
+        existing = read_json(path) if path.exists() else None
+        terms = list((record.get("provenance") or {}).get("search_terms") or [])
+        extra_terms = set(self.pending_terms.pop((source, source_id), set()))
+        if isinstance(existing, dict):
+            extra_terms |= set((existing.get("provenance") or {}).get("search_terms") or [])
+        for t in sorted(extra_terms):
+            if t not in terms:
+                terms.append(t)
+        record.setdefault("provenance", {})["search_terms"] = terms
+        if isinstance(existing, dict):
+            # what later steps added (labels, duplicate marks) survives a refresh
+            for key, value in existing.items():
+                record.setdefault(key, value)
+        status = "new" if existing is None else ("unchanged" if _comparable(existing) == _comparable(record) else "changed")
+        try:
+            atomic_write_json(path, record)
+        except OSError as exc:
+            self.stats.inc_value("envision/persist/errors")
+            logger.error("Cannot save %s record %s to %s: %s", source, source_id, path, exc)
+            raise DropItem(f"not saved: {exc}") from exc
+        self.saved_this_run.add((source, source_id))
+        self.stats.inc_value(f"envision/records/{status}" if status != "unchanged" else "envision/records/rewritten_unchanged")
+        if status == "changed":
+            logger.debug("%s record %s changed", source, source_id)
+        return item
+
+    def _merge_term(self, hit: TermHit) -> None:
+        key = (hit.source, str(hit.source_id))
+        path = record_path(self.data_dir, *key)
+        record = read_json(path) if path.exists() else None
+        if not isinstance(record, dict):
+            # not saved yet: its item is still on its way (files listing, archive peek)
+            self.pending_terms.setdefault(key, set()).add(hit.term)
+            return
+        prov = record.setdefault("provenance", {})
+        terms = prov.get("search_terms") or []
+        if hit.term in terms:
+            return
+        prov["search_terms"] = [*terms, hit.term]
+        try:
+            atomic_write_json(path, record)
+            self.stats.inc_value("envision/records/terms_merged")
+        except OSError as exc:
+            self.stats.inc_value("envision/persist/errors")
+            logger.error("Cannot add term %r to %s: %s", hit.term, path, exc)

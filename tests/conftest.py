@@ -1,0 +1,136 @@
+"""Shared test fixtures: the local API server, crawls in a subprocess, spiders in-process.
+
+No test touches the internet: APIs are served on 127.0.0.1 by envision_spiders.localapi,
+and callback tests replay recorded responses with scrapy-mock (cassettes under
+tests/fixtures/cassettes, never recorded: see ``vcr_settings`` below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vcr
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "envision_spiders" / "localapi" / "samples"
+
+# Callback tests build crawlers in this process: give them the reactor the project uses.
+from scrapy.utils.reactor import install_reactor, is_reactor_installed  # noqa: E402
+
+if not is_reactor_installed():
+    install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+
+# Nothing in the test suite may reach a model hub or the internet.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def vcr_settings():
+    """scrapy-mock replays cassettes; record_mode "none" means a request without a
+    recorded answer fails the test instead of going to the network (in CI and here)."""
+    return vcr.VCR(
+        serializer="yaml",
+        decode_compressed_response=True,
+        cassette_library_dir=str(ROOT / "tests" / "fixtures" / "cassettes"),
+        record_mode="none",
+    )
+
+
+def sample(path: str) -> Any:
+    return json.loads((SAMPLES / path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def localapi_server():
+    from envision_spiders.localapi import LocalAPIServer
+
+    server = LocalAPIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(localapi_server):
+    """The local API server, emptied for this test (records, files, faults, counters)."""
+    state = localapi_server.state
+    with state.lock:
+        state.sources.clear()
+        state.files.clear()
+        state.faults.clear()
+        state.rate_windows.clear()
+    state.reset_counters()
+    return localapi_server
+
+
+def crawl_env(api_server, data_dir: Path, **settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_KEY", "_SECRET"))}
+    env.update(api_server.api_settings() if api_server else {})
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "RESULTS_DIR": str(data_dir / "results"),
+            "POLITENESS_SCALE": "0",
+            "CLASSIFY_ENABLED": "0",
+            "LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update({k: str(v) for k, v in settings.items()})
+    return env
+
+
+def run_crawl(
+    api_server,
+    spider: str,
+    data_dir: Path,
+    *args: str,
+    timeout: float = 240,
+    **settings: Any,
+) -> subprocess.CompletedProcess:
+    """``scrapy crawl <spider>`` in a subprocess, as a curator runs it."""
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider, *args]
+    return subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=crawl_env(api_server, data_dir, **settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_summary(data_dir: Path, spider: str) -> dict:
+    runs = sorted((data_dir / "runs").glob(f"*/{spider}.json"))
+    assert runs, f"no run summary for {spider} under {data_dir}/runs"
+    return json.loads(runs[-1].read_text())
+
+
+def saved_records(data_dir: Path, source: str) -> dict[str, dict]:
+    folder = data_dir / "metadata" / source
+    return {json.loads(p.read_text())["source_id"]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def make_spider(spidercls, data_dir: Path, *, open_state: bool = True, spider_kwargs: dict | None = None, **settings: Any):
+    """A spider bound to a crawler with the project's settings, for callback tests."""
+    from scrapy.utils.project import get_project_settings
+    from scrapy.utils.test import get_crawler
+
+    from envision_spiders.extensions.state import CrawlState
+
+    values = get_project_settings().copy_to_dict()
+    values.update({"DATA_DIR": str(data_dir), "POLITENESS_SCALE": 0, "CLASSIFY_ENABLED": False})
+    values.setdefault(spidercls.api_setting, "http://127.0.0.1:9/api")
+    values.update(settings)
+    crawler = get_crawler(spidercls, values)
+    spider = spidercls.from_crawler(crawler, **(spider_kwargs or {}))
+    crawler.spider = spider
+    if open_state:
+        CrawlState.of(crawler).spider_opened(spider)
+    return spider
