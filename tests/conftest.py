@@ -43,6 +43,20 @@ def vcr_settings():
     )
 
 
+def replay(pytest_request, vcr_settings, url: str, *, method: str = "GET", body: Any = None):
+    """Like scrapy-mock's ``response`` fixture, for any method (Figshare and RePORTER
+    search with POST): the recorded answer to ``method url body`` as a Scrapy
+    TextResponse, from the cassette named after the running test."""
+    from scrapy.http import Request, TextResponse
+    from scrapy_mock import MockSession, slugify
+
+    payload = json.dumps(body) if body is not None and not isinstance(body, str) else body
+    with vcr_settings.use_cassette(f"{slugify(pytest_request)}.yaml"):
+        raw = MockSession().request(method, url, data=payload)
+    return TextResponse(url=url, body=raw.content, encoding="utf-8",
+                        request=Request(url, method=method, body=payload or b""))
+
+
 def sample(path: str) -> Any:
     return json.loads((SAMPLES / path).read_text(encoding="utf-8"))
 
