@@ -86,10 +86,10 @@ def normalize_doi(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     doi = value.strip()
+    if re.search(r"%2f|%3a", doi, re.IGNORECASE):  # a DOI percent-encoded for a URL path
+        doi = unquote(doi)
     for _ in range(2):
         doi = _DOI_PREFIX.sub("", doi).strip()
-    if "%2f" in doi.lower():
-        doi = unquote(doi)
     doi = doi.lower().rstrip(".")
     return doi if _DOI_SHAPE.match(doi) else None
 
