@@ -119,9 +119,9 @@ def test_read_terms(tmp_path):
 
 
 def test_default_terms_are_the_47_shared_ones():
-    from envision_spiders.terms import DEFAULT_TERMS_FILE
+    from envision_spiders.terms import default_terms
 
-    assert len(read_terms(DEFAULT_TERMS_FILE)) == 47
+    assert len(default_terms()) == 47
 
 
 @pytest.mark.parametrize(

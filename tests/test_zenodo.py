@@ -209,11 +209,11 @@ def expected_records(api) -> dict[str, set[str]]:
     """What a complete crawl must find: every dataset that a term matches, and its terms."""
     from envision_spiders.localapi.zenodo import _matches, parse_query, state_of
     from envision_spiders.spiders.zenodo import build_query
-    from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
+    from envision_spiders.terms import default_terms
 
     st = state_of(api.state)
     found: dict[str, set[str]] = {}
-    for term in read_terms(DEFAULT_TERMS_FILE):
+    for term in default_terms():
         phrases, ranges = parse_query(build_query(term))
         for rec in st.records.values():
             if rec["metadata"]["resource_type"]["type"] == "dataset" and _matches(rec, phrases, ranges):

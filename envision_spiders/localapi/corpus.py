@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
+from envision_spiders.terms import default_terms
 
 POSITIVE_TEMPLATES = [
     ("{term}: {n} retinal images with expert annotations",
@@ -60,7 +60,7 @@ class GeneratedText:
 
 def generated_texts(n: int, seed: int = 1, terms: list[str] | None = None) -> list[GeneratedText]:
     rng = random.Random(seed)
-    terms = terms or read_terms(DEFAULT_TERMS_FILE)
+    terms = terms or default_terms()
     out = []
     for i in range(n):
         positive = rng.random() < 0.65

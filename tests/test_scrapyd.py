@@ -1,0 +1,138 @@
+"""Deployment to scrapyd: the egg holds both packages and the settings entry point, and a
+real scrapyd on 127.0.0.1 lists the spiders and runs one against the local API server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, saved_records
+
+BIN = Path(sys.executable).parent
+
+
+def build_egg(out: Path) -> Path:
+    egg = out / "envision.egg"
+    result = subprocess.run([str(BIN / "scrapyd-deploy"), f"--build-egg={egg}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return egg
+
+
+@pytest.fixture(scope="module")
+def egg(tmp_path_factory):
+    if not (BIN / "scrapyd-deploy").exists():
+        pytest.skip("scrapyd-client is not installed (pip install -e '.[deploy]')")
+    return build_egg(tmp_path_factory.mktemp("egg"))
+
+
+def test_egg_holds_both_packages_and_the_settings_entry_point(egg):
+    with zipfile.ZipFile(egg) as z:
+        names = set(z.namelist())
+        entry_points = z.read("EGG-INFO/entry_points.txt").decode()
+    assert "envision_spiders/settings.py" in names and "envision_spiders/spiders/zenodo.py" in names
+    assert "pipelines/persist.py" in names
+    assert "envision_spiders/search_terms.txt" in names
+    assert not any(n.startswith("tests/") for n in names)
+    assert "[scrapy]" in entry_points and "settings = envision_spiders.settings" in entry_points
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+def _post(url: str, fields: list[tuple[str, str]]) -> dict:
+    data = urllib.parse.urlencode(fields).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as r:
+        return json.load(r)
+
+
+@pytest.mark.slow
+def test_real_scrapyd_deploys_lists_and_runs_a_spider(egg, api, tmp_path):
+    if not (BIN / "scrapyd").exists():
+        pytest.skip("scrapyd is not installed (pip install -e '.[deploy]')")
+    port = _free_port()
+    home = tmp_path / "scrapyd"
+    home.mkdir()
+    (home / "scrapyd.conf").write_text(
+        "[scrapyd]\nbind_address = 127.0.0.1\n"
+        f"http_port = {port}\npoll_interval = 0.2\n"
+        "logs_dir = logs\neggs_dir = eggs\ndbs_dir = dbs\n"
+        "jobstorage = scrapyd.jobstorage.SqliteJobStorage\n"
+    )
+    proc = subprocess.Popen([str(BIN / "scrapyd")], cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                assert _get(f"{base}/daemonstatus.json")["status"] == "ok"
+                break
+            except OSError:
+                time.sleep(0.1)
+        with open(egg, "rb") as fh:
+            body = fh.read()
+        boundary = "envisionegg"
+        payload = b"".join(
+            [
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"project\"\r\n\r\nenvision\r\n".encode(),
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n1\r\n".encode(),
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"egg\"; filename=\"envision.egg\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n".encode(),
+                body,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
+        req = urllib.request.Request(f"{base}/addversion.json", data=payload,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            added = json.load(r)
+        assert added["status"] == "ok", added
+        from scrapy.spiderloader import SpiderLoader
+        from scrapy.utils.project import get_project_settings
+
+        spiders = _get(f"{base}/listspiders.json?project=envision")
+        assert spiders["status"] == "ok"
+        assert sorted(spiders["spiders"]) == sorted(SpiderLoader.from_settings(get_project_settings()).list())
+
+        api.generate("zenodo", 25, seed=21)
+        data_dir = tmp_path / "data"
+        fields = [("project", "envision"), ("spider", "zenodo")]
+        for name, value in {**api.api_settings(), "DATA_DIR": str(data_dir), "POLITENESS_SCALE": "0",
+                            "CLASSIFY_ENABLED": "0"}.items():
+            fields.append(("setting", f"{name}={value}"))
+        job = _post(f"{base}/schedule.json", fields)
+        assert job["status"] == "ok", job
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            jobs = _get(f"{base}/listjobs.json?project=envision")
+            if any(j["id"] == job["jobid"] for j in jobs["finished"]):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the scrapyd job did not finish")
+        records = saved_records(data_dir, "zenodo")
+        assert records and all(r["source"] == "zenodo" for r in records.values())
+        summary = next((data_dir / "runs").glob("*/zenodo.json"))
+        assert json.loads(summary.read_text())["finish_reason"] == "finished"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
