@@ -22,6 +22,32 @@ shift || true
 say() { printf '%s [automation] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
 
+# DATA_DIR as the Python side sees it: the environment, else .env, else data/.
+if [ -z "${DATA_DIR:-}" ] && [ -f .env ]; then
+    DATA_DIR=$(sed -n 's/^[[:space:]]*DATA_DIR[[:space:]]*=[[:space:]]*//p' .env | tail -n 1 | tr -d '"'"'"'\r')
+fi
+export DATA_DIR=${DATA_DIR:-data}
+# One id per run: every spider's summary, the log and the step summaries go to
+# $DATA_DIR/runs/$RUN_ID/.
+export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+
+# Two cron runs never overlap: the second one exits at once with a clear message.
+lock() {
+    mkdir -p "$DATA_DIR"
+    exec 9>>"$DATA_DIR/.automation.lock"
+    if ! flock -n 9; then
+        die "another automation.sh run is still going (pid, run and step: $(cat "$DATA_DIR/.automation.lock.owner" 2>/dev/null || echo unknown)); not starting a second one"
+    fi
+    echo "$$ $RUN_ID $STEP" >"$DATA_DIR/.automation.lock.owner"
+}
+
+# Everything this run prints also goes to $DATA_DIR/runs/$RUN_ID/automation.log.
+log_run() {
+    mkdir -p "$DATA_DIR/runs/$RUN_ID"
+    exec > >(tee -a "$DATA_DIR/runs/$RUN_ID/automation.log") 2>&1
+    say "run $RUN_ID: step '$STEP', data in $DATA_DIR"
+}
+
 setup() {
     local stamp="$VENV/.envision-installed"
     if [ -x "$VENV/bin/scrapy" ] && [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
@@ -64,7 +90,9 @@ step_demo() {
     say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"
     # shellcheck disable=SC1090
     source <(grep '^export ' "$log")
-    export DATA_DIR=${DATA_DIR:-data/demo} RESULTS_DIR=${RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
+    export DATA_DIR=data/demo RESULTS_DIR=${RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
+    lock
+    log_run
     step_scrape "$@"
     step_classify
     step_download
@@ -72,15 +100,17 @@ step_demo() {
     say "demo done: records in $DATA_DIR/metadata/, run summaries in $DATA_DIR/runs/"
 }
 
+# A failing step stops the run (set -e): the next steps never work on its output,
+# and the exit status is the failing step's.
 case "$STEP" in
     setup) setup ;;
     test) setup; step_test "$@" ;;
     demo) setup; step_demo "$@" ;;
-    scrape) setup; step_scrape "$@" ;;
-    classify) setup; step_classify "$@" ;;
-    download) setup; step_download "$@" ;;
-    post) setup; step_post "$@" ;;
-    all) setup; step_scrape "$@"; step_classify; step_download; step_post ;;
+    scrape) lock; log_run; setup; step_scrape "$@" ;;
+    classify) lock; log_run; setup; step_classify "$@" ;;
+    download) lock; log_run; setup; step_download "$@" ;;
+    post) lock; log_run; setup; step_post "$@" ;;
+    all) lock; log_run; setup; step_scrape "$@"; step_classify; step_download; step_post ;;
     -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown step '$STEP' (steps: all scrape classify download post demo test setup)" ;;
 esac

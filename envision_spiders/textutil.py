@@ -47,6 +47,7 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
     if not isinstance(value, str):
         value = " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
     links: list[str] = []
+    value = _CONTROL.sub(" ", value)  # NUL and other control characters never reach a record
     if "<" in value or "&" in value:
         try:
             root = lxml.html.fragment_fromstring(value, create_parent="div")

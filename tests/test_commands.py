@@ -66,4 +66,22 @@ def test_crawl_all_runs_every_spider_in_one_process(api, tmp_path):
         assert summary["finish_reason"] == "finished" and summary["failures"] == 0, name
         if name in SOURCES:
             assert saved_records(tmp_path, name), f"{name} saved nothing"
-    assert "crawl all (run" in result.stderr
+    assert "crawl (run" in result.stderr
+
+
+def test_run_health_flags_a_collapse_of_hits_against_recent_runs():
+    from envision_spiders.extensions.runsummary import health
+
+    def run(hits, mode="full", reason="finished", failures=0):
+        return {"hits": hits, "mode": mode, "finish_reason": reason, "failures": failures}
+
+    history = [run(400), run(380), run(420), run(5, mode="incremental")]
+    assert health(run(390), history) == []
+    (problem,) = health(run(12), history)
+    assert "hits fell to 12 from a median of 400" in problem
+    # incremental runs are compared with incremental runs only, and more leniently
+    inc_history = [run(60, "incremental"), run(40, "incremental"), run(50, "incremental")]
+    assert health(run(8, "incremental"), history + inc_history) == []
+    assert health(run(0, "incremental"), history + inc_history)
+    assert health(run(0), []) == [], "no history, no judgement"
+    assert len(health(run(400, reason="shutdown", failures=2), history)) == 2

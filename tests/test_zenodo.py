@@ -310,7 +310,8 @@ def test_failed_requests_are_kept_and_retried_first_next_run(api, tmp_path):
     api.generate("zenodo", 40, seed=6)
     api.state.add_fault(path=r"q=%28%22retinal%22\+AND\+%22OCT%22%29", kind="status", status=500, count=-1)
     result = run_crawl(api, "zenodo", tmp_path, RETRY_TIMES="1")
-    assert result.returncode == 0
+    assert result.returncode == 1, "a run that lost requests says so in its exit status"
+    assert "ZENODO RUN HEALTH: 1 requests failed for good" in result.stderr
     failures = [json.loads(l) for l in (tmp_path / "failures" / "zenodo.jsonl").read_text().splitlines()]
     assert len(failures) == 1 and failures[0]["reason"] == "HTTP 500" and failures[0]["callback"] == "parse_search"
     assert "Authorization" not in json.dumps(failures)
@@ -350,3 +351,22 @@ def test_killed_crawl_resumes_to_the_same_records_with_no_corrupt_file(api, tmp_
     assert run_crawl(api, "zenodo", killed).returncode == 0
     assert comparable(saved_records(killed, "zenodo")) == comparable(saved_records(reference, "zenodo"))
     assert not list(folder.glob(".*")), "no temporary file left behind"
+
+
+def test_odd_types_html_titles_and_unicode_are_handled_record_by_record(tmp_path):
+    spider = make_spider(ZenodoSpider, tmp_path)
+    good = sample("zenodo/record_8173303_2026-07.json")
+    odd = json.loads(json.dumps(good))
+    odd.update(id=5, metadata={**odd["metadata"], "title": "<b>Retinal</b> OCT \u2014 caf\u00e9\u0000", "keywords": "fundus",
+                                "creators": {"name": "not a list"}, "license": "cc-by-4.0", "access_right": ["open"],
+                                "publication_date": 2020, "resource_type": "dataset", "related_identifiers": [None, {"identifier": 5}]})
+    broken = {"no": "id"}
+    body = json.dumps({"hits": {"hits": [good, odd, broken, "junk"], "total": 4}}).encode()
+    response = JsonResponse("http://127.0.0.1:9/api/records?page=1", body=body, request=Request("http://127.0.0.1:9/api/records?page=1"))
+    items = [o for o in spider.parse_search(response, term="retinal OCT", page=1, created=None) if isinstance(o, DatasetItem)]
+    assert [i.source_id for i in items] == ["8173303", "5"]
+    odd_item = items[1]
+    assert odd_item.title == "Retinal OCT \u2014 caf\u00e9"
+    assert odd_item.keywords == ["fundus"] and odd_item.creators == [] and odd_item.access_type is None
+    assert odd_item.license == "cc-by-4.0" and odd_item.publication_year == 2020 and odd_item.related_identifiers == []
+    assert spider.crawler.stats.get_value("envision/bad_record") == 2

@@ -27,15 +27,18 @@ class Command(ScrapyCrawl):
         return "Run a spider of the project by name, or 'all' of them in one process"
 
     def run(self, args, opts) -> None:
-        if args != ["all"]:
-            return super().run(args, opts)
         assert self.crawler_process is not None and self.settings is not None
-        names = sorted(self.crawler_process.spider_loader.list())
-        if not names:
-            raise UsageError("no spiders found")
         # one run id for every spider of this run, so their summaries sit together
         run_id = self.settings.get("RUN_ID") or new_run_id()
         self.settings.set("RUN_ID", run_id, priority="cmdline")
+        if args != ["all"]:
+            super().run(args, opts)
+            if len(args) == 1:
+                self._report(run_id, args)
+            return
+        names = sorted(self.crawler_process.spider_loader.list())
+        if not names:
+            raise UsageError("no spiders found")
         crawlers = []
         for name in names:
             crawler = self._create_crawler(name)
@@ -45,17 +48,26 @@ class Command(ScrapyCrawl):
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
+        self._report(run_id, names)
+
+    def _report(self, run_id: str, names: list[str]) -> None:
+        """One line per spider; exit status 1 when one did not start or is unhealthy
+        (did not finish, requests failed for good, hits fell far below recent runs)."""
         data_dir = self.settings.get("DATA_DIR") or "data"
-        totals = []
+        lines = []
         for name in names:
             summary = read_json(f"{data_dir}/runs/{run_id}/{name}.json")
             if not summary:
-                totals.append(f"  {name:10s} no summary (did it start?)")
+                lines.append(f"  {name:10s} NO SUMMARY: the spider did not start (see the errors above)")
                 self.exitcode = 1
                 continue
-            totals.append(
+            state = "ok" if summary.get("healthy", True) else "UNHEALTHY: " + "; ".join(summary.get("problems", []))
+            if not summary.get("healthy", True):
+                self.exitcode = 1
+            lines.append(
                 f"  {name:10s} {summary['unique_records']:6d} records ({summary['new']} new, {summary['changed']} changed, "
                 f"{summary['unchanged']} unchanged), {summary['requests']} requests, {summary['failures']} failures, "
-                f"{summary['elapsed_seconds']:.0f} s, {summary['finish_reason']}"
+                f"{summary['elapsed_seconds']:.0f} s, {summary['finish_reason']}; {state}"
             )
-        logger.info("crawl all (run %s) finished:\n%s", run_id, "\n".join(totals))
+        log = logger.info if self.exitcode == 0 else logger.error
+        log("crawl (run %s) finished:\n%s", run_id, "\n".join(lines))

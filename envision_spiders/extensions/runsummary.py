@@ -16,7 +16,7 @@ from pathlib import Path
 
 from scrapy import signals
 
-from envision_spiders.storage import atomic_write_json
+from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,44 @@ SUMMARY_FIELDS = (
     ("bytes", ("downloader/response_bytes",)),
     ("errors", ("log_count/ERROR",)),
 )
+
+
+# A source whose hits fall below this share of its recent runs' median is unhealthy
+# (the original DataCite scraper returned nothing for months without anyone noticing).
+HITS_DROP_RATIO = {"full": 0.5, "incremental": 0.1}
+HISTORY = 4  # recent runs compared
+MIN_MEDIAN = 10  # too few hits before to judge a drop
+
+
+def health(summary: dict, previous: list[dict]) -> list[str]:
+    """What is wrong with a spider's run, in words a curator can act on ([] = healthy)."""
+    problems = []
+    if summary["finish_reason"] != "finished":
+        problems.append(f"the crawl did not finish normally ({summary['finish_reason']})")
+    if summary["failures"]:
+        problems.append(f"{summary['failures']} requests failed for good (kept in data/failures/, retried next run)")
+    same_mode = [p for p in previous if p.get("mode") == summary.get("mode") and p.get("finish_reason") == "finished"]
+    recent = sorted(p.get("hits", 0) for p in same_mode[-HISTORY:])
+    if recent:
+        median = recent[len(recent) // 2]
+        ratio = HITS_DROP_RATIO.get(summary.get("mode") or "full", 0.5)
+        if median >= MIN_MEDIAN and summary["hits"] < ratio * median:
+            problems.append(
+                f"hits fell to {summary['hits']} from a median of {median} over the last {len(recent)} "
+                f"{summary.get('mode')} runs: is the API or its parser broken?"
+            )
+    return problems
+
+
+def previous_summaries(data_dir: Path, spider: str, run_id: str) -> list[dict]:
+    out = []
+    for path in sorted((data_dir / "runs").glob(f"*/{spider}.json")):
+        if path.parent.name == run_id:
+            continue
+        data = read_json(path)
+        if isinstance(data, dict):
+            out.append(data)
+    return out
 
 
 def summarize(stats: dict) -> dict:
@@ -71,9 +109,12 @@ class RunSummary:
         stats = dict(self.crawler.stats.get_stats())
         figures = summarize(stats)
         elapsed = round(time.monotonic() - self.started, 1)
+        since = getattr(spider, "since", None)
         summary = {
             "spider": spider.name,
             "run_id": self.run_id,
+            "mode": "incremental" if since else "full",
+            "since": since.isoformat() if since else None,
             "finish_reason": reason,
             "started_at": self.started_at,
             "finished_at": utcnow_iso(),
@@ -81,6 +122,9 @@ class RunSummary:
             **figures,
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
+        problems = health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
+        summary["healthy"] = not problems
+        summary["problems"] = problems
         logger.info(
             "%s summary: %d terms searched, %d hits, %d unique records (%d new, %d changed, %d unchanged); "
             "%d requests, %d retries, %d rate-limited, %d failures, %d malformed answers, %d bad records, "
@@ -90,6 +134,8 @@ class RunSummary:
             figures["rate_limited"], figures["failures"], figures["bad_responses"], figures["bad_records"],
             figures["bytes"] / 1e6, elapsed, reason,
         )
+        for problem in problems:
+            logger.error("%s RUN HEALTH: %s", spider.name.upper(), problem)
         try:
             atomic_write_json(self.path, summary)
         except OSError as exc:
