@@ -99,6 +99,7 @@ class PeekLimits:
 # --------------------------------------------------------------------------- names
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_ODD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd\\\\]")
 MAX_NAME_CHARS = 300
 
 
@@ -111,6 +112,16 @@ def display_name(name: str) -> tuple[str, bool]:
     flag is set for NUL/control characters, absolute paths, ``..`` components, and names
     that already hold U+FFFD (bytes that did not decode).
     """
+    if (
+        len(name) <= MAX_NAME_CHARS
+        and not name.startswith((".", "/"))
+        and name[1:2] != ":"
+        and "//" not in name
+        and "/." not in name
+        and not name.endswith("/")
+        and not _ODD_CHARS.search(name)
+    ):
+        return name, False  # nothing to change or flag: the common case, and the fast one
     suspicious = "\ufffd" in name
     if "\x00" in name:
         name = name.split("\x00", 1)[0]

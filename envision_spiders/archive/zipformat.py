@@ -114,6 +114,12 @@ class ZipPeeker(Peeker):
             return
         found = find_end_record(chunk.data)
         if found is None:
+            if self.range_ignored and chunk.total is None:
+                self._finish(
+                    f"the server ignored Range (answered 200) and the first {len(chunk.data):,} bytes read "
+                    "hold no end of a ZIP: the end of the file is out of reach"
+                )
+                return
             where = "the file" if chunk.offset == 0 else f"the last {len(chunk.data):,} bytes"
             self._finish(f"no end-of-central-directory record in {where}: not a ZIP file, or truncated")
             return
@@ -130,6 +136,7 @@ class ZipPeeker(Peeker):
         # The directory starts before the tail: one request for the part that is missing.
         self._tail = chunk
         self._state = "directory"
+        self.member_count = self._bounded_count()  # until the directory says better
         missing_stop = min(end, chunk.offset)
         if not self._ask(start, missing_stop - start):
             self.member_count = self._bounded_count()

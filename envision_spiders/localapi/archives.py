@@ -31,8 +31,9 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
-from envision_spiders.archive import Answer, ByteRange
+from envision_spiders.archive import Answer, ByteRange, PeekLimits, drive, make_peeker
 from envision_spiders.archive.zipformat import CENTRAL, END, END64, LOCATOR64, SIG_CENTRAL, SIG_END, SIG_END64, SIG_LOCATOR64
 
 from .core import ServedFile, parse_range_header, sparse_reader
@@ -117,25 +118,29 @@ def _size_of(member_size: int | Callable[[int], int], i: int) -> int:
 
 
 def virtual_zip(
-    names: Sequence[str],
+    names: Sequence[str | bytes],
     *,
     member_size: int | Callable[[int], int] = 500_000,
     zip64: bool | None = None,
     comment: bytes = b"",
+    utf8_flag: bool | None = None,
 ) -> ServedFile:
     """A stored (uncompressed) ZIP where only the central directory and end records are real.
 
     Member data and local headers are zeros: the file is as large as the real archive
     would be (``sum(30 + len(name) + size)`` + directory), costs nothing to hold, and
     lists exactly like it. ZIP64 extra fields and end records are written where the
-    values need them, or everywhere with ``zip64=True``.
+    values need them, or everywhere with ``zip64=True``. Names given as bytes are written
+    as they are (hostile-name tests); the UTF-8 flag is set for non-ASCII names unless
+    ``utf8_flag`` says otherwise.
     """
     entries = bytearray()
     offset = 0
     for i, name in enumerate(names):
-        raw = name.encode("utf-8")
+        raw = name if isinstance(name, bytes) else name.encode("utf-8")
         size = _size_of(member_size, i)
-        flags = 0x800 if not raw.isascii() else 0
+        utf8 = (not raw.isascii()) if utf8_flag is None else utf8_flag
+        flags = 0x800 if utf8 else 0
         extra = b""
         fields = [size, size, offset]
         big = [v >= 0xFFFFFFFF or zip64 is True for v in fields]
@@ -233,6 +238,31 @@ def local_answer(served: ServedFile, rng: ByteRange, *, ignore_range: bool = Fal
         return Answer(served.read(0, min(size, rng.length)), 200, None, size)
     a, b = ranges[0]
     return Answer(served.read(a, b - a + 1), 206, f"bytes {a}-{b}/{size}", None)
+
+
+def peek_local(
+    name: str,
+    archive: bytes | ServedFile,
+    *,
+    limits: PeekLimits | None = None,
+    ignore_range: bool = False,
+    known_size: bool = True,
+    log: list[ByteRange] | None = None,
+) -> dict[str, Any] | None:
+    """Peek into an archive in-process (tests, benchmarks): the result entry, or None when
+    the name is not an archive. ``known_size`` passes the size as an API would; ``log``
+    collects the ranges asked for."""
+    served = archive if isinstance(archive, ServedFile) else ServedFile.from_bytes(archive)
+    peeker = make_peeker(name, url=f"/storage/{name}", size=served.size if known_size else None, limits=limits)
+    if peeker is None:
+        return None
+
+    def fetch(rng: ByteRange) -> Answer:
+        if log is not None:
+            log.append(rng)
+        return local_answer(served, rng, ignore_range=ignore_range)
+
+    return drive(peeker, fetch)
 
 
 class ServedFileIO(io.RawIOBase):
