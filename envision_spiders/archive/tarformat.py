@@ -448,6 +448,8 @@ class TarPeeker(Peeker):
             self._finish(f"corrupt {NAMES[self.compression]} data after {inflater.produced:,} decompressed bytes: {exc}")
             return
         self.listed = p.members > 0 or state == p.END
+        if inflater.trailing:
+            self._warn(f"bytes after the end of the {NAMES[self.compression]} stream were ignored")
         if state == p.END:
             self._finish(complete=True)
             return
