@@ -45,7 +45,7 @@ from envision_spiders.localapi.core import ServedFile
 def test_listable_kinds(name, kind, fmt):
     peeker = make_peeker(name, url="http://h/f", size=10_000)
     assert type(peeker) is kind and peeker.format == fmt
-    assert peeker.next_request() is not None
+    assert peeker.next_request() is not None and peeker.result()["listable"]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_not_listable_kinds_make_no_request(name, fmt):
     assert peeker.finished and peeker.next_request() is None
     r = peeker.result()
     assert r["format"] == fmt and r["name"] == name and r["url"] == "http://h/f"
-    assert not r["listed"] and not r["complete"] and r["member_count"] is None
+    assert not r["listable"] and not r["listed"] and not r["complete"] and r["member_count"] is None
     assert r["requests"] == 0 and r["bytes_read"] == 0 and r["reason"]
 
 

@@ -30,6 +30,7 @@ name, url                as given to ``make_peeker``
 format                   zip, zip64, tar, tar.gz, tar.bz2, tar.xz (what the bytes are), or
                          for kinds not listed: 7z, rar, gz, bz2, xz, zst, tar.zst, split,
                          zip-split
+listable                 False for kinds that are never listed (no request was made)
 listed                   True when members were read (possibly not all of them)
 complete                 True when every member was listed
 member_count             members (files and folders) in the archive: the ZIP end record's

@@ -214,16 +214,14 @@ class Chunk:
     def stop(self) -> int:
         return self.offset + len(self.data)
 
-    def covers(self, start: int) -> bool:
-        return self.offset <= start < self.stop
-
-    def slice(self, start: int, stop: int) -> bytes:
-        """The bytes of [start, stop) this chunk holds (may be shorter, or empty)."""
-        a = max(start, self.offset) - self.offset
+    def slice(self, start: int, stop: int) -> memoryview:
+        """The bytes of [start, stop) this chunk holds, without copying (may be shorter,
+        or empty when the chunk does not hold ``start``)."""
+        a = start - self.offset
         b = min(stop, self.stop) - self.offset
-        if start < self.offset or b <= a:
-            return b""
-        return self.data[a:b]
+        if a < 0 or b <= a:
+            return memoryview(b"")
+        return memoryview(self.data)[a:b]
 
 
 # --------------------------------------------------------------------------- peekers
@@ -231,6 +229,7 @@ class Peeker:
     """Base of the per-format state machines (see the module docstring for the loop)."""
 
     format = ""
+    listable = True  # False for the kinds make_peeker knows but cannot list (NotListable)
 
     def __init__(self, name: str, *, url: str | None = None, size: int | None = None, limits: PeekLimits | None = None) -> None:
         self.name = name
@@ -300,6 +299,7 @@ class Peeker:
             "name": self.name,
             "url": self.url,
             "format": self.format,
+            "listable": self.listable,
             "listed": self.listed,
             "complete": self.complete,
             "member_count": member_count,
@@ -412,6 +412,8 @@ class Peeker:
 
 class NotListable(Peeker):
     """A known archive kind we do not list (no request; the result says why)."""
+
+    listable = False
 
     def __init__(self, name: str, *, format: str, reason: str, url: str | None = None, size: int | None = None, limits: PeekLimits | None = None) -> None:
         self.format = format

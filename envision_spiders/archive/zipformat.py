@@ -90,7 +90,7 @@ class ZipPeeker(Peeker):
         self._state = "tail"
         self._declared: int | None = None
         self._tail: Chunk | None = None
-        self._cd_start = self._cd_end = self._cd_size = 0
+        self._cd_start = self._cd_end = self._cd_size = self._cd_offset_claimed = 0
         self._ask(None, tail)
 
     # ------------------------------------------------------------------ answers
@@ -157,7 +157,8 @@ class ZipPeeker(Peeker):
             self._finish(f"{why}: the central directory at byte {start:,} was not received")
             return
         if start + len(part) == missing_stop:
-            self._parse_directory(part + tail.slice(missing_stop, end), whole=True)
+            rest = tail.slice(missing_stop, end)
+            self._parse_directory(bytes(part) + rest if rest else part, whole=True)
         else:
             self._parse_directory(part, whole=False)
 
@@ -238,7 +239,7 @@ class ZipPeeker(Peeker):
         return max(self.listing.entries, min(self._declared, self._cd_size // CENTRAL.size))
 
     # ------------------------------------------------------------------ directory
-    def _parse_directory(self, buf: bytes, *, whole: bool, fallback: Chunk | None = None) -> None:
+    def _parse_directory(self, buf: bytes | memoryview, *, whole: bool, fallback: Chunk | None = None) -> None:
         parsed, error = self._parse_records(buf, whole=whole)
         if (
             parsed == 0
@@ -272,7 +273,7 @@ class ZipPeeker(Peeker):
             self._warn(f"the end record declares {declared:,} members; the directory holds {parsed:,}")
         self._finish(complete=True)
 
-    def _parse_records(self, buf: bytes, *, whole: bool) -> tuple[int, str | None]:
+    def _parse_records(self, buf: bytes | memoryview, *, whole: bool) -> tuple[int, str | None]:
         """Parse central directory records into the listing: (records parsed, error or None)."""
         add = self.listing.add
         size = CENTRAL.size
@@ -281,23 +282,26 @@ class ZipPeeker(Peeker):
         pos = 0
         parsed = 0
         while pos + 4 <= n:
-            sig = buf[pos : pos + 4]
+            if pos + size <= n:
+                fields = unpack(buf, pos)
+                sig = fields[0]
+            else:
+                fields, sig = None, bytes(buf[pos : pos + 4])
             if sig != SIG_CENTRAL:
                 if sig in (SIG_DIGITAL_SIGNATURE, SIG_END64, SIG_END):
                     break
                 return parsed, f"corrupt central directory: no record signature at byte {self._cd_start + pos:,} (record {parsed + 1:,})"
-            if pos + size > n:
+            if fields is None:
                 if whole:
                     return parsed, f"the central directory ends inside record {parsed + 1:,}"
                 break
-            fields = unpack(buf, pos)
             flags, name_len, extra_len, comment_len = fields[3], fields[10], fields[11], fields[12]
             stop = pos + size + name_len + extra_len + comment_len
             if stop > n:
                 if whole:
                     return parsed, f"the central directory ends inside record {parsed + 1:,}"
                 break
-            raw = buf[pos + size : pos + size + name_len]
+            raw = bytes(buf[pos + size : pos + size + name_len])
             bad = False
             if flags & FLAG_UTF8:
                 try:
@@ -307,7 +311,7 @@ class ZipPeeker(Peeker):
             else:
                 name = None
                 if extra_len:
-                    name = unicode_path(buf[pos + size + name_len : pos + size + name_len + extra_len], raw)
+                    name = unicode_path(bytes(buf[pos + size + name_len : pos + size + name_len + extra_len]), raw)
                 if name is None:
                     name = raw.decode("cp437")
             add(name, folder=name.endswith(("/", "\\")), suspicious=bad)
