@@ -92,6 +92,7 @@ def test_byte_range_headers():
         ("bytes 900-999/*", (900, 999, None)),
         ("BYTES  5 - 9 / 10", (5, 9, 10)),
         ("bytes */1000", (None, None, 1000)),
+        (b"bytes 0-99/1000", (0, 99, 1000)),
         ("bytes 9-5/10", None),
         ("items 0-1/2", None),
         ("", None),
@@ -137,6 +138,22 @@ def test_a_200_cut_by_the_caller_without_length_is_not_mistaken_for_the_whole_fi
     peeker.feed(data[: rng.length], status=200, content_range=None, total_size=None)
     r = peeker.result()
     assert not r["listed"] and "ignored Range" in r["reason"]
+
+
+def test_header_values_as_scrapy_holds_them():
+    data, _ = zip_with_large_directory(3000)
+    served = ServedFile.from_bytes(data)
+
+    def fetch(rng):
+        answer = local_answer(served, rng)
+        return Answer(answer.data, answer.status, answer.content_range.encode(), None)
+
+    r = drive(make_peeker("big.zip"), fetch)
+    assert r["complete"] and r["member_count"] == 3000
+    small = zip_bytes(["a.png"])
+    peeker = make_peeker("small.zip")
+    peeker.feed(small, status=200, total_size=str(len(small)).encode())
+    assert peeker.result()["complete"] and peeker.result()["total_size"] == len(small)
 
 
 def test_a_200_with_an_empty_body_after_a_cancelled_download():

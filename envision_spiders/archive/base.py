@@ -187,10 +187,15 @@ class Listing:
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)\s*-\s*(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.IGNORECASE)
 
 
-def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
-    """``bytes a-b/N`` -> (a, b, N); ``*`` parts are None; None when malformed."""
+def parse_content_range(value: str | bytes | None) -> tuple[int | None, int | None, int | None] | None:
+    """``bytes a-b/N`` -> (a, b, N); ``*`` parts are None; None when malformed.
+
+    Accepts bytes as well (Scrapy's header values are bytes).
+    """
     if not value:
         return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
     m = _CONTENT_RANGE.match(value)
     if not m:
         return None
@@ -200,6 +205,16 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None, int 
     if first is not None and last is not None and last < first:
         return None
     return first, last, (int(total) if total != "*" else None)
+
+
+def _as_size(value: int | str | bytes | None) -> int | None:
+    """A size from an int or a Content-Length header value; None when absent or invalid."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.isascii() and value.isdigit() else None
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 @dataclass(slots=True)
@@ -263,13 +278,21 @@ class Peeker:
         """The request to make next, or None when the peek is over. Idempotent."""
         return None if self._done else self._pending
 
-    def feed(self, data: bytes, *, status: int, content_range: str | None = None, total_size: int | None = None) -> None:
+    def feed(
+        self,
+        data: bytes,
+        *,
+        status: int,
+        content_range: str | bytes | None = None,
+        total_size: int | str | bytes | None = None,
+    ) -> None:
         """Hand over the answer to :meth:`next_request`'s range.
 
         ``data`` is the body (cut at the range's ``length`` if the server sent more),
         ``status`` the HTTP status, ``content_range`` the ``Content-Range`` header, and
         ``total_size`` the file size if the caller knows it otherwise (the
-        ``Content-Length`` of a 200 that ignored Range).
+        ``Content-Length`` of a 200 that ignored Range). Header values may be given as
+        Scrapy holds them (bytes).
         """
         rng = self._take()
         self.bytes_read += len(data)
@@ -364,7 +387,9 @@ class Peeker:
         logger.exception("Archive peek of %s (%s) stopped on an internal error", self.name, self.url)
         self._finish(f"internal error while reading the archive: {exc!r}", complete=False)
 
-    def _accept(self, rng: ByteRange, data: bytes, status: int, content_range: str | None, total_size: int | None) -> Chunk | None:
+    def _accept(
+        self, rng: ByteRange, data: bytes, status: int, content_range: str | bytes | None, total_size: int | str | bytes | None
+    ) -> Chunk | None:
         """Turn an answer into a Chunk, or finish the peek with the reason it is unusable."""
         if status == 206:
             parsed = parse_content_range(content_range)
@@ -389,7 +414,7 @@ class Peeker:
             # stopped reading at rng.length, so the body is whole only if shorter.
             self.range_ignored = True
             data = data[: rng.length]
-            total = total_size if isinstance(total_size, int) and total_size >= 0 else None
+            total = _as_size(total_size)
             if total is None and len(data) < rng.length:
                 total = len(data)
             if total is not None:
