@@ -139,7 +139,6 @@ class ZipPeeker(Peeker):
         self.member_count = self._bounded_count()  # until the directory says better
         missing_stop = min(end, chunk.offset)
         if not self._ask(start, missing_stop - start):
-            self.member_count = self._bounded_count()
             self._finish(
                 f"the central directory ({self._cd_size:,} bytes) does not fit in the peek budget "
                 f"({self.limits.max_bytes:,} bytes, {self.limits.max_requests} requests)"
