@@ -59,8 +59,7 @@ EXTENSIONS: dict[str, str] = {
     ),
 }
 
-# Longest first, so ".nii.gz" wins over ".gz" and ".g.vcf.gz" over ".vcf.gz".
-_SORTED = sorted(EXTENSIONS, key=len, reverse=True)
+_MAX_EXT_LEN = max(map(len, EXTENSIONS))
 # Parts of split archives (.z01, .z02, ..., .7z.001, .zip.001) share the .z01 entry.
 _SPLIT_PART = re.compile(r"(\.z\d\d|\.(?:zip|7z|rar|tar)\.\d{3}|\.part\d+\.rar)$", re.IGNORECASE)
 _SIMPLE_EXT = re.compile(r"\.[a-z0-9]{1,10}$")
@@ -84,9 +83,15 @@ def file_extension(name: str) -> str:
     split = _SPLIT_PART.search(base)
     if split and len(base) > len(split.group(1)):
         return split.group(1)
-    for ext in _SORTED:
-        if base.endswith(ext) and len(base) > len(ext):
-            return ext
+    # The longest extension of the table that ends the name without being all of it:
+    # only suffixes starting at a dot (not the first character) within the last
+    # _MAX_EXT_LEN characters can be one, so look those up instead of trying every entry
+    # (archive listings call this for hundreds of thousands of members).
+    dot = base.find(".", max(1, len(base) - _MAX_EXT_LEN))
+    while dot != -1:
+        if base[dot:] in EXTENSIONS:
+            return base[dot:]
+        dot = base.find(".", dot + 1)
     m = _SIMPLE_EXT.search(base)
     return m.group(0) if m else ""
 
