@@ -60,7 +60,9 @@ NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.go
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
-ARCHIVE_PEEK_MAX_BYTES = int(_env("ARCHIVE_PEEK_MAX_BYTES", str(16 * 1024 * 1024)))
+ARCHIVE_PEEK_MAX_BYTES = int(_env("ARCHIVE_PEEK_MAX_BYTES", str(16 * 1024 * 1024)))  # per archive
+ARCHIVE_PEEK_MAX_REQUESTS = int(_env("ARCHIVE_PEEK_MAX_REQUESTS", "8"))  # per archive (a ZIP needs 1 or 2)
+ARCHIVE_PEEK_MAX_ARCHIVES = int(_env("ARCHIVE_PEEK_MAX_ARCHIVES", "10"))  # per record
 CLASSIFY_ENABLED = _env_bool("CLASSIFY_ENABLED", True)
 DOWNLOAD_ENABLED = _env_bool("DOWNLOAD_ENABLED", False)
 DOWNLOAD_THRESHOLD = float(_env("DOWNLOAD_THRESHOLD", "0.80"))
@@ -115,6 +117,9 @@ DOWNLOADER_MIDDLEWARES = {
 SPIDER_MIDDLEWARES = {
     # Malformed answers (bad JSON, wrong types) are logged, counted and retried, never fatal.
     "envision_spiders.middlewares.badresponse.BadResponseMiddleware": 45,
+    # Archive listings (Range requests through the downloader middlewares) are put on
+    # each record before it reaches the pipelines.
+    "envision_spiders.middlewares.archivepeek.ArchivePeekMiddleware": 600,
 }
 
 ITEM_PIPELINES = {

@@ -7,13 +7,12 @@ deterministic bytes. Every file is served with Range support by ``core.serve_fil
 
 from __future__ import annotations
 
-import io
 import random
-import tarfile
 import zipfile
 
 from envision_spiders.filetypes import file_extension
 
+from .archives import tar_bytes, zip_bytes
 from .core import ServedFile
 
 
@@ -27,33 +26,14 @@ def _members(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def zip_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def tar_bytes(members: list[tuple[str, bytes]], gz: bool) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1_700_000_000
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def make_payload(name: str, rng: random.Random, small: bool = True) -> ServedFile:
     ext = file_extension(name)
     n = rng.randint(3, 12) if small else rng.randint(200, 2000)
     if ext == ".zip":
-        return ServedFile.from_bytes(zip_bytes(_members(rng, n)), content_type="application/zip")
+        return ServedFile.from_bytes(zip_bytes(_members(rng, n), compression=zipfile.ZIP_DEFLATED), content_type="application/zip")
     if ext in (".tar.gz", ".tgz"):
-        return ServedFile.from_bytes(tar_bytes(_members(rng, n), gz=True), content_type="application/gzip")
+        return ServedFile.from_bytes(tar_bytes(_members(rng, n), compression="gz"), content_type="application/gzip")
     if ext == ".tar":
-        return ServedFile.from_bytes(tar_bytes(_members(rng, n), gz=False), content_type="application/x-tar")
+        return ServedFile.from_bytes(tar_bytes(_members(rng, n)), content_type="application/x-tar")
     size = rng.randint(64, 4096)
     return ServedFile.from_bytes(bytes(rng.getrandbits(8) for _ in range(size)))

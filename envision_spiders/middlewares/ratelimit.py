@@ -65,9 +65,8 @@ class RateLimitMiddleware:
         b = self.budgets.get(key)
         if b is None:
             spider = self.crawler.spider
-            windows: tuple = ()
-            if spider is not None and key in getattr(spider, "budget_keys", ()):
-                windows = spider.pace.scaled(self.scale).windows
+            windows_for = getattr(spider, "windows_for", None)
+            windows = windows_for(key, self.scale) if windows_for else ()
             b = self.budgets[key] = WindowBudget(windows)
         return b
 

@@ -50,6 +50,11 @@ class SourceSpider(scrapy.Spider):
     api_setting: str = ""
     #: the API's documented pace (see apis.md); scaled by POLITENESS_SCALE
     pace: Pace = Pace(interval=1.0)
+    #: other limits a request can name with ``meta["budget"]`` (a file host's own limit,
+    #: such as Dryad's 100 downloads an hour); their windows are enforced the same way
+    extra_budgets: dict[str, Pace] = {}
+    #: the budget archive peeks of this source's files use (None: the file host's own)
+    files_budget: str | None = None
 
     custom_settings: dict[str, Any] = {}
 
@@ -169,6 +174,23 @@ class SourceSpider(scrapy.Spider):
         """Headers that authenticate against this API (tokens from the environment)."""
         return {}
 
+    def auth_headers_for(self, url: str) -> dict[str, str]:
+        """Credentials for a URL: only on the API's own host."""
+        return self.auth_headers() if urlparse(url).hostname == self.api_host else {}
+
+    def files_readable(self) -> bool:
+        """False when this source's file host refuses anonymous reads and we have no
+        credentials (archives are then not peeked, and the record says why)."""
+        return True
+
+    def windows_for(self, budget: str, scale: float) -> tuple[tuple[int, float], ...]:
+        """The sliding windows of a budget (see RateLimitMiddleware)."""
+        if budget in self.extra_budgets:
+            return self.extra_budgets[budget].scaled(scale).windows
+        if budget in getattr(self, "budget_keys", ()):
+            return self.pace.scaled(scale).windows
+        return ()
+
     def api_request(
         self,
         url: str,
@@ -187,8 +209,7 @@ class SourceSpider(scrapy.Spider):
         API's own host (a redirect to storage elsewhere never carries them: Scrapy
         drops Authorization on cross-domain redirects)."""
         hdrs = {"Accept": "application/json"}
-        if urlparse(url).hostname == self.api_host:
-            hdrs.update(self.auth_headers())
+        hdrs.update(self.auth_headers_for(url))
         if json_body is not None:
             body = json.dumps(json_body)
             hdrs["Content-Type"] = "application/json"
