@@ -57,6 +57,9 @@ OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
 DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
 KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
 NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+# The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
+# smaller is safe under both): past it the nei spider splits a query by fiscal years.
+NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
