@@ -118,6 +118,9 @@ DOWNLOADER_MIDDLEWARES = {
 SPIDER_MIDDLEWARES = {
     # Malformed answers (bad JSON, wrong types) are logged, counted and retried, never fatal.
     "envision_spiders.middlewares.badresponse.BadResponseMiddleware": 45,
+    # With RENDER_LANDING_PAGES: records without a usable description get it from their
+    # rendered landing page's schema.org Dataset (off: the middleware is not loaded).
+    "envision_spiders.middlewares.landingpages.LandingPageMiddleware": 600,
 }
 
 ITEM_PIPELINES = {
@@ -142,6 +145,14 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- rendered landing pages (scrapy-playwright), only for requests that ask for it --
 RENDER_LANDING_PAGES = _env_bool("RENDER_LANDING_PAGES", False)
+# Seconds a landing page may take to load (the wait for its JSON-LD is half of it).
+LANDING_PAGE_TIMEOUT = float(_env("LANDING_PAGE_TIMEOUT", "30"))
+# The add-on enables scrapy-playwright's download handler only when RENDER_LANDING_PAGES
+# is on and Chromium exists: normal crawls never start Playwright or a browser.
+ADDONS = {"envision_spiders.middlewares.landingpages.LandingPagesAddon": 0}
+PLAYWRIGHT_MAX_CONTEXTS = 1
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 2
+PLAYWRIGHT_ABORT_REQUEST = "envision_spiders.middlewares.landingpages.abort_request"
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
     "headless": True,

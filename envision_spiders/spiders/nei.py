@@ -152,6 +152,11 @@ def text_of(value: Any) -> str:
     return " ".join(value.split()) if isinstance(value, str) else ""
 
 
+def present(**values: Any) -> dict[str, Any]:
+    """The values that say something (no None, empty string, list or mapping)."""
+    return {k: v for k, v in values.items() if v is not None and v != "" and v != [] and v != {}}
+
+
 def number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -370,36 +375,28 @@ class NeiSpider(SourceSpider):
         keywords += [k for k in split_terms(row.get("pref_terms")) if k.lower() not in known]
         org = row.get("organization") if isinstance(row.get("organization"), dict) else {}
         admin = row.get("agency_ic_admin") if isinstance(row.get("agency_ic_admin"), dict) else {}
-        dates = {
-            k: v
-            for k, v in (
-                ("project_start", iso(row.get("project_start_date"))),
-                ("project_end", iso(row.get("project_end_date"))),
-                ("budget_start", iso(row.get("budget_start"))),
-                ("budget_end", iso(row.get("budget_end"))),
-                ("award_notice", iso(row.get("award_notice_date"))),
-                ("added", iso(row.get("date_added"))),
-            )
-            if v
-        }
+        dates = present(
+            project_start=iso(row.get("project_start_date")),
+            project_end=iso(row.get("project_end_date")),
+            budget_start=iso(row.get("budget_start")),
+            budget_end=iso(row.get("budget_end")),
+            award_notice=iso(row.get("award_notice_date")),
+            added=iso(row.get("date_added")),
+        )
         start_year = year_of(row.get("project_start_date"))
         fundings = [
-            {k: v for k, v in (("fy", f.get("fy")), ("ic", f.get("abbreviation") or f.get("code")), ("total_cost", number(f.get("total_cost")))) if v is not None}
+            present(fy=f.get("fy"), ic=f.get("abbreviation") or f.get("code"), total_cost=number(f.get("total_cost")))
             for f in row.get("agency_ic_fundings") or []
             if isinstance(f, dict)
         ]
-        organization = {
-            k: v
-            for k, v in (
-                ("name", text_of(org.get("org_name"))),
-                ("city", text_of(org.get("org_city"))),
-                ("state", text_of(org.get("org_state"))),
-                ("country", text_of(org.get("org_country"))),
-                ("department", text_of(org.get("dept_type"))),
-                ("uei", text_of(org.get("primary_uei"))),
-            )
-            if v
-        }
+        organization = present(
+            name=text_of(org.get("org_name")),
+            city=text_of(org.get("org_city")),
+            state=text_of(org.get("org_state")),
+            country=text_of(org.get("org_country")),
+            department=text_of(org.get("dept_type")),
+            uei=text_of(org.get("primary_uei")),
+        )
         officers = [text_of(p.get("full_name")) or person_name(p) for p in row.get("program_officers") or [] if isinstance(p, dict)]
         spending = [s.strip() for s in str(row.get("spending_categories_desc") or "").split(";") if s.strip()]
         extra = {
@@ -438,5 +435,5 @@ class NeiSpider(SourceSpider):
             access_type="metadata-only",
             resource_type="grant",
             external_links=list(dict.fromkeys(links + phr_links)),
-            extra={k: v for k, v in extra.items() if v not in (None, "", [], {})},
+            extra=present(**extra),
         )
