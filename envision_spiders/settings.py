@@ -57,6 +57,9 @@ OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
 DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
 KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
 NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+# The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
+# smaller is safe under both): past it the nei spider splits a query by fiscal years.
+NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
@@ -120,6 +123,9 @@ SPIDER_MIDDLEWARES = {
     # Archive listings (Range requests through the downloader middlewares) are put on
     # each record before it reaches the pipelines.
     "envision_spiders.middlewares.archivepeek.ArchivePeekMiddleware": 600,
+    # With RENDER_LANDING_PAGES: records without a usable description get it from their
+    # rendered landing page's schema.org Dataset (off: the middleware is not loaded).
+    "envision_spiders.middlewares.landingpages.LandingPageMiddleware": 610,
 }
 
 ITEM_PIPELINES = {
@@ -144,6 +150,14 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- rendered landing pages (scrapy-playwright), only for requests that ask for it --
 RENDER_LANDING_PAGES = _env_bool("RENDER_LANDING_PAGES", False)
+# Seconds a landing page may take to load (the wait for its JSON-LD is half of it).
+LANDING_PAGE_TIMEOUT = float(_env("LANDING_PAGE_TIMEOUT", "30"))
+# The add-on enables scrapy-playwright's download handler only when RENDER_LANDING_PAGES
+# is on and Chromium exists: normal crawls never start Playwright or a browser.
+ADDONS = {"envision_spiders.middlewares.landingpages.LandingPagesAddon": 0}
+PLAYWRIGHT_MAX_CONTEXTS = 1
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 2
+PLAYWRIGHT_ABORT_REQUEST = "envision_spiders.middlewares.landingpages.abort_request"
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
     "headless": True,

@@ -6,6 +6,9 @@
 * ``provenance.search_terms`` is the union of the terms that found the record this run
   and in earlier runs; a ``TermHit`` (a term that found an already handled record)
   is merged into the saved file, or into the record still on its way;
+* ``extra`` facts a spider lists in ``accumulated_extra`` grow across runs: lists
+  become the sorted union, mappings are merged (a source that reports a record
+  piecemeal, like RePORTER's fiscal years searched a few at a time incrementally);
 * new, changed and unchanged records are counted (``envision/records/*``);
 * a write that fails (full disk, permissions) is logged with the path and the reason,
   counted, and the item is dropped so later steps never act on an unsaved record.
@@ -26,6 +29,20 @@ logger = logging.getLogger(__name__)
 
 # Fields that change on every harvest without the record changing.
 _VOLATILE = ("harvested_at",)
+
+
+def accumulate(old, new):
+    """``new`` grown by what ``old`` had: lists -> sorted union (order kept when the
+    values do not sort), dicts -> merged (new values win), anything else -> new."""
+    if isinstance(old, list) and isinstance(new, list):
+        merged = [*new, *(v for v in old if v not in new)]
+        try:
+            return sorted(merged)
+        except TypeError:
+            return merged
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **new}
+    return new if new is not None else old
 
 
 def _comparable(record: dict) -> dict:
@@ -64,6 +81,11 @@ class PersistPipeline:
                 terms.append(t)
         record.setdefault("provenance", {})["search_terms"] = terms
         if isinstance(existing, dict):
+            old_extra = existing.get("extra") if isinstance(existing.get("extra"), dict) else {}
+            extra = record.get("extra") if isinstance(record.get("extra"), dict) else None
+            for key in getattr(self.crawler.spider, "accumulated_extra", ()):
+                if extra is not None and key in old_extra:
+                    extra[key] = accumulate(old_extra[key], extra.get(key))
             # what later steps added (labels, duplicate marks) survives a refresh
             for key, value in existing.items():
                 record.setdefault(key, value)

@@ -459,6 +459,36 @@ async def _stream(request, served, status, headers, spans, length, tail):
     return response
 
 
+# --------------------------------------------------------------------------- landing pages
+def add_page(state: ServerState, page_id: str, jsonld: Any, *, delay_ms: int = 200, status: int = 200) -> str:
+    """A dataset landing page that builds its JSON-LD with JavaScript ``delay_ms`` after
+    loading (as single-page apps do after a data request), so only a real browser sees
+    it; returns its path. Kept with the sources' state, so tests start without pages."""
+    with state.lock:
+        state.sources.setdefault("pages", {})[page_id] = {"jsonld": jsonld, "delay_ms": delay_ms, "status": status}
+    return f"/pages/dataset/{page_id}"
+
+
+async def serve_page(request: web.Request) -> web.Response:
+    state: ServerState = request.app[STATE_KEY]
+    with state.lock:
+        page = state.sources.get("pages", {}).get(request.match_info["id"])
+    if page is None:
+        return web.Response(status=404, text="<html><body>Not found</body></html>", content_type="text/html")
+    # a JS string literal holding the JSON; "</" escaped so it cannot close the script
+    literal = json.dumps(json.dumps(page["jsonld"])).replace("</", "<\\/")
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Dataset</title>"
+        "<link rel='stylesheet' href='/pages/asset/site.css'><script>"
+        f"window.addEventListener('load', function () {{ setTimeout(function () {{"
+        f" var s = document.createElement('script'); s.type = 'application/ld+json';"
+        f" s.textContent = JSON.stringify(JSON.parse({literal})); document.head.appendChild(s);"
+        f" }}, {int(page['delay_ms'])}); }});"
+        "</script></head><body><h1>Loading dataset&hellip;</h1><img src='/pages/asset/banner.png' alt=''></body></html>"
+    )
+    return web.Response(status=page["status"], text=html, content_type="text/html")
+
+
 # --------------------------------------------------------------------------- control
 async def control(request: web.Request) -> web.StreamResponse:
     state: ServerState = request.app[STATE_KEY]
@@ -498,6 +528,7 @@ def make_app(state: ServerState, registrars: list[Callable[[web.Application], No
     app.router.add_route("*", "/_control/{action}", control)
     app.router.add_get("/storage/{path:.+}", serve_storage)  # add_get also answers HEAD
     app.router.add_get("/redirect/{path:.+}", serve_redirect)
+    app.router.add_get("/pages/dataset/{id}", serve_page)
     for register in registrars:
         register(app)
     return app
