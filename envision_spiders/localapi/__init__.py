@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import nei, zenodo
+from . import kaggle, nei, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -27,6 +27,7 @@ __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOUR
 SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
     "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
+    "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
 }
 
 
