@@ -80,7 +80,7 @@ POLITENESS_SCALE = float(_env("POLITENESS_SCALE", "1.0"))
 # is each spider's DOWNLOAD_DELAY, set from its documented limit.
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
-RANDOMIZE_DOWNLOAD_DELAY = False  # a random 0.5x delay would break a documented limit
+DOWNLOAD_DELAY_JITTER = 0  # a random 0.5x delay would break a documented limit
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 2
 DOWNLOAD_TIMEOUT = int(_env("DOWNLOAD_TIMEOUT", "60"))

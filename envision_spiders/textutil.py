@@ -23,6 +23,15 @@ _BLOCK_TAGS = {
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+# Markup: a tag (<p>, </p>, <br/>, <!-- -->) or an entity (&amp; &#39; &#x27;). Plain text such
+# as "p<0.05 and R&D" holds neither and is not parsed as HTML (it would lose text).
+_LOOKS_LIKE_HTML = re.compile(
+    r"</?[a-zA-Z][a-zA-Z0-9]*"  # a tag name
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*"  # its attributes
+    r"\s*/?>"
+    r"|<!--"
+    r"|&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#\d{1,7}|#[xX][0-9a-fA-F]{1,6});"
+)
 
 
 def _clean_ws(text: str) -> str:
@@ -48,7 +57,7 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
         value = " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
     links: list[str] = []
     value = _CONTROL.sub(" ", value)  # NUL and other control characters never reach a record
-    if "<" in value or "&" in value:
+    if _LOOKS_LIKE_HTML.search(value):
         try:
             root = lxml.html.fragment_fromstring(value, create_parent="div")
         except (etree.ParserError, ValueError):

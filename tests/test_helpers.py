@@ -163,3 +163,9 @@ def test_pipelines_package_is_the_projects():
     from pathlib import Path
 
     assert Path(pipelines.__file__).resolve().parent.parent == Path(__file__).resolve().parent.parent
+
+
+def test_plain_text_with_angle_brackets_and_ampersands_is_not_parsed_as_html():
+    assert html_to_text("n<b and R&D, p<0.05 & x>3")[0] == "n<b and R&D, p<0.05 & x>3"
+    assert html_to_text("a &amp; b <br/>c")[0] == "a & b\nc"
+    assert html_to_text("x<p>y</p>")[0] == "x\ny"

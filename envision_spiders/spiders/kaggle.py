@@ -307,6 +307,10 @@ class KaggleSpider(SourceSpider):
     def auth_headers(self) -> dict[str, str]:
         return self.credentials.headers()
 
+    def files_readable(self) -> bool:
+        # Kaggle serves file downloads (and so Range peeks) only to authenticated clients
+        return bool(self.credentials.scheme)
+
     def covers_everything(self) -> bool:
         return super().covers_everything() and not self.refused
 
