@@ -114,6 +114,19 @@ def dois_in(values: Any) -> list[str]:
     return out
 
 
+def related_dois_and_links(identifiers: Any, own_doi: str | None, links: Any = ()) -> tuple[list[str], list[str]]:
+    """From a record's related identifiers: its ``related_dois`` (normalised, without its
+    own DOI) and its ``external_links``: ``links`` (e.g. those of the description) then
+    every http(s) identifier that is not a DOI, without repeats."""
+    identifiers = [i for i in as_list(identifiers) if isinstance(i, str)]
+    related = [d for d in dois_in(identifiers) if d != own_doi]
+    external = list(dict.fromkeys(strings(links)))
+    for ident in identifiers:
+        if ident.lower().startswith(("http://", "https://")) and not normalize_doi(ident) and ident not in external:
+            external.append(ident)
+    return related, external
+
+
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import kaggle, nei, zenodo
+from . import datacite, kaggle, nei, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -28,6 +28,7 @@ SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
     "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
+    "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
 }
 
 

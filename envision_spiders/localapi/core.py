@@ -166,7 +166,8 @@ class RateWindow:
 
     limit: int
     period: float
-    retry_header: str = "Retry-After"  # or "RateLimit-Reset" (Dryad) / "X-RateLimit-Reset" (Zenodo)
+    # or "RateLimit-Reset" (Dryad) / "X-RateLimit-Reset" (Zenodo) / None: no header (DataCite)
+    retry_header: str | None = "Retry-After"
     stamps: collections.deque = field(default_factory=collections.deque)
 
     def check(self, now: float) -> float:
@@ -210,7 +211,7 @@ class ServerState:
         with self.lock:
             self.faults.clear()
 
-    def set_rate_limit(self, prefix: str, windows: list[tuple[int, float]], retry_header: str = "Retry-After") -> None:
+    def set_rate_limit(self, prefix: str, windows: list[tuple[int, float]], retry_header: str | None = "Retry-After") -> None:
         with self.lock:
             self.rate_windows[prefix] = [RateWindow(n, p, retry_header) for n, p in windows]
 
@@ -293,7 +294,7 @@ async def accounting_and_faults(request: web.Request, handler: Callable) -> web.
                 fault = f
                 break
         limited = 0.0
-        header = "Retry-After"
+        header: str | None = "Retry-After"
         for prefix, windows in state.rate_windows.items():
             if path.startswith(prefix):
                 for w in windows:
@@ -317,9 +318,11 @@ async def accounting_and_faults(request: web.Request, handler: Callable) -> web.
     return response
 
 
-def _too_many(wait: float, header: str) -> web.Response:
+def _too_many(wait: float, header: str | None) -> web.Response:
     seconds = max(1, int(wait + 0.999))
-    if header == "X-RateLimit-Reset":
+    if not header:
+        headers: dict[str, str] = {}
+    elif header == "X-RateLimit-Reset":
         headers = {"X-RateLimit-Reset": str(int(time.time() + wait + 0.999)), "X-RateLimit-Remaining": "0"}
     elif header == "RateLimit-Reset":
         headers = {"RateLimit-Reset": str(seconds), "RateLimit-Remaining": "0", "RateLimit-Limit": "0"}

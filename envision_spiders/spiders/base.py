@@ -72,10 +72,18 @@ class SourceSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- set-up
     @classmethod
+    def pace_for(cls, settings: BaseSettings) -> Pace:
+        """The pace this spider keeps under these settings: ``pace``, unless the API's
+        limit depends on a setting (DataCite doubles it for clients that identify
+        themselves with CONTACT_EMAIL). The rate-limit middleware reads the result
+        from the spider instance (set in ``from_crawler``)."""
+        return cls.pace
+
+    @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
         scale = settings.getfloat("POLITENESS_SCALE", 1.0)
-        pace = cls.pace.scaled(scale)
+        pace = cls.pace_for(settings).scaled(scale)
         settings.set("DOWNLOAD_DELAY", pace.interval, priority="spider")
         settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", pace.concurrency, priority="spider")
         settings.set("AUTOTHROTTLE_START_DELAY", pace.interval, priority="spider")
@@ -92,6 +100,7 @@ class SourceSpider(scrapy.Spider):
             raise ValueError(f"{cls.api_setting}={root!r} is not an http(s) URL")
         spider.api_root = root.rstrip("/")
         spider.api_host = urlparse(spider.api_root).hostname or ""
+        spider.pace = cls.pace_for(settings)
         # requests to the API host share the API's budget (see RateLimitMiddleware)
         spider.budget_keys = {spider.api_host}
         spider.terms = load_terms(settings.get("SEARCH_TERMS"))

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.textutil import dois_in, html_to_text, iso, normalize_doi, plain_text, strings, year_of
+from envision_spiders.textutil import html_to_text, iso, normalize_doi, plain_text, related_dois_and_links, strings, year_of
 
 RESULT_WINDOW = 10_000
 PAGE_SIZE_ANONYMOUS = 25
@@ -231,12 +231,7 @@ class ZenodoSpider(SourceSpider):
                         **({"resource_type": str(r["resource_type"])} if r.get("resource_type") else {}),
                     }
                 )
-        related_dois = [d for d in dois_in(r["identifier"] for r in related) if d != doi]
-        external = list(links)
-        for r in related:
-            ident = r["identifier"]
-            if ident.lower().startswith(("http://", "https://")) and not normalize_doi(ident) and ident not in external:
-                external.append(ident)
+        related_dois, external = related_dois_and_links([r["identifier"] for r in related], doi, links)
         license_ = md.get("license")
         if isinstance(license_, dict):
             license_ = license_.get("id") or license_.get("title")
