@@ -148,3 +148,23 @@ def make_spider(spidercls, data_dir: Path, *, open_state: bool = True, spider_kw
     if open_state:
         CrawlState.of(crawler).spider_opened(spider)
     return spider
+
+
+@pytest.fixture(scope="session")
+def classifier_models(tmp_path_factory) -> Path:
+    """A models folder holding the default classifier, built once per test session from
+    packaged parts only (HF_HUB_OFFLINE=1 above: no hub). With CLASSIFIER_MODELS_DIR set
+    in the environment, that folder is reused across sessions (and rebuilt only when the
+    model's inputs change)."""
+    from envision_spiders.classifier import build_default_model
+
+    root = Path(os.environ.get("CLASSIFIER_MODELS_DIR") or tmp_path_factory.mktemp("models"))
+    build_default_model(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def default_classifier(classifier_models):
+    from envision_spiders.classifier import shared_classifier
+
+    return shared_classifier("", classifier_models)

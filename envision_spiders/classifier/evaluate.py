@@ -1,0 +1,295 @@
+"""Measuring classifiers: cross-validation on the built-in examples, and a labelled file.
+
+* :func:`cross_validate` refits each method on k-1 folds of envision-classifier's 891
+  examples and predicts the held-out fold (``StratifiedKFold(k, shuffle=True,
+  random_state=seed)``), optionally for several seeds. Methods are the recipes of
+  :mod:`.head` (exactly what the default model ships) and two baselines. The embeddings
+  are computed once, since the backbone is frozen.
+* :func:`evaluate_file` classifies a JSON Lines file of labelled records (``title``,
+  ``description``, ``keywords``, ``label``) with any loaded :class:`Classifier`.
+
+Both report, per method: precision, recall and F1 for each class, accuracy, the confusion
+matrix, the Brier score, and calibration (reliability table and expected calibration
+error). :func:`write_report` writes ``report.json`` and ``report.txt`` (and
+``reliability.png`` when matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envision_spiders.storage import atomic_write_bytes, atomic_write_json
+from envision_spiders.textutil import utcnow_iso
+
+from .calibration import DEFAULT_BINS, expected_calibration_error, reliability_table
+from .model import LABELS, Classifier
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD = 0.5  # the label is EYE_IMAGING when P(EYE_IMAGING) >= 0.5
+METHODS = ("text_head", "text_head_uncalibrated", "embedding_head", "embedding_head_uncalibrated", "tfidf_baseline")
+METHOD_TITLES = {
+    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM, 4-kind LR, Platt-calibrated",
+    "text_head_uncalibrated": "the same before calibration",
+    "embedding_head": "model_head.pkl (EyeImagingClassifier): MiniLM sentence embedding, LR, Platt-calibrated",
+    "embedding_head_uncalibrated": "the same before calibration: frozen MiniLM + LR(C=10)",
+    "tfidf_baseline": "baseline: TF-IDF word 1-2 + char_wb 3-5, LR(C=10, balanced)",
+}
+
+
+def parse_label(value: Any) -> int | None:
+    """1 for EYE_IMAGING (also true / 1 / "positive"), 0 for NEGATIVE, None otherwise."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str):
+        v = value.strip().upper().replace("-", "_").replace(" ", "_")
+        if v in ("EYE_IMAGING", "1", "TRUE", "POSITIVE", "YES"):
+            return 1
+        if v in ("NEGATIVE", "0", "FALSE", "NO", "NOT_EYE_IMAGING"):
+            return 0
+    return None
+
+
+def metrics(probabilities: Sequence[float], labels: Sequence[int], bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Per-class precision/recall/F1, accuracy, confusion matrix, Brier, ECE, reliability."""
+    from sklearn.metrics import brier_score_loss, confusion_matrix, precision_recall_fscore_support
+
+    p = np.asarray(probabilities, dtype=float)
+    y = np.asarray(labels, dtype=int)
+    pred = (p >= THRESHOLD).astype(int)
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=[0, 1], zero_division=0)
+    cm = confusion_matrix(y, pred, labels=[0, 1])
+    per_class = {
+        LABELS[i]: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                    "f1": round(float(f1[i]), 4), "support": int(support[i])}
+        for i in (1, 0)
+    }
+    return {
+        "n": int(len(y)),
+        "per_class": per_class,
+        "accuracy": round(float((pred == y).mean()), 4) if len(y) else 0.0,
+        # rows: true NEGATIVE, EYE_IMAGING; columns: predicted NEGATIVE, EYE_IMAGING
+        "confusion_matrix": {"labels": list(LABELS), "rows_true_columns_predicted": cm.tolist()},
+        "brier": round(float(brier_score_loss(y, p, labels=[0, 1])), 4) if len(y) else 0.0,
+        "ece": round(expected_calibration_error(p, y, bins), 4),
+        "reliability": reliability_table(p, y, bins),
+    }
+
+
+def _summarize_runs(runs: list[dict]) -> dict[str, Any]:
+    """Mean and standard deviation of the headline figures over repeated CV runs."""
+    def stat(get):
+        vals = np.array([get(r) for r in runs], dtype=float)
+        return {"mean": round(float(vals.mean()), 4), "sd": round(float(vals.std()), 4)}
+
+    return {
+        "eye_imaging_f1": stat(lambda r: r["per_class"]["EYE_IMAGING"]["f1"]),
+        "eye_imaging_precision": stat(lambda r: r["per_class"]["EYE_IMAGING"]["precision"]),
+        "eye_imaging_recall": stat(lambda r: r["per_class"]["EYE_IMAGING"]["recall"]),
+        "accuracy": stat(lambda r: r["accuracy"]),
+        "ece": stat(lambda r: r["ece"]),
+        "brier": stat(lambda r: r["brier"]),
+    }
+
+
+def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequence[str] = METHODS,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """k-fold stratified CV of each method on the built-in examples (see module doc)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline, make_union
+
+    from .data import builtin_examples
+    from .encoder import Encoder
+    from .head import fit_embedding_head, fit_text_head, predict_text_head
+    from .model import _backbone_path, _quiet_loading
+
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods: {sorted(unknown)}")
+    say = progress or (lambda msg: logger.info("%s", msg))
+    started = time.monotonic()
+    _quiet_loading()
+    ex = builtin_examples()
+    texts = list(ex.texts)
+    y = np.array(ex.labels)
+    kinds = list(ex.kinds)
+    say(f"Encoding {len(texts)} examples with the frozen backbone")
+    sentence, layers = Encoder(_backbone_path()).encode(texts)
+    per_seed: dict[str, list[dict]] = {m: [] for m in methods}
+    predictions: dict[str, list[list[float]]] = {m: [] for m in methods}
+    for seed in seeds:
+        oof = {m: np.zeros(len(y)) for m in methods}
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        for k, (train, test) in enumerate(splitter.split(texts, y), 1):
+            say(f"seed {seed}: fold {k}/{folds}")
+            tr_texts = [texts[i] for i in train]
+            te_texts = [texts[i] for i in test]
+            if {"text_head", "text_head_uncalibrated"} & set(methods):
+                state = fit_text_head(tr_texts, layers[train], [kinds[i] for i in train],
+                                      calibrate="text_head" in methods)
+                if "text_head" in methods:
+                    oof["text_head"][test] = predict_text_head(state, te_texts, layers[test])
+                if "text_head_uncalibrated" in methods:
+                    oof["text_head_uncalibrated"][test] = predict_text_head(state, te_texts, layers[test], calibrated=False)
+            if "embedding_head" in methods:
+                oof["embedding_head"][test] = fit_embedding_head(sentence[train], y[train]).predict_proba(sentence[test])[:, 1]
+            if "embedding_head_uncalibrated" in methods:
+                head = fit_embedding_head(sentence[train], y[train], calibrate=False)
+                oof["embedding_head_uncalibrated"][test] = head.predict_proba(sentence[test])[:, 1]
+            if "tfidf_baseline" in methods:
+                baseline = make_pipeline(
+                    make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                               TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)),
+                    LogisticRegression(C=10, class_weight="balanced", max_iter=5000),
+                ).fit(tr_texts, y[train])
+                oof["tfidf_baseline"][test] = baseline.predict_proba(te_texts)[:, 1]
+        for m in methods:
+            per_seed[m].append(metrics(oof[m], y))
+            predictions[m].append([round(float(v), 6) for v in oof[m]])
+    results = {}
+    for m in methods:
+        pooled = metrics(np.concatenate([np.array(p) for p in predictions[m]]), np.tile(y, len(seeds)))
+        results[m] = {"description": METHOD_TITLES[m], "summary": _summarize_runs(per_seed[m]),
+                      "pooled": pooled, "per_seed": per_seed[m]}
+    return {
+        "kind": "cross-validation",
+        "data": {"examples": len(y), "positives": int(y.sum()), "sha256": ex.digest()},
+        "protocol": f"StratifiedKFold({folds}, shuffle=True, random_state=seed) for seed in {list(seeds)}; "
+                    f"label EYE_IMAGING when P >= {THRESHOLD}; ECE over {DEFAULT_BINS} equal-width bins",
+        "folds": folds,
+        "seeds": list(seeds),
+        "methods": results,
+        "seconds": round(time.monotonic() - started, 1),
+        "created_at": utcnow_iso(),
+    }
+
+
+def read_labelled(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Records of a JSON Lines file that carry a usable label, and a note for each line
+    that was skipped."""
+    records, skipped = [], []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                skipped.append(f"line {n}: not JSON ({exc})")
+                continue
+            if not isinstance(obj, dict):
+                skipped.append(f"line {n}: not an object")
+                continue
+            label = parse_label(obj.get("label"))
+            if label is None:
+                skipped.append(f"line {n}: label {obj.get('label')!r} is neither EYE_IMAGING nor NEGATIVE")
+                continue
+            records.append({**obj, "_label": label, "_line": n})
+    return records, skipped
+
+
+def evaluate_file(classifier: Classifier, path: str | Path) -> dict[str, Any]:
+    started = time.monotonic()
+    records, skipped = read_labelled(path)
+    for note in skipped:
+        logger.warning("%s: skipped %s", path, note)
+    results = classifier.classify_records(records)
+    p = [r["prob_eye_imaging"] for r in results]
+    y = [r["_label"] for r in records]
+    return {
+        "kind": "labelled-file",
+        "file": str(path),
+        "model_id": classifier.model_id,
+        "skipped": skipped,
+        "methods": {"model": {"description": f"classifier {classifier.model_id}", "pooled": metrics(p, y)}},
+        "predictions": [
+            {"line": r["_line"], "id": r.get("id") or r.get("source_id"), "title": r.get("title"),
+             "label": LABELS[r["_label"]], "predicted": c["label"], "prob_eye_imaging": c["prob_eye_imaging"]}
+            for r, c in zip(records, results)
+        ],
+        "seconds": round(time.monotonic() - started, 1),
+        "created_at": utcnow_iso(),
+    }
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = []
+    if report["kind"] == "cross-validation":
+        d = report["data"]
+        lines.append(f"Cross-validation on envision-classifier's {d['examples']} built-in examples "
+                     f"({d['positives']} EYE_IMAGING)")
+        lines.append(f"Protocol: {report['protocol']}")
+    else:
+        lines.append(f"Evaluation of {report['model_id']} on {report['file']}")
+        if report["skipped"]:
+            lines.append(f"{len(report['skipped'])} lines skipped (see report.json)")
+    for name, m in report["methods"].items():
+        pooled = m["pooled"]
+        lines += ["", f"== {name}: {m['description']}"]
+        if "summary" in m and len(report.get("seeds", [])) > 1:
+            s = m["summary"]
+            lines.append(f"   mean over seeds: EYE_IMAGING F1 {s['eye_imaging_f1']['mean']:.3f} "
+                         f"(sd {s['eye_imaging_f1']['sd']:.3f}), ECE {s['ece']['mean']:.3f}")
+        lines.append(f"   {'class':<12} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
+        for label, c in pooled["per_class"].items():
+            lines.append(f"   {label:<12} {c['precision']:>9.3f} {c['recall']:>7.3f} {c['f1']:>6.3f} {c['support']:>8}")
+        lines.append(f"   accuracy {pooled['accuracy']:.3f}   Brier {pooled['brier']:.4f}   ECE {pooled['ece']:.4f}")
+        cm = pooled["confusion_matrix"]["rows_true_columns_predicted"]
+        lines.append("   confusion matrix (rows true, columns predicted): "
+                     f"NEGATIVE [{cm[0][0]} {cm[0][1]}]  EYE_IMAGING [{cm[1][0]} {cm[1][1]}]")
+        lines.append(f"   reliability: {'bin':<11} {'n':>5} {'predicted':>9} {'observed':>9}")
+        for row in pooled["reliability"]:
+            lo, hi = row["bin"]
+            lines.append(f"                {lo:.1f}-{hi:.1f}    {row['count']:>5} {row['mean_predicted']:>9.3f} "
+                         f"{row['fraction_positive']:>9.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(report: dict[str, Any], path: Path) -> bool:
+    """A reliability diagram, when matplotlib is installed (it is not a dependency)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    for name, m in report["methods"].items():
+        rows = m["pooled"]["reliability"]
+        ax.plot([r["mean_predicted"] for r in rows], [r["fraction_positive"] for r in rows], marker="o",
+                label=f"{name} (ECE {m['pooled']['ece']:.3f})")
+    ax.set_xlabel("predicted P(EYE_IMAGING)")
+    ax.set_ylabel("observed fraction EYE_IMAGING")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """report.json, report.txt and, with matplotlib, reliability.png in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "report.txt", format_report(report).encode("utf-8"))
+    written = [out / "report.json", out / "report.txt"]
+    if _plot(report, out / "reliability.png"):
+        written.append(out / "reliability.png")
+    return written

