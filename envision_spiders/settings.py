@@ -69,7 +69,14 @@ ARCHIVE_PEEK_MAX_ARCHIVES = int(_env("ARCHIVE_PEEK_MAX_ARCHIVES", "10"))  # per 
 CLASSIFY_ENABLED = _env_bool("CLASSIFY_ENABLED", True)
 DOWNLOAD_ENABLED = _env_bool("DOWNLOAD_ENABLED", False)
 DOWNLOAD_THRESHOLD = float(_env("DOWNLOAD_THRESHOLD", "0.80"))
+# "" = the default offline model (built on first use under CLASSIFIER_MODELS_DIR), a
+# local EyeImagingClassifier folder, or hf:fairdataihub/envision-eye-imaging-classifier[@rev]
 CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
+CLASSIFIER_MODELS_DIR = _env("CLASSIFIER_MODELS_DIR", "")  # "" = {DATA_DIR}/models
+# The classify pipeline sends records to the model in batches of this many, or of
+# whatever arrived within CLASSIFY_BATCH_WAIT seconds.
+CLASSIFY_BATCH_SIZE = int(_env("CLASSIFY_BATCH_SIZE", "32"))
+CLASSIFY_BATCH_WAIT = float(_env("CLASSIFY_BATCH_WAIT", "1.0"))
 
 # --- politeness -----------------------------------------------------------------
 # Each spider declares its API's documented pace (see envision_spiders/politeness.py);
@@ -131,8 +138,13 @@ SPIDER_MIDDLEWARES = {
 ITEM_PIPELINES = {
     # file statistics are derived once, the same way for every source
     "pipelines.normalize.NormalizePipeline": 100,
+    # label + probabilities (envision-classifier), batched off the reactor thread, reused
+    # while record text and model are unchanged; before persist so the file carries it
+    "pipelines.classify.ClassifyPipeline": 200,
     # one JSON per record under data/metadata/{source}/ (atomic, resumable)
     "pipelines.persist.PersistPipeline": 300,
+    # results/ rebuilt from every record on disk when the spider closes
+    "pipelines.results.ResultsPipeline": 900,
 }
 
 EXTENSIONS = {

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Fields that change on every harvest without the record changing.
 _VOLATILE = ("harvested_at",)
+# Fields a later step sets on the item; None means "not set this run".
+KEPT_WHEN_NONE = ("classification",)
 
 
 def accumulate(old, new):
@@ -86,9 +88,12 @@ class PersistPipeline:
             for key in getattr(self.crawler.spider, "accumulated_extra", ()):
                 if extra is not None and key in old_extra:
                     extra[key] = accumulate(old_extra[key], extra.get(key))
-            # what later steps added (labels, duplicate marks) survives a refresh
+            # what later steps added (labels, duplicate marks) survives a refresh; an item
+            # that was not classified this run (CLASSIFY_ENABLED=0, or the model failed)
+            # carries classification=None and keeps the saved label
             for key, value in existing.items():
-                record.setdefault(key, value)
+                if key not in record or (key in KEPT_WHEN_NONE and record[key] is None):
+                    record[key] = value
         status = "new" if existing is None else ("unchanged" if _comparable(existing) == _comparable(record) else "changed")
         try:
             atomic_write_json(path, record)

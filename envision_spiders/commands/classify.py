@@ -1,0 +1,105 @@
+"""``scrapy classify``: label saved records without crawling, then write ``results/``.
+
+Every record under ``data/metadata`` (or of ``--source``) that does not yet carry the
+current model's label for its present text is classified, in batches, and its file is
+rewritten with the new ``classification`` (atomically; just before writing, the record is
+read again and skipped if a crawl changed its text meanwhile). Then ``results/`` is
+rebuilt from every record on disk (:mod:`envision_spiders.results`). This is the
+original tool's ``--skip-scrape``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+
+from envision_spiders.storage import atomic_write_json, iter_records, read_json
+
+logger = logging.getLogger(__name__)
+
+BATCH = 256  # records per model call (and per progress line)
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+
+    def syntax(self) -> str:
+        return "[--source SOURCE ...] [--results-dir DIR] [--model SPEC] [--force]"
+
+    def short_desc(self) -> str:
+        return "Classify saved records not yet labelled by the current model, then write results/"
+
+    def add_options(self, parser) -> None:
+        super().add_options(parser)
+        parser.add_argument("--source", action="append", default=[], metavar="SOURCE",
+                            help="only this source (repeatable; default: every source under DATA_DIR/metadata)")
+        parser.add_argument("--results-dir", metavar="DIR", help="write results here (default: RESULTS_DIR)")
+        parser.add_argument("--model", metavar="SPEC", help="CLASSIFIER_MODEL for this run")
+        parser.add_argument("--force", action="store_true", help="classify every record again, labelled or not")
+
+    def run(self, args: list[str], opts) -> None:
+        from scrapy.utils.log import configure_logging
+
+        from envision_spiders.classifier import ModelError, load_classifier, models_dir, record_text
+        from envision_spiders.results import run_id_from, sources_on_disk, write_results
+
+        assert self.settings is not None
+        if args:
+            raise UsageError(f"unexpected arguments: {' '.join(args)}")
+        configure_logging(self.settings)
+        data_dir = Path(self.settings.get("DATA_DIR") or "data")
+        results_dir = Path(opts.results_dir or self.settings.get("RESULTS_DIR") or "results")
+        available = sources_on_disk(data_dir)
+        sources = opts.source or available
+        missing = [s for s in sources if s not in available]
+        if missing:
+            logger.warning("No saved records for %s under %s", ", ".join(missing), data_dir / "metadata")
+        spec = opts.model if opts.model is not None else self.settings.get("CLASSIFIER_MODEL")
+        try:
+            classifier = load_classifier(spec, models_dir(self.settings))
+        except (ModelError, OSError) as exc:
+            logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s", spec, exc)
+            self.exitcode = 1
+            return
+        started = time.monotonic()
+        counts = {"classified": 0, "reused": 0, "changed_meanwhile": 0}
+        for source in sources:
+            todo = []
+            for path, record in iter_records(data_dir, source):
+                text = record_text(record)
+                if not opts.force and classifier.reusable(record.get("classification"), text):
+                    counts["reused"] += 1
+                else:
+                    todo.append((path, text))
+            for start in range(0, len(todo), BATCH):
+                batch = todo[start:start + BATCH]
+                results = classifier.classify([t for _, t in batch])
+                for (path, text), result in zip(batch, results):
+                    counts[_save(path, text, result)] += 1
+                logger.info("classify %s: %d/%d records classified", source, min(start + BATCH, len(todo)), len(todo))
+        elapsed = time.monotonic() - started
+        logger.info("classify: %d records classified, %d already labelled by %s, %d skipped (changed by a crawl "
+                    "meanwhile) in %.0f s", counts["classified"], counts["reused"], classifier.model_id,
+                    counts["changed_meanwhile"], elapsed)
+        summary = write_results(data_dir, results_dir, run_id_from(self.settings))
+        print(f"classified {counts['classified']}, already labelled {counts['reused']} "
+              f"(model {classifier.model_id}); results in {results_dir}: "
+              f"{summary['totals']['EYE_IMAGING']} EYE_IMAGING of {summary['totals']['records']} records")
+
+
+def _save(path: Path, text: str, classification: dict) -> str:
+    """Store the label in the record file, unless a crawl changed the record's text since
+    it was read (the crawl's own pipeline labels it then)."""
+    from envision_spiders.classifier import record_text
+
+    current = read_json(path)
+    if not isinstance(current, dict) or record_text(current) != text:
+        return "changed_meanwhile"
+    current["classification"] = classification
+    atomic_write_json(path, current)
+    return "classified"
