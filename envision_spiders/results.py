@@ -15,7 +15,7 @@ source on disk are fewer than ``{source}_all_results.json`` already lists (a dat
 that moved, a disk that failed), that source's files are kept, an error says why, and
 ``envision/results/kept`` counts it (the same for ``duplicates.json`` and all records).
 A source whose folder is missing altogether keeps its files untouched. A summary (records per label and source, the EYE_IMAGING confidence split) goes to
-the log and to ``data/runs/{run_id}/results.json``.
+the log and to ``data/runs/{run_id}/results/summary.json``.
 
 ``confidence`` is the probability of the chosen label; ``size_mb`` is
 ``total_size_bytes`` in MiB (2^20 bytes), rounded to 0.01; records not classified yet
@@ -55,8 +55,9 @@ def size_mb(total_size_bytes: Any) -> float | None:
     return round(total_size_bytes / 2**20, 2)
 
 
-def classified_record(record: Mapping[str, Any], duplicate: str | None = None) -> dict[str, Any]:
-    """A saved record in the classified-record format."""
+def classified_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved record in the classified-record format (``duplicate_of`` is filled in once
+    every source has been read)."""
     c = record.get("classification") if isinstance(record.get("classification"), Mapping) else {}
     values = {
         **{k: record.get(k) for k in RESULT_FIELDS},
@@ -70,9 +71,6 @@ def classified_record(record: Mapping[str, Any], duplicate: str | None = None) -
         "classified_at": c.get("classified_at"),
         "duplicate_of": None,
     }
-    if duplicate:
-        source, _, source_id = duplicate.partition(":")
-        values["duplicate_of"] = {"source": source, "source_id": source_id}
     for k in ("keywords", "file_types", "file_names", "external_links", "related_dois"):
         if values[k] is None:
             values[k] = []
@@ -92,6 +90,12 @@ def _duplicate_view(record: Mapping[str, Any]) -> dict[str, Any]:
     extra = record.get("extra") if isinstance(record.get("extra"), Mapping) else {}
     view["extra"] = {k: extra[k] for k in _DUPLICATE_EXTRA if k in extra}
     return view
+
+
+def summary_path(data_dir: str | Path, run_id: str) -> Path:
+    """``data/runs/{run_id}/results/summary.json``: in its own folder, apart from the
+    spiders' ``data/runs/{run_id}/{spider}.json``."""
+    return Path(data_dir) / "runs" / run_id / "results" / "summary.json"
 
 
 def sources_on_disk(data_dir: str | Path) -> list[str]:
@@ -178,10 +182,11 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
                          "NEGATIVE": totals["NEGATIVE"], "unclassified": totals["unclassified"]}
     _log(summary)
     if run_id:
+        path = summary_path(data_dir, run_id)
         try:
-            atomic_write_json(data_dir / "runs" / run_id / "results.json", summary)
+            atomic_write_json(path, summary)
         except OSError as exc:
-            logger.error("Cannot write the results summary under %s: %s", data_dir / "runs" / run_id, exc)
+            logger.error("Cannot write the results summary %s: %s", path, exc)
     return summary
 
 

@@ -166,3 +166,15 @@ def test_reusable_only_for_the_same_model_and_text(default_classifier):
     assert not default_classifier.reusable(c, record_text({**record, "description": "B-scans and masks"}))
     assert not default_classifier.reusable({**c, "model_id": "other@1"}, record_text(record))
     assert not default_classifier.reusable(None, record_text(record))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Retinal OCT of 300 eyes", True), ("Colour fundus photographs", True), ("slit-lamp images", True),
+    ("optic discs and cups", True), ("vitreoretinal surgery videos", True), ("keratoconus maps", True),
+    ("Intravascular OCT of coronary arteries", False), ("keratinocyte cultures", False),
+    ("AMD Ryzen benchmark", False), ("papillary thyroid carcinoma", False), ("camera lens calibration", False),
+])
+def test_eye_vocabulary_flag(text, expected):
+    from envision_spiders.classifier.head import uses_eye_vocabulary
+
+    assert uses_eye_vocabulary(text) is expected

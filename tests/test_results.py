@@ -70,7 +70,7 @@ def test_results_cover_every_record_on_disk_in_the_classified_format(tmp_path):
     assert summary["sources"]["zenodo"] == {"records": 5, "EYE_IMAGING": 3, "NEGATIVE": 1, "unclassified": 1,
                                             "duplicates": 0}
     assert summary["eye_imaging_confidence"] == {"ge_0.95": 3, "0.80_to_0.95": 1, "lt_0.80": 0}
-    assert read(data / "runs" / "r1" / "results.json") == summary
+    assert read(data / "runs" / "r1" / "results" / "summary.json") == summary
     assert not list(results.glob(".*"))  # no temporary file left behind
 
 

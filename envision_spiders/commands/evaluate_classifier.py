@@ -34,7 +34,7 @@ class Command(ScrapyCommand):
     requires_crawler_process = False
 
     def syntax(self) -> str:
-        return "[--folds K] [--seeds S,S,...] [--methods M,M,...] | --file LABELLED.jsonl [--model SPEC]"
+        return "[--folds K] [--seeds S,S,...] [--methods M,M,...] [--grouped] | --file LABELLED.jsonl [--model SPEC]"
 
     def short_desc(self) -> str:
         return "Cross-validate the classifier on its built-in examples, or evaluate it on a labelled file"
@@ -48,6 +48,8 @@ class Command(ScrapyCommand):
         parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         parser.add_argument("--seeds", default="42", help="comma-separated shuffling seeds, one CV run each (default 42)")
         parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of: {', '.join(METHODS)}")
+        parser.add_argument("--grouped", action="store_true",
+                            help="keep near-duplicate examples in one fold (a stricter estimate)")
         parser.add_argument("--output", metavar="DIR", help="report folder (default DATA_DIR/evaluations/<time>)")
 
     def run(self, args: list[str], opts) -> None:
@@ -82,7 +84,7 @@ class Command(ScrapyCommand):
                 methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
                 if opts.folds < 2 or not seeds:
                     raise ValueError("at least 2 folds and one seed")
-                report = cross_validate(opts.folds, seeds, methods)
+                report = cross_validate(opts.folds, seeds, methods, grouped=opts.grouped)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
         written = write_report(report, out)
