@@ -228,9 +228,9 @@ def test_figshare_search_sample(request, vcr_settings, tmp_path, case):
 
 
 # ------------------------------------------------------------------ paging, caps, windows
-def fake_search(records: list[dict], cap: int):
+def fake_search(records: list[dict], cap: int, descending: bool = False):
     """Figshare's search over ``records``: published_since (inclusive day), ascending
-    publication order, and a 400 past ``cap`` results."""
+    publication order (unless a broken server ignores it), and a 400 past ``cap`` results."""
 
     def respond(request):
         body = json.loads(request.body)
@@ -238,7 +238,8 @@ def fake_search(records: list[dict], cap: int):
         if page * size > cap:
             return answer(request, {"message": "Max page reached. Please narrow down your search", "code": "x"}, 400)
         since = body.get("published_since")
-        found = sorted((r for r in records if not since or r["published_date"][:10] >= since), key=lambda r: (r["published_date"], r["id"]))
+        found = sorted((r for r in records if not since or r["published_date"][:10] >= since),
+                       key=lambda r: (r["published_date"], r["id"]), reverse=descending)
         return answer(request, found[(page - 1) * size : page * size])
 
     return respond
@@ -290,6 +291,14 @@ def test_a_window_that_cannot_move_is_logged_and_keeps_the_mark(tmp_path, caplog
     assert spider.crawler.stats.get_value("envision/figshare/window_overflow") == 1
     assert not spider.covers_everything(), "the last-success mark must not move past lost results"
     assert any("glaucoma OCT" in r.message and "not reachable" in r.message for r in caplog.records)
+
+
+def test_a_server_that_ignores_the_order_is_not_trusted_with_windows(tmp_path, caplog):
+    spider = make_spider(FigshareSpider, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        details, searches = walk(spider, fake_search(spread_records(1500, 900), RESULT_WINDOW, descending=True))
+    assert len(details) == RESULT_WINDOW and searches == RESULT_WINDOW // PAGE_SIZE
+    assert not spider.covers_everything() and "did not sort the results" in caplog.text
 
 
 def test_other_refusals_are_logged_and_end_the_term(tmp_path, caplog):

@@ -17,8 +17,9 @@ What this spider knows about Figshare (../shared/apis.md §2):
   not say whether "since" includes it; records seen twice are fetched once. When more
   than a window's worth of results share two days, the window cannot move: that is
   logged, counted (``envision/figshare/window_overflow``) and keeps the "last successful
-  run" mark where it was. (The cursor is not used: it is documented only for lists past
-  9,000 items, and the windows need no server-side state.)
+  run" mark where it was; so does an answer that was not sorted as asked (windows would
+  skip records). (The cursor is not used: it is documented only for lists past 9,000
+  items, and the windows need no server-side state.)
 * every new or changed hit costs one ``GET /articles/{id}`` (the full record); a hit
   carries no ``modified_date``, so whether the copy on disk is current is decided from
   what it does carry (see :func:`saved_copy_is_current`);
@@ -35,7 +36,8 @@ What this spider knows about Figshare (../shared/apis.md §2):
   license ``license.name``; keywords ``tags`` + ``keywords`` + category titles;
   versioned DOIs (``10.6084/m9.figshare.123.v2``) are kept as given;
 * auth: ``Authorization: token <FIGSHARE_ACCESS_TOKEN>`` (the word ``token``, not
-  Bearer); public search and details need none;
+  Bearer), sent to the API host only; public search and details need none, so a token
+  the API refuses (401) is dropped, said once, and the crawl goes on without it;
 * pace: no enforced limit, but Figshare asks for at most one request a second.
 
 ``item.extra`` keeps: ``doi_unversioned`` (the DOI without ``.vN``, to find duplicates),
@@ -137,15 +139,20 @@ def search_body(
     return body
 
 
-def latest_published(records: Iterable[Any], latest: str | None = None) -> str | None:
-    """The latest ``published_date`` among records (and a previous latest), as ISO."""
+def latest_published(records: Iterable[Any], latest: str | None = None) -> tuple[str | None, bool]:
+    """The latest ``published_date`` among records (and an earlier page's latest), as
+    ISO, and whether the records came in ascending order of it, as asked: the windows
+    that go past the cap rely on that order."""
     best = parse_datetime(latest)
+    ordered = True
     for r in records:
-        if isinstance(r, dict):
-            d = parse_datetime(r.get("published_date"))
-            if d and (best is None or d > best):
-                best = d
-    return iso(best) if best else None
+        d = parse_datetime(r.get("published_date")) if isinstance(r, dict) else None
+        if d is None:
+            continue
+        if best is not None and d < best:
+            ordered = False
+        best = d if best is None or d > best else best
+    return (iso(best) if best else None), ordered
 
 
 def next_window(latest: str | None, current: str | None) -> str | None:
@@ -394,22 +401,23 @@ class FigshareSpider(SourceSpider):
                 continue
             yield self.search_request(term)
 
-    def search_request(self, term: str, page: int = 1, window: str | None = None, latest: str | None = None):
+    def search_request(self, term: str, page: int = 1, window: str | None = None, latest: str | None = None, ordered: bool = True):
         """One search page; ``window`` is the ``published_since`` of a continuation
-        query, ``latest`` the latest published date its earlier pages held."""
+        query, ``latest`` the latest published date its earlier pages held, ``ordered``
+        whether they came in ascending publication order."""
         return self.api_request(
             self.api_url("articles/search"),
             self.parse_search,
             method="POST",
             json_body=search_body(search_for(term), page, modified_since=self.since_date(), published_since=window),
-            cb_kwargs={"term": term, "page": page, "window": window, "latest": latest},
+            cb_kwargs={"term": term, "page": page, "window": window, "latest": latest, "ordered": ordered},
             # the cap answers are read here, not dropped as errors
             meta={"handle_httpstatus_list": [400, 422]},
         )
 
-    def parse_search(self, response, term: str, page: int, window: str | None, latest: str | None):
+    def parse_search(self, response, term: str, page: int, window: str | None, latest: str | None, ordered: bool = True):
         if response.status in (400, 422):
-            yield from self.search_refused(response, term, page, window, latest)
+            yield from self.search_refused(response, term, window, latest, ordered)
             return
         records = response.json()
         if not isinstance(records, list):
@@ -423,20 +431,21 @@ class FigshareSpider(SourceSpider):
             return
         if len(records) < PAGE_SIZE:
             return  # the last page of this query
-        latest = latest_published(records, latest)
+        latest, in_order = latest_published(records, latest)
+        ordered = ordered and in_order
         if (page + 1) * PAGE_SIZE > RESULT_WINDOW:
-            yield from self.continue_after_cap(term, window, latest)
+            yield from self.continue_after_cap(term, window, latest, ordered)
         else:
-            yield self.search_request(term, page + 1, window, latest)
+            yield self.search_request(term, page + 1, window, latest, ordered)
 
-    def search_refused(self, response, term: str, page: int, window: str | None, latest: str | None):
+    def search_refused(self, response, term: str, window: str | None, latest: str | None, ordered: bool):
         try:
             payload = response.json()
         except ValueError:
             payload = None
         if is_cap_error(response.status, payload):
             self.crawler.stats.inc_value("envision/figshare/cap_answers")
-            yield from self.continue_after_cap(term, window, latest)
+            yield from self.continue_after_cap(term, window, latest, ordered)
             return
         # any other 400/422 is a query the API will never accept: say which and why
         self.crawler.stats.inc_value(f"envision/http_error/{response.status}")
@@ -446,16 +455,19 @@ class FigshareSpider(SourceSpider):
             term, response.status, (payload or {}).get("message") if isinstance(payload, dict) else response.text[:200],
         )
 
-    def continue_after_cap(self, term: str, window: str | None, latest: str | None):
+    def continue_after_cap(self, term: str, window: str | None, latest: str | None, ordered: bool):
         """Go past the page cap with a query for what was published after what we saw."""
-        start = next_window(latest, window)
+        start = next_window(latest, window) if ordered else None
         if start is None:
             self.hit_cap_reached = True
             self.crawler.stats.inc_value("envision/figshare/window_overflow")
+            if ordered:
+                why = f"more than {RESULT_WINDOW} results published from {window or 'the beginning'} to {(latest or '?')[:10]}"
+            else:
+                why = "the API did not sort the results by publication date as asked, so date windows could skip some"
             self.logger.warning(
-                "term %r: more than %d results published from %s to %s; Figshare pages no deeper, "
-                "so the rest of them are not reachable; the last-successful-run mark stays where it was",
-                term, RESULT_WINDOW, window or "the beginning", (latest or "?")[:10],
+                "term %r: %s; Figshare pages no deeper, so the rest of its results are not reachable; "
+                "the last-successful-run mark stays where it was", term, why,
             )
             return
         self.crawler.stats.inc_value("envision/figshare/windows")
