@@ -551,3 +551,60 @@ def test_a_refused_token_is_dropped_and_the_public_crawl_goes_on(api, tmp_path):
     refused = [e for e in api.state.entries("/figshare/v2/") if e["status"] == 401]
     assert refused and all(e["auth"] == "token" for e in refused)
     assert all(e["auth"] is None for e in api.state.entries("/figshare/v2/") if e["status"] == 200)
+
+
+# ------------------------------------------------------------------ the local server speaks Figshare
+def call(api, method: str, path: str, body=None, headers=None, raw: bool = False):
+    """One request to the local server (no redirect following): status, headers and the
+    body (parsed JSON unless ``raw``)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(api.host, api.port, timeout=10)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+    r = conn.getresponse()
+    content = r.read()
+    conn.close()
+    return r.status, dict(r.getheaders()), content if raw else json.loads(content)
+
+
+def test_local_server_answers_like_figshare(api):
+    from envision_spiders.localapi.figshare import PREFIX, state_of
+
+    api.generate("figshare", 40, seed=8)
+    search = PREFIX + "/articles/search"
+    status, _, hits = call(api, "POST", search, {"search_for": "dataset OR images OR OCT", "page_size": 5})
+    assert status == 200 and isinstance(hits, list) and len(hits) == 5
+    assert set(hits[0]) == set(sample("figshare/search_2022-12_redacted.json")[0]), "the light shape of the recorded answer"
+    assert hits[0]["url_public_api"].startswith(api.base_url + PREFIX + "/articles/")
+    assert call(api, "POST", search, {"search_for": "dataset", "page": 2, "limit": 10})[0] == 422
+    status, _, err = call(api, "POST", search, {"search_for": "dataset", "page": 11, "page_size": 100})
+    assert status == 400 and err["message"] == "Max page reached. Please narrow down your search"
+    assert call(api, "POST", search, {"search_for": "dataset", "order": "title"})[2]["message"] == "Invalid value received for order"
+    assert call(api, "POST", search, b"{not json")[0] == 400
+    assert call(api, "POST", search, {"search_for": "ab"})[0] == 422
+    assert call(api, "POST", search, {"search_for": "dataset"}, {"Authorization": "Bearer x"})[0] == 401
+    # filters: item_type, published_since / modified_since (inclusive), order
+    status, _, found = call(api, "POST", search, {"search_for": "dataset OR images OR OCT OR fundus", "item_type": 3, "page_size": 1000,
+                                                  "order": "published_date", "order_direction": "asc", "published_since": "2019-01-01"})
+    assert found and all(h["defined_type"] == 3 and h["published_date"] >= "2019-01-01" for h in found)
+    assert [h["published_date"] for h in found] == sorted(h["published_date"] for h in found)
+    assert call(api, "POST", search, {"search_for": "dataset OR images", "modified_since": "2999-01-01"})[2] == []
+    # the detail embeds at most 10 files; the listing pages through all of them
+    articles = state_of(api.state).articles
+    big = next(a for a in articles.values() if len(a["files"]) > 12 and not (a["is_embargoed"] or a["is_confidential"]))
+    _, _, detail = call(api, "GET", f"{PREFIX}/articles/{big['id']}")
+    assert len(detail["files"]) == 10 and detail["size"] == sum(f["size"] for f in big["files"])
+    _, _, page1 = call(api, "GET", f"{PREFIX}/articles/{big['id']}/files")
+    _, _, page2 = call(api, "GET", f"{PREFIX}/articles/{big['id']}/files?page=2")
+    _, _, everything = call(api, "GET", f"{PREFIX}/articles/{big['id']}/files?page=1&page_size=1000")
+    assert len(page1) == 10 and page1 + page2 == everything[:20] and len(everything) == len(big["files"])
+    hidden = next(a for a in articles.values() if a["is_confidential"])
+    assert call(api, "GET", f"{PREFIX}/articles/{hidden['id']}/files")[0] == 403
+    assert call(api, "GET", f"{PREFIX}/articles/999")[0] == 404
+    # ndownloader redirects to storage, where Range works
+    entry = everything[0]
+    status, headers, _ = call(api, "GET", entry["download_url"].replace(api.base_url, ""), raw=True)
+    assert status == 302 and headers["Location"].startswith("/storage/figshare/")
+    status, headers, part = call(api, "GET", headers["Location"], headers={"Range": "bytes=0-3"}, raw=True)
+    assert status == 206 and len(part) == 4 and headers["Content-Range"] == f"bytes 0-3/{entry['size']}"
