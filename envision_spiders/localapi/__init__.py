@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import datacite, kaggle, nei, zenodo
+from . import datacite, figshare, kaggle, nei, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -29,6 +29,7 @@ SOURCES: dict[str, tuple[Any, str, str]] = {
     "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
+    "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
 }
 
 
