@@ -55,6 +55,7 @@ class ArchivePeekMiddleware:
         self.crawler = crawler
         self.limits = PeekLimits.from_settings(settings)
         self.max_archives = settings.getint("ARCHIVE_PEEK_MAX_ARCHIVES", 10)
+        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
 
     @classmethod
@@ -156,11 +157,18 @@ class ArchivePeekMiddleware:
         return result
 
     # ------------------------------------------------------------------ byte budget
+    def headers_received(self, headers, body_length, request: Request, spider) -> None:
+        # count each answer on its own: the body of a redirect before it does not count
+        if _LIMIT in request.meta:
+            request.meta[_RECEIVED] = 0
+
     def bytes_received(self, data: bytes, request: Request, spider) -> None:
         limit = request.meta.get(_LIMIT)
         if limit is None:
             return
         received = request.meta[_RECEIVED] = request.meta.get(_RECEIVED, 0) + len(data)
-        if received >= limit:
-            # enough for this peek (a server that ignored Range sends the whole file)
+        if received > limit:
+            # more than this peek asked for: a server that ignored Range is sending the
+            # whole file. (A 206 of exactly the range completes normally: stopping it would
+            # abort a connection the pool may reuse.)
             raise StopDownload(fail=False)
