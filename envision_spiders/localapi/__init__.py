@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import datacite, figshare, kaggle, nei, zenodo
+from . import datacite, figshare, kaggle, nei, osf, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -30,6 +30,7 @@ SOURCES: dict[str, tuple[Any, str, str]] = {
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
     "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
+    "osf": (osf, "OSF_API_URL", osf.PREFIX),
 }
 
 

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .core import STATE_KEY, ServedFile, ServerState, json_response, serve_file
-from .corpus import file_plan, generated_texts
+from .corpus import file_plan, generated_texts, pick_fraction
 from .payloads import make_payload
 
 PREFIX = "/zenodo/api"
@@ -166,9 +166,7 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 1_000_0
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
     """Touch a fraction of the records (new title, later ``updated``)."""
     st = state_of(server)
-    rng = random.Random(seed)
-    ids = sorted(st.records)
-    chosen = rng.sample(ids, max(1, int(len(ids) * fraction))) if ids else []
+    chosen = pick_fraction(st.records, fraction, seed)
     now = datetime.now(timezone.utc).isoformat()
     for rid in chosen:
         rec = st.records[rid]
