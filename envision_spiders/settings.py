@@ -57,6 +57,9 @@ OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
 DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
 KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
 NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+# Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
+# (set it when the API root is a proxy on another host than the token endpoint).
+DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
@@ -110,6 +113,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Just before the retry middleware on the way out (lower = closer to the engine
     # for process_request): 429 handling sees the response before retries do.
     "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
+    # After the rate-limit wait: requests that ask for it leave with the spider's current
+    # credentials (a token renewed while they waited), only to the API's own host.
+    "envision_spiders.middlewares.credentials.FreshCredentialsMiddleware": 570,
 }
 
 SPIDER_MIDDLEWARES = {
