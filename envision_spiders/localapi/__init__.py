@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import zenodo
+from . import dryad, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -26,6 +26,7 @@ __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOUR
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
+    "dryad": (dryad, "DRYAD_API_URL", dryad.PREFIX),
 }
 
 
