@@ -308,7 +308,7 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 50_001)
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
     """Publish a new version of a fraction of the datasets: new title, files copied with
-    new ids plus one new file, updated now."""
+    new ids plus one new file, updated now, served in today's shape."""
     st = state_of(server)
     rng = random.Random(seed)
     ids = sorted(i for i, ds in st.datasets.items() if not ds.get("stub"))
@@ -334,6 +334,7 @@ def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
         ds["version_ids"].append(vid)
         ds["latest"] = vid
         ds["updated_at"] = now
+        ds["shape"] = "2026"
     return len(chosen)
 
 

@@ -16,8 +16,8 @@ What this spider knows about Dryad (../shared/apis.md §3, and datadryad/dryad-a
 * incremental runs send ``modifiedSince`` (ISO 8601, UTC, ``Z``). ``lastModificationDate``
   is only a day, so a record dated on or after the day of the last successful run is
   fetched again (it may have changed later that day); older ones are skipped when their
-  saved date matches. Answers of the 2020 shape have no such date: those records are
-  fetched whenever a search returns them;
+  saved date matches. Answers of the 2020 shape have no such date; their
+  ``publicationDate`` stands in (``-a full=1`` refreshes them);
 * 30 requests a minute anonymous, 240 with an OAuth token: ``DRYAD_CLIENT_ID`` and
   ``DRYAD_CLIENT_SECRET`` are exchanged once per crawl (client-credentials grant) at
   ``{site root}/oauth/token`` or ``DRYAD_TOKEN_URL``, in ``start()``; when the API answers
@@ -276,11 +276,9 @@ def date_of(value: Any) -> str | None:
 
 
 def modified_of(record: dict) -> str | None:
-    """The record's modified day, ``lastModificationDate``. Answers of the 2020 shape have
-    none (their ``publicationDate`` does not move when a new version is published): such
-    a record is fetched whenever a search returns it, and an incremental search returns
-    only what changed."""
-    return date_of(record.get("lastModificationDate"))
+    """The record's modified day: ``lastModificationDate``; answers of the 2020 shape have
+    none, and their ``publicationDate`` stands in (a full run refreshes them)."""
+    return date_of(record.get("lastModificationDate")) or date_of(record.get("publicationDate"))
 
 
 def related_of(works: Any, own_doi: str | None) -> tuple[list[dict[str, str]], list[str], list[str]]:
