@@ -60,6 +60,9 @@ NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.go
 # The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
 # smaller is safe under both): past it the nei spider splits a query by fiscal years.
 NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
+# Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
+# (set it when the API root is a proxy on another host than the token endpoint).
+DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
@@ -115,6 +118,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Just before the retry middleware on the way out (lower = closer to the engine
     # for process_request): 429 handling sees the response before retries do.
     "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
+    # After the rate-limit wait: requests that ask for it leave with the spider's current
+    # credentials (a token renewed while they waited), only to the API's own host.
+    "envision_spiders.middlewares.credentials.FreshCredentialsMiddleware": 570,
 }
 
 SPIDER_MIDDLEWARES = {

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import datacite, figshare, kaggle, nei, osf, zenodo
+from . import datacite, dryad, figshare, kaggle, nei, osf, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
@@ -31,6 +31,7 @@ SOURCES: dict[str, tuple[Any, str, str]] = {
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
     "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
     "osf": (osf, "OSF_API_URL", osf.PREFIX),
+    "dryad": (dryad, "DRYAD_API_URL", dryad.PREFIX),
 }
 
 

@@ -82,8 +82,14 @@ class SourceSpider(scrapy.Spider):
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
+        cls.apply_pace(settings, cls.pace_for(settings))
+
+    @staticmethod
+    def apply_pace(settings: BaseSettings, pace: Pace) -> None:
+        """Turn a documented pace into the slot delay, concurrency and AutoThrottle
+        bounds, scaled by POLITENESS_SCALE."""
         scale = settings.getfloat("POLITENESS_SCALE", 1.0)
-        pace = cls.pace_for(settings).scaled(scale)
+        pace = pace.scaled(scale)
         settings.set("DOWNLOAD_DELAY", pace.interval, priority="spider")
         settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", pace.concurrency, priority="spider")
         settings.set("AUTOTHROTTLE_START_DELAY", pace.interval, priority="spider")
