@@ -122,6 +122,9 @@ class ArchivePeekMiddleware:
         self.crawler.stats.inc_value("envision/archive/peeked")
         while (rng := peeker.next_request()) is not None:
             meta = {
+                # credentials are (re)set when the request leaves (FreshCredentialsMiddleware):
+                # a token renewed while the peek waited for its turn is the one sent
+                "fresh_credentials": True,
                 _LIMIT: rng.length,
                 _RECEIVED: 0,
                 "download_maxsize": 0,  # the peek's own limit (bytes_received) cuts it

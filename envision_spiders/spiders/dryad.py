@@ -370,6 +370,10 @@ class DryadSpider(SourceSpider):
     name = "dryad"
     api_setting = "DRYAD_API_URL"
     pace = ANONYMOUS_PACE
+    # File downloads (archive peeks too) have their own limit, about 100 an hour on a
+    # fixed clock hour whatever the token (apis.md §3)
+    extra_budgets = {"dryad-downloads": Pace(interval=0.0, windows=((100, 3600.0),))}
+    files_budget = "dryad-downloads"
 
     @classmethod
     def pace_for(cls, settings: BaseSettings) -> Pace:
@@ -397,6 +401,10 @@ class DryadSpider(SourceSpider):
     # ------------------------------------------------------------------ credentials
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def files_readable(self) -> bool:
+        # Dryad serves data files only to authenticated clients (apis.md §3)
+        return bool(self._token)
 
     @property
     def budget_key(self) -> str:

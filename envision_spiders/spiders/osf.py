@@ -316,6 +316,9 @@ class OSFSpider(SourceSpider):
     name = "osf"
     api_setting = "OSF_API_URL"
     pace = ANONYMOUS_PACE
+    # Files are served by osf.io, not by the API host: archive peeks never spend the
+    # API's hourly budget (on a local test server both share one host).
+    files_budget = "osf-files"
 
     #: folders deeper than this below osfstorage's root are not listed
     MAX_FOLDER_DEPTH = 5
@@ -331,6 +334,11 @@ class OSFSpider(SourceSpider):
     LISTING_PRIORITY = 0
 
     @classmethod
+    def pace_for(cls, settings) -> Pace:
+        # 100 requests an hour anonymous, 10,000 a day with OSF_TOKEN (apis.md §4)
+        return TOKEN_PACE if os.environ.get("OSF_TOKEN", "").strip() else cls.pace
+
+    @classmethod
     def update_settings(cls, settings) -> None:
         super().update_settings(settings)
         # One request in the downloader at a time: it passes the budget just before it
@@ -342,8 +350,6 @@ class OSFSpider(SourceSpider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.token = os.environ.get("OSF_TOKEN", "").strip()
-        if self.token:
-            self.pace = TOKEN_PACE
         self.listing_budget = self.LISTING_REQUESTS_PER_NODE_TOKEN if self.token else self.LISTING_REQUESTS_PER_NODE
         self._listings: dict[str, Listing] = {}
         self._hits_per_query: dict[tuple[str, str, str], int] = {}
