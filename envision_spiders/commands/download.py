@@ -57,9 +57,12 @@ class Command(ScrapyCommand):
             plan_record,
         )
 
+        from scrapy.utils.log import configure_logging
+
         if args:
             raise UsageError("unexpected arguments: " + " ".join(args))
         assert self.settings is not None
+        configure_logging(self.settings)  # no crawler process sets it up for this command
         if opts.threshold is not None and not 0.0 <= opts.threshold <= 1.0:
             raise UsageError("--threshold must be between 0 and 1")
         config = DownloadConfig.from_settings(self.settings, opts.threshold)

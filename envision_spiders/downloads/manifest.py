@@ -139,7 +139,7 @@ class RecordManifest:
         t = self.totals()
         if t["failed"] or t["pending"]:
             return "incomplete"
-        if t["files"] and t["skipped"] == t["files"]:
+        if t["skipped"] == t["files"]:  # every file skipped, or none listed
             return "skipped"
         return "complete"
 

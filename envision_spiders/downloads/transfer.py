@@ -473,15 +473,18 @@ class FileTransfer:
                 f"{need / 1e9:.2f} GB needed with the DOWNLOAD_MIN_FREE_BYTES reserve)"
             )
 
-    async def _request(self, url: str, headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, str, dict[str, str]]:
+    async def _request(self, url: str, headers: dict[str, str], gate: HostGate, job: FileJob) -> tuple[aiohttp.ClientResponse, str, dict[str, str]]:
         """GET with redirects followed by hand: every target is checked, credentials
         only where they apply. Returns the final response (open), its URL and the
-        credential headers sent with it."""
+        credential headers sent with it. A redirect saying the budget is spent
+        (``RateLimit-Remaining: 0``, as an API answering for its storage does) pauses
+        the host like a final answer would."""
         for _ in range(MAX_REDIRECTS + 1):
             auth = await self.credentials.headers() if self.credentials.applies_to(url) else {}
             response = await self.session.get(url, headers={**headers, **auth}, allow_redirects=False)
             if response.status not in REDIRECTS:
                 return response, url, auth
+            self._note_budget(response, gate, job)
             location = response.headers.get("Location")
             response.release()
             if not location:
@@ -503,7 +506,7 @@ class FileTransfer:
             if validator and not str(validator).startswith("W/"):
                 headers["If-Range"] = str(validator)
         try:
-            response, final_url, auth = await self._request(job.url, headers)
+            response, final_url, auth = await self._request(job.url, headers, gate, job)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Retry(f"connection failed: {type(exc).__name__}: {str(exc)[:150]}") from None
         async with response:
@@ -552,10 +555,7 @@ class FileTransfer:
         status = response.status
         now = time.time()
         if status in (200, 206) or (status == 416 and start):
-            exhausted = exhausted_wait(response.headers, now)
-            if exhausted:
-                gate.block(min(exhausted, self.policy.max_wait))
-                self.on_event("budget_exhausted", job, {"wait_seconds": round(exhausted, 1)})
+            self._note_budget(response, gate, job)
             return
         if status == 429 or (status == 503 and server_wait(response.headers, now) is not None):
             raise Retry(f"HTTP {status}", wait=server_wait(response.headers, now), rate_limited=True)
@@ -568,6 +568,12 @@ class FileTransfer:
         if status in RETRYABLE_STATUS:
             raise Retry(f"HTTP {status}", wait=server_wait(response.headers, now))
         raise Fatal(f"HTTP {status}")
+
+    def _note_budget(self, response: aiohttp.ClientResponse, gate: HostGate, job: FileJob) -> None:
+        exhausted = exhausted_wait(response.headers, time.time())
+        if exhausted:
+            gate.block(min(exhausted, self.policy.max_wait))
+            self.on_event("budget_exhausted", job, {"wait_seconds": round(exhausted, 1)})
 
     def _auth_reason(self, status: int) -> str:
         if self.credentials.configured:
