@@ -48,7 +48,7 @@ class Command(ScrapyCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from envision_spiders.downloads.progress import make_progress
-        from envision_spiders.downloads.queue import DownloadQueue, sources_on_disk
+        from envision_spiders.downloads.queue import DownloadQueue, ReadOnlyQueue, sources_on_disk
         from envision_spiders.downloads.runner import (
             DownloadConfig,
             DownloadRunner,
@@ -69,7 +69,7 @@ class Command(ScrapyCommand):
         sources = opts.source or sources_on_disk(config.data_dir, config.results_dir)
         if opts.dry_run:
             # read-only: candidates from the queue and the results, nothing queued
-            queue = _ReadOnlyQueue(config.data_dir)
+            queue = ReadOnlyQueue(config.data_dir)
             plans = [plan_record(config, c) for c in collect_candidates(config, sources, queue)]
             print("\n".join(dry_run_lines(plans)))
             return
@@ -102,17 +102,3 @@ class Command(ScrapyCommand):
         if c["files_failed"] or c["record_errors"]:
             self.exitcode = 1
 
-
-class _ReadOnlyQueue:
-    """The queue's entries, for a dry run that must not write anything."""
-
-    def __init__(self, data_dir) -> None:
-        from envision_spiders.downloads.queue import DownloadQueue
-
-        self._queue = DownloadQueue(data_dir)
-
-    def entries(self, sources=None):
-        return self._queue.entries(sources)
-
-    def add(self, *args, **kwargs) -> bool:
-        return False

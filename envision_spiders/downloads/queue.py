@@ -121,6 +121,16 @@ class DownloadQueue:
         return out
 
 
+class ReadOnlyQueue(DownloadQueue):
+    """The queue's entries for a run that must change nothing (``--dry-run``, exports)."""
+
+    def add(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def remove(self, source: str, source_id: str) -> None:
+        pass
+
+
 def results_path(results_dir: str | Path, source: str) -> Path:
     return Path(results_dir) / f"{source}_eye_imaging.json"
 
