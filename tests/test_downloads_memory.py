@@ -8,12 +8,10 @@ RSS, MB/s) are measured by ``bench/downloads.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 
@@ -56,28 +54,18 @@ CHILD = textwrap.dedent(
 )
 
 
-def zeros_md5(size: int) -> str:
-    h = hashlib.md5()
-    block = bytes(4 * 1024**2)
-    for _ in range(size // len(block)):
-        h.update(block)
-    h.update(bytes(size % len(block)))
-    return h.hexdigest()
-
-
 @pytest.mark.slow
 def test_streaming_a_file_larger_than_the_process_may_hold(api, tmp_path):
     from envision_spiders.localapi import sparse_reader
+    from envision_spiders.localapi.downloads import digest_of
     from envision_spiders.storage import atomic_write_json, record_path
 
-    api.state.add_file("mem/huge.e2e", ServedFile(size=SIZE, reader=sparse_reader(SIZE, {})))
-    expected: dict[str, str] = {}
-    hasher = threading.Thread(target=lambda: expected.setdefault("md5", zeros_md5(SIZE)))
-    hasher.start()  # on the other core while the child downloads
+    huge = ServedFile(size=SIZE, reader=sparse_reader(SIZE, {}))
+    api.state.add_file("mem/huge.e2e", huge)
+    md5 = digest_of(huge)
     data_dir = tmp_path / "data"
-    hasher.join()
     files = [{"name": "huge.e2e", "size_bytes": SIZE, "url": f"{api.base_url}/storage/mem/huge.e2e",
-              "file_id": 1, "checksum": f"md5:{expected['md5']}"}]
+              "file_id": 1, "checksum": f"md5:{md5}"}]
     atomic_write_json(record_path(data_dir, "zenodo", "huge"), {"source": "zenodo", "source_id": "huge", "files": files})
     cand = {"source": "zenodo", "source_id": "huge", "label": "EYE_IMAGING", "prob_eye_imaging": 0.9}
     env = {"PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2", "PATH": "/usr/bin:/bin"}

@@ -19,17 +19,12 @@ import argparse
 import asyncio
 import logging
 
-from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
+from envision_spiders.downloads.cli import RecordsCommand
 
 logger = logging.getLogger(__name__)
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings = {"LOG_LEVEL": "INFO"}
-
+class Command(RecordsCommand):
     def syntax(self) -> str:
         return "[--source S ...] [--threshold T] [--dry-run]"
 
@@ -38,35 +33,18 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("--source", action="append", default=[], metavar="SOURCE",
-                            help="only this source (repeat for several; default: every source on disk)")
-        parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                            help="minimum prob_eye_imaging (default: DOWNLOAD_THRESHOLD)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be downloaded; change nothing")
         parser.add_argument("--progress", choices=("auto", "bar", "log", "off"), default=None,
                             help="progress display (default: DOWNLOAD_PROGRESS)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        from envision_spiders.downloads.cli import selection
         from envision_spiders.downloads.progress import make_progress
-        from envision_spiders.downloads.queue import DownloadQueue, ReadOnlyQueue, sources_on_disk
-        from envision_spiders.downloads.runner import (
-            DownloadConfig,
-            DownloadRunner,
-            collect_candidates,
-            dry_run_lines,
-            plan_record,
-        )
+        from envision_spiders.downloads.queue import DownloadQueue, ReadOnlyQueue
+        from envision_spiders.downloads.runner import DownloadRunner, collect_candidates, dry_run_lines, plan_record
 
-        from scrapy.utils.log import configure_logging
-
-        if args:
-            raise UsageError("unexpected arguments: " + " ".join(args))
         assert self.settings is not None
-        configure_logging(self.settings)  # no crawler process sets it up for this command
-        if opts.threshold is not None and not 0.0 <= opts.threshold <= 1.0:
-            raise UsageError("--threshold must be between 0 and 1")
-        config = DownloadConfig.from_settings(self.settings, opts.threshold)
-        sources = opts.source or sources_on_disk(config.data_dir, config.results_dir)
+        config, sources = selection(self.settings, args, opts)
         if opts.dry_run:
             # read-only: candidates from the queue and the results, nothing queued
             queue = ReadOnlyQueue(config.data_dir)

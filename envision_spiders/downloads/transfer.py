@@ -529,7 +529,8 @@ class FileTransfer:
                     outcome.restarts += 1
                     self.on_event("restart", job, {"reason": "the server ignored the Range request (HTTP 200); starting over"})
                     self.progress.file_restarted(job.key)
-            atomic_write_json(
+            await asyncio.to_thread(
+                atomic_write_json,
                 job.part_meta,
                 {
                     "url": job.url,
@@ -643,10 +644,15 @@ class FileTransfer:
             if resumed:
                 raise Retry(problem, from_scratch=True)
             raise Fatal(problem, drop_part=True)
+        await asyncio.to_thread(self._promote, job)
+        outcome.status = DOWNLOADED
+
+    @staticmethod
+    def _promote(job: FileJob) -> None:
+        """The verified (and fsynced) part takes the final name, durably."""
         os.replace(job.part, job.path)
         job.part_meta.unlink(missing_ok=True)
         fsync_dir(job.path.parent)
-        outcome.status = DOWNLOADED
 
     # ---------------------------------------------------------------- endings
     def _drop_part(self, job: FileJob, outcome: FileOutcome | None = None) -> None:

@@ -18,17 +18,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
+from envision_spiders.downloads.cli import RecordsCommand
 
 logger = logging.getLogger(__name__)
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings = {"LOG_LEVEL": "INFO"}
-
+class Command(RecordsCommand):
     def syntax(self) -> str:
         return "[--source S ...] [--threshold T] [-o DIR]"
 
@@ -37,32 +32,21 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("--source", action="append", default=[], metavar="SOURCE",
-                            help="only this source (repeat for several; default: every source on disk)")
-        parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                            help="minimum prob_eye_imaging (default: DOWNLOAD_THRESHOLD)")
         parser.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (default: DATA_DIR/addf)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from pathlib import Path
 
-        from scrapy.utils.log import configure_logging
-
         from envision_spiders.addf import build
-        from envision_spiders.downloads.queue import ReadOnlyQueue, read_results, results_path, sources_on_disk
-        from envision_spiders.downloads.runner import DownloadConfig, collect_candidates
+        from envision_spiders.downloads.cli import selection
+        from envision_spiders.downloads.queue import ReadOnlyQueue, read_results, results_path
+        from envision_spiders.downloads.runner import collect_candidates
         from envision_spiders.storage import atomic_write_json, read_json, record_path, safe_id
         from envision_spiders.textutil import utcnow_iso
 
-        if args:
-            raise UsageError("unexpected arguments: " + " ".join(args))
         assert self.settings is not None
-        configure_logging(self.settings)
-        if opts.threshold is not None and not 0.0 <= opts.threshold <= 1.0:
-            raise UsageError("--threshold must be between 0 and 1")
-        config = DownloadConfig.from_settings(self.settings, opts.threshold)
+        config, sources = selection(self.settings, args, opts)
         out_root = Path(opts.output) if opts.output else config.data_dir / "addf"
-        sources = opts.source or sources_on_disk(config.data_dir, config.results_dir)
         rows = {}
         for source in sources:
             for row in read_results(results_path(config.results_dir, source)):

@@ -18,6 +18,7 @@ State lives in ``ServerState.sources["dl"]`` so the ``api`` fixture resets it pe
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -95,6 +96,14 @@ def cut_once(served: ServedFile, at: int) -> ServedFile:
 
     return ServedFile(size=served.size, reader=read, content_type=served.content_type,
                       ignore_range=served.ignore_range, md5=served.md5, sha256=served.sha256)
+
+
+def digest_of(served: ServedFile, algorithm: str = "md5", block: int = 4 * 1024**2) -> str:
+    """The checksum of a (virtual) file's whole content, read in blocks."""
+    h = hashlib.new(algorithm)
+    for offset in range(0, served.size, block):
+        h.update(served.read(offset, block))
+    return h.hexdigest()
 
 
 def register(app: web.Application) -> None:
