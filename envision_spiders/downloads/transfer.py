@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
-import json
 import logging
 import os
 import re
@@ -707,7 +706,3 @@ async def verify_existing(job: FileJob, previous: dict[str, Any] | None) -> File
         path.unlink(missing_ok=True)
         return None
     return FileOutcome(VERIFIED_EXISTING, size_on_disk=size, computed=f"{job.hash_algorithm}:{digest}")
-
-
-def dumps_safe(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
