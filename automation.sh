@@ -69,7 +69,9 @@ scrapy_() { "$VENV/bin/scrapy" "$@"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
 step_classify() { say "classify: not available yet (issue #6, classification); skipped"; }
-step_download() { say "download: not available yet (issue #7, downloads); skipped"; }
+# Files of confident EYE_IMAGING records (the queue and results/*_eye_imaging.json) into
+# $DATA_DIR/downloads/; exit 1 (stopping the run) when a file failed: it stays queued.
+step_download() { say "download: confident EYE_IMAGING records"; scrapy_ download "$@"; }
 step_post() { say "post: not available yet (issue #8, portal posting); skipped"; }
 
 step_test() {

@@ -72,6 +72,15 @@ ARCHIVE_PEEK_MAX_ARCHIVES = int(_env("ARCHIVE_PEEK_MAX_ARCHIVES", "10"))  # per 
 CLASSIFY_ENABLED = _env_bool("CLASSIFY_ENABLED", True)
 DOWNLOAD_ENABLED = _env_bool("DOWNLOAD_ENABLED", False)
 DOWNLOAD_THRESHOLD = float(_env("DOWNLOAD_THRESHOLD", "0.80"))
+# Downloads (``scrapy download``, or during a crawl with DOWNLOAD_ENABLED): a record
+# larger than this is skipped (0 = no cap); this much disk stays free; transfers at once
+# across all hosts (each host also keeps its source's pace); progress as tqdm bars on a
+# terminal or a log line every DOWNLOAD_PROGRESS_INTERVAL seconds (auto | bar | log | off).
+DOWNLOAD_MAX_BYTES = int(_env("DOWNLOAD_MAX_BYTES", str(100 * 1024**3)))
+DOWNLOAD_MIN_FREE_BYTES = int(_env("DOWNLOAD_MIN_FREE_BYTES", str(1024**3)))
+DOWNLOAD_CONCURRENCY = int(_env("DOWNLOAD_CONCURRENCY", "8"))
+DOWNLOAD_PROGRESS = _env("DOWNLOAD_PROGRESS", "auto")
+DOWNLOAD_PROGRESS_INTERVAL = float(_env("DOWNLOAD_PROGRESS_INTERVAL", "30"))
 CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
 
 # --- politeness -----------------------------------------------------------------
@@ -139,6 +148,9 @@ ITEM_PIPELINES = {
     "pipelines.normalize.NormalizePipeline": 100,
     # one JSON per record under data/metadata/{source}/ (atomic, resumable)
     "pipelines.persist.PersistPipeline": 300,
+    # confident EYE_IMAGING records join the download queue (after classification and
+    # persistence); with DOWNLOAD_ENABLED their files are fetched during the crawl
+    "pipelines.downloads.DownloadQueuePipeline": 800,
 }
 
 EXTENSIONS = {

@@ -18,10 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import datacite, dryad, figshare, kaggle, nei, osf, zenodo
+from . import datacite, downloads, dryad, figshare, kaggle, nei, osf, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
+
+# Routes that belong to no source (test helpers for downloads, under /dl).
+HELPERS = [downloads]
 
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
@@ -76,7 +79,7 @@ class LocalAPIServer:
         self._loop = asyncio.new_event_loop()
 
         async def boot() -> None:
-            app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()])
+            app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()] + [m.register for m in HELPERS])
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, self.host, self.port, backlog=512).start()

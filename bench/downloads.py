@@ -1,0 +1,111 @@
+"""Throughput and memory of downloads: one huge file, and many small files at once.
+
+    .venv/bin/python bench/downloads.py [--size-gb 4] [--small 200] [--json bench/out/downloads.json]
+
+The local API server runs in this process; each download run is a child process (so
+its peak RSS is the downloader's alone) that downloads into a temporary folder and
+reports wall time, CPU time and ``ru_maxrss``. Scenarios:
+
+* ``huge``: one virtual file of ``--size-gb`` GiB, md5-verified, streamed to disk;
+* ``resume``: the same file cut at half on the first transfer and resumed with Range;
+* ``small``: ``--small`` files of 256 KiB in one record (politeness off), the rate of a
+  record made of many files.
+
+MB/s counts bytes written and verified (MB = 10^6 bytes). The files are deleted after
+each run. Numbers vary with the disk and the other load on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from envision_spiders.localapi import LocalAPIServer, ServedFile, sparse_reader  # noqa: E402
+from envision_spiders.localapi.downloads import cut_once, digest_of  # noqa: E402
+from envision_spiders.storage import atomic_write_json, record_path  # noqa: E402
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, json, resource, sys, time
+    from pathlib import Path
+    from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
+
+    data_dir, cand = Path(sys.argv[1]), json.loads(sys.argv[2])
+    cfg = DownloadConfig(data_dir=data_dir, results_dir=data_dir / "results", scale=0.0, min_free_bytes=0, concurrency=8)
+
+    async def main():
+        async with DownloadRunner(cfg) as runner:
+            t0, c0 = time.perf_counter(), time.process_time()
+            reports = await runner.run([cand])
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        print(json.dumps({"status": reports[0].status, "counts": dict(reports[0].counts), "bytes": runner.counts["bytes"],
+                          "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": ru.ru_maxrss / 1024}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_child(data_dir: Path, source_id: str) -> dict:
+    cand = {"source": "zenodo", "source_id": source_id, "label": "EYE_IMAGING", "prob_eye_imaging": 0.9}
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(data_dir), json.dumps(cand)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-3000:])
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out["mb_per_s"] = round(out["bytes"] / 1e6 / out["wall_s"], 1) if out["wall_s"] else None
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gb", type=float, default=4.0)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    size = int(args.size_gb * 1024**3)
+    rows = []
+    with LocalAPIServer() as server, tempfile.TemporaryDirectory(prefix="bench-downloads-") as tmp:
+        data_dir = Path(tmp) / "data"
+        huge = ServedFile(size=size, reader=sparse_reader(size, {}))
+        md5 = digest_of(huge)
+        server.state.add_file("bench/huge.e2e", huge)
+        server.state.add_file("bench/cut.e2e", cut_once(huge, size // 2))
+        for sid, path in (("huge", "bench/huge.e2e"), ("resume", "bench/cut.e2e")):
+            files = [{"name": f"{sid}.e2e", "size_bytes": size, "url": f"{server.base_url}/storage/{path}",
+                      "file_id": sid, "checksum": f"md5:{md5}"}]
+            atomic_write_json(record_path(data_dir, "zenodo", sid), {"source": "zenodo", "source_id": sid, "files": files})
+            row = {"scenario": sid, "file_bytes": size, **run_child(data_dir, sid)}
+            if sid == "resume":
+                log = server.state.entries("/storage/bench/cut")
+                row["requests"] = [(e["status"], e["range"]) for e in log]
+            rows.append(row)
+            (data_dir / "downloads" / "zenodo" / sid / f"{sid}.e2e").unlink(missing_ok=True)
+        files = []
+        for i in range(args.small):
+            f = ServedFile.from_bytes(os.urandom(256 * 1024))
+            server.state.add_file(f"bench/small/{i}.png", f)
+            files.append({"name": f"img/{i:05d}.png", "size_bytes": f.size, "url": f"{server.base_url}/storage/bench/small/{i}.png",
+                          "file_id": i, "checksum": f"md5:{f.md5}"})
+        atomic_write_json(record_path(data_dir, "zenodo", "small"), {"source": "zenodo", "source_id": "small", "files": files})
+        rows.append({"scenario": "small", "files": args.small, "file_bytes": 256 * 1024, **run_child(data_dir, "small")})
+    print(json.dumps(rows, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
