@@ -392,8 +392,9 @@ def previous_snapshot(data_dir: Path, run_id: str) -> dict[str, Any] | None:
         stamp = parse_datetime(data.get("generated_at"))
         if stamp is None:
             continue
-        if best is None or stamp > best[0]:
-            best = (stamp, data)
+        order = (stamp, str(data.get("run_id")))  # reports of the same second: the later run id
+        if best is None or order > best[0]:
+            best = (order, data)
     return dict(best[1]) if best else None
 
 
@@ -401,7 +402,9 @@ def snapshot_path(data_dir: Path, run_id: str) -> Path:
     return snapshot_folder(data_dir) / f"{safe_id(run_id)}.json"
 
 
-def prune_snapshots(data_dir: Path, keep: int = SNAPSHOTS_KEPT) -> None:
+def prune_snapshots(data_dir: Path, keep: int | None = None) -> None:
+    """Keep the newest ``keep`` (default SNAPSHOTS_KEPT) snapshots."""
+    keep = keep or SNAPSHOTS_KEPT
     folder = snapshot_folder(data_dir)
     if not folder.is_dir():
         return
