@@ -278,12 +278,14 @@ def test_the_crawl_figures_are_the_newest_run_with_spider_summaries(tmp_path):
     write_run(data, "20260708T000000Z", "osf", hits=0, new=0, healthy=False,
               problems=["hits fell to 0 from a median of 40 <b>"])
     (data / "runs" / "20260708T000000Z" / "results.json").write_text(json.dumps({"sources": {}}), encoding="utf-8")
+    write_run(data, "20260708T000000Z", "kaggle", hits="many", new=None, elapsed_seconds="x", problems="rate limited")
     (data / "runs" / "20260715T000000Z").mkdir(parents=True)  # a run without spider summaries (classify only)
     report, page = build_report(data, results)
     crawl = report.crawl
     assert crawl["run_id"] == "20260708T000000Z" and crawl["runs"] == 3
-    assert sorted(s["spider"] for s in crawl["spiders"]) == ["osf", "zenodo"]
-    assert "hits fell to 0 from a median of 40 &lt;b&gt;" in page and "1 with problems" in page
+    assert sorted(s["spider"] for s in crawl["spiders"]) == ["kaggle", "osf", "zenodo"]
+    assert "hits fell to 0 from a median of 40 &lt;b&gt;" in page and "2 with problems" in page
+    assert "rate limited" in page and "+5</div>" in page, "odd values count as nothing"
 
 
 # ------------------------------------------------------------------ the page

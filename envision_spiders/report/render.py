@@ -26,7 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from envision_spiders.textutil import parse_datetime
+from envision_spiders.textutil import parse_datetime, strings
 
 from .gather import (
     BORDERLINE,
@@ -70,6 +70,16 @@ def embed_json(obj: Any) -> str:
 
 def n(value: int | float) -> str:
     return f"{value:,}"
+
+
+def whole(value: Any) -> int:
+    """An int from a summary field, 0 for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def healthy(summary: dict) -> bool:
+    """A spider's run is healthy unless its summary says otherwise or lists problems."""
+    return summary.get("healthy") is not False and not strings(summary.get("problems"))
 
 
 def human_bytes(size: float | None) -> str:
@@ -267,9 +277,9 @@ def figures(report: Report) -> str:
                + f" · {human_bytes(d['bytes_on_disk'])} on disk")
     crawl = report.crawl
     spiders = crawl["spiders"]
-    unhealthy = [s for s in spiders if s.get("healthy") is False]
+    unhealthy = [s for s in spiders if not healthy(s)]
     cards = [
-        card("Records classified", n(records),
+        card("Records found", n(records),
              f"{n(t[EYE_IMAGING])} EYE_IMAGING · {n(t[NEGATIVE])} NEGATIVE"
              + (f" · {n(t['unclassified'])} unclassified" if t["unclassified"] else "")
              + f" · {len(report.sources)} sources"),
@@ -283,8 +293,9 @@ def figures(report: Report) -> str:
         card("Downloads done", n(d["done"]), dl_note, "dls"),
     ]
     if spiders:
-        cards.append(card("Last crawl", "+" + n(sum(int(s.get("new") or 0) for s in spiders)) + " new",
-                          f"{n(sum(int(s.get('changed') or 0) for s in spiders))} changed · {len(spiders)} spiders"
+        cards.append(card("Last crawl", "+" + n(sum(whole(s.get("new")) for s in spiders)),
+                          f"new records, {n(sum(whole(s.get('changed')) for s in spiders))} changed · "
+                          f"{len(spiders)} spiders"
                           + (f" · {len(unhealthy)} with problems" if unhealthy else " · all healthy"),
                           "warn" if unhealthy else "", "crawl"))
     return '<section class="cards" aria-label="At a glance">' + "".join(cards) + "</section>"
@@ -299,9 +310,8 @@ def crawl_table(report: Report) -> str:
             "<th>Health</th></tr>")
     body = []
     for s in sorted(crawl["spiders"], key=lambda s: str(s.get("spider"))):
-        problems = [str(p) for p in s.get("problems") or [] if p]
-        healthy = s.get("healthy") is not False and not problems
-        health = ('<span class="ok">✓ healthy</span>' if healthy else
+        problems = strings(s.get("problems"))
+        health = ('<span class="ok">✓ healthy</span>' if healthy(s) else
                   '<span class="bad">' + "<br>".join(esc(p) for p in problems or ["unhealthy"]) + "</span>")
         elapsed = s.get("elapsed_seconds")
         time_s = f"{float(elapsed) / 60:.1f} min" if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else ""
