@@ -361,6 +361,11 @@ def test_scrapy_report_writes_the_page_and_its_snapshot(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "scrapy", "report", "--threshold", "2"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--threshold" in bad.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    failed = subprocess.run([sys.executable, "-m", "scrapy", "report", "-o", str(blocked / "report.html")], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "cannot write the review page" in failed.stderr
 
 
 def test_report_after_classify_logs_and_never_raises(tmp_path, caplog):

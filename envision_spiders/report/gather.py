@@ -52,9 +52,9 @@ HISTOGRAM_BINS = 20
 SNAPSHOT_DIR = ("report", "snapshots")
 SNAPSHOTS_KEPT = 26  # half a year of weekly runs
 TITLE_MAX = 300
-DESCRIPTION_MAX = 400
+DESCRIPTION_MAX = 320  # enough to judge a borderline record; the page stays ~25 MB at 50,000 records
 KEYWORDS_MAX = 12
-MEMBERS_SAMPLE = 6
+MEMBERS_SAMPLE = 5
 
 # The modality tags of the page, in display order: (tag, label). Detected by
 # ``addf.detect_modalities`` from file types, archive members and names.
@@ -145,17 +145,22 @@ def duplicate_key(value: Any) -> str | None:
     return None
 
 
-def band(p: float | None, bands: tuple[tuple[str, float, float], ...]) -> str:
+def band(p: float | None, bands: tuple[tuple[str, float, float, str], ...]) -> str:
+    """The name of the band ``lo <= p < hi`` that holds ``p`` ("none" for no band)."""
     if p is None:
         return "none"
-    for name, lo, hi in bands:
+    for name, lo, hi, _ in bands:
         if lo <= p < hi:
             return name
     return "none"
 
 
-EYE_BANDS = (("high", 0.95, 1.01), ("medium", 0.80, 0.95), ("low", 0.0, 0.80))
-BORDERLINE_BANDS = (("near", 0.65, 0.81), ("mid", 0.50, 0.65), ("far", 0.30, 0.50))
+# (name, lo, hi, label): the confidence filter of each table. EYE_IMAGING as the classify
+# step splits it (>= 0.95, 0.80-0.95, < 0.80); borderline by distance from the line.
+EYE_BANDS = (("high", 0.95, 1.01, "high (≥ 0.95)"), ("medium", 0.80, 0.95, "medium (0.80–0.95)"),
+             ("low", 0.0, 0.80, "low (< 0.80)"))
+BORDERLINE_BANDS = (("near", 0.65, 0.81, "near the line (0.65–0.80)"), ("mid", 0.50, 0.65, "0.50–0.65"),
+                    ("far", 0.30, 0.50, "0.30–0.50"))
 
 
 # ------------------------------------------------------------------ reading results

@@ -120,7 +120,7 @@ def payload(report: Report) -> dict[str, Any]:
         ]
 
     def bands_of(bands: tuple) -> list[dict[str, Any]]:
-        return [{"name": name, "lo": lo, "hi": min(hi, 1.0)} for name, lo, hi in bands]
+        return [{"name": name, "label": label} for name, _, _, label in bands]
 
     return {
         "fields": ROW_FIELDS,

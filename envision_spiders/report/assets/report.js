@@ -201,9 +201,7 @@
     };
     var q = function (name) { return self.section.querySelector('[data-f="' + name + '"]'); };
     this.fill(q('source'), 'All sources', D.sources, count(F.source, D.sources.length));
-    var bandLabels = this.bands.map(function (b) {
-      return b.name + ' (' + b.lo.toFixed(2) + '–' + b.hi.toFixed(2) + ')';
-    });
+    var bandLabels = this.bands.map(function (b) { return b.label; });
     this.fill(q('band'), self.key === 'eye' ? 'Any confidence' : 'Any P(eye)', bandLabels, count(F.band, this.bands.length));
     var modCounts = new Array(MODS.length + 1).fill(0);
     for (i = 0; i < rows.length; i++) {
@@ -321,7 +319,7 @@
         if (r[F['new']]) td.appendChild(el('span', 'badge new', 'NEW'));
         break;
       case 'source':
-        td.appendChild(el('span', 'src src-' + D.sources[r[F.source]], D.sources[r[F.source]]));
+        td.appendChild(el('span', 'src src-' + D.sources[r[F.source]].replace(/[^a-z0-9-]/gi, ''), D.sources[r[F.source]]));
         break;
       case 'p': {
         var p = r[F.p];
