@@ -37,11 +37,11 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("-o", "--output", default=None, metavar="FILE",
-                            help="where to write the page (default: RESULTS_DIR/report.html)")
+                            help="where to write the page (default RESULTS_DIR/report.html)")
         parser.add_argument("--run-id", default=None, metavar="ID",
-                            help="the run this report belongs to (default: RUN_ID, else the newest under DATA_DIR/runs/)")
+                            help="the run this report belongs to (default RUN_ID, else the newest under DATA_DIR/runs/)")
         parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                            help="download threshold marked on the histogram (default: DOWNLOAD_THRESHOLD)")
+                            help="download threshold marked on the histogram (default DOWNLOAD_THRESHOLD)")
         parser.add_argument("--no-snapshot", action="store_true",
                             help="do not record this report's EYE_IMAGING records for the next report's 'new'")
 

@@ -320,7 +320,7 @@ def crawl_table(report: Report) -> str:
             v = s.get(key)
             return n(v) if isinstance(v, int) and not isinstance(v, bool) else ""
 
-        body.append(f"<tr><td>{esc(s.get('spider'))}</td><td>{esc(s.get('mode') or '')}</td>"
+        body.append(f"<tr{'' if healthy(s) else ' class=bad-row'}><td>{esc(s.get('spider'))}</td><td>{esc(s.get('mode') or '')}</td>"
                     f"<td class=r>{num('hits')}</td><td class=r>{num('unique_records')}</td>"
                     f"<td class=r>{num('new')}</td><td class=r>{num('changed')}</td><td class=r>{num('unchanged')}</td>"
                     f"<td class=r>{num('failures')}</td><td class=r>{time_s}</td><td>{health}</td></tr>")
