@@ -126,10 +126,11 @@ def test_odd_field_values_do_not_break_a_row(tmp_path):
                  access=7, size_mb="big", url="javascript:alert(1)", keywords="single", file_names=[None, 3, "a.png"],
                  file_types=[".png", 5, None])
     odd["prob_eye_imaging"] = float("nan")
+    odd["confidence"] = float("inf")
     odd["file_count"] = True
     write_results(results, [odd])
     row = gather(data, results).eye.rows[0]
-    assert row["title"] == "(untitled)" and row["p"] is None and row["size_mb"] is None and row["file_count"] is None
+    assert row["title"] == "(untitled)" and row["p"] is None and row["confidence"] is None and row["size_mb"] is None and row["file_count"] is None
     assert row["url"] == "" and row["access"] == "unknown" and row["keywords"] == ["single"]
     json.dumps(payload(gather(data, results)), allow_nan=False)  # NaN never reaches the page
 

@@ -94,6 +94,7 @@ def page(browser, page_file):
     errors: list[str] = []
     requests: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # CSP violations too
     pg.on("request", lambda r: requests.append(r.url))
     pg.goto(page_file["path"].as_uri())
     pg.wait_for_selector("html[data-ready='1']", timeout=30_000)

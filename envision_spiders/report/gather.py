@@ -30,6 +30,7 @@ newest folder under ``data/runs/``, else the current time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections import Counter
@@ -87,7 +88,8 @@ def record_key(source: Any, source_id: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+    """A finite number, or None (NaN and infinities never reach the page)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
