@@ -567,7 +567,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
                 canonicals.add(canonical)
             if key in in_groups:
                 urls[key] = landing_url(record)
-                titles[key] = str(record.get("title") or "")
+                titles[key] = _text(record.get("title"), TITLE_MAX)
             target = None
             if label == EYE_IMAGING:
                 eye_keys.append(key)
@@ -575,7 +575,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
             elif label == NEGATIVE and p is not None and lo <= p <= hi:
                 target = borderline
             if target is not None:
-                saved = read_json(record_path(data_dir, source, str(record["source_id"])))
+                saved = read_json(record_path(data_dir, safe_id(source), str(record["source_id"])))
                 target.rows.append(make_row(record, source, saved if isinstance(saved, Mapping) else None,
                                             states.get(key, "")))
         del records
