@@ -117,8 +117,13 @@ class Credentials:
     def applies_to(self, url: str) -> bool:
         return self.configured and bool(self.site) and url_under(url, self.site)
 
-    async def headers(self) -> dict[str, str]:
+    def current_headers(self) -> dict[str, str]:
+        """The headers to send now, without waiting (spiders build requests
+        synchronously; a token still to be fetched is not there yet)."""
         return {}
+
+    async def headers(self) -> dict[str, str]:
+        return self.current_headers()
 
     async def renew(self, sent: Mapping[str, str] | None = None) -> bool:
         """After a 401: True when there are new credentials worth one more try."""
@@ -144,7 +149,7 @@ class StaticCredentials(Credentials):
     def configured(self) -> bool:
         return bool(self._value)
 
-    async def headers(self) -> dict[str, str]:
+    def current_headers(self) -> dict[str, str]:
         return {"Authorization": f"{self.scheme} {self._value}"} if self._value else {}
 
     def describe(self) -> str:

@@ -122,7 +122,7 @@ class RunSummary:
             **figures,
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
-        problems = health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
+        problems = list(getattr(spider, "problems", [])) + health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
         summary["healthy"] = not problems
         summary["problems"] = problems
         logger.info(
