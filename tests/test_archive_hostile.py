@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import struct
 import tarfile
 
 import pytest

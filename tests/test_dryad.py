@@ -26,7 +26,6 @@ from envision_spiders.spiders.dryad import (
     DryadSpider,
     access_of,
     build_query,
-    checksum_of,
     creators_of,
     dataset_path,
     embedded,
@@ -37,6 +36,7 @@ from envision_spiders.spiders.dryad import (
     trailing_id,
 )
 from envision_spiders.credentials import dryad_token_url, site_root
+from envision_spiders.textutil import checksum
 from envision_spiders.storage import safe_id
 
 from .conftest import last_summary, make_spider, run_crawl, sample, saved_records
@@ -115,15 +115,15 @@ def test_site_root_token_url_and_encoded_dataset_paths(tmp_path):
 
 def test_checksums_from_digest_and_type():
     sha = "dff4a33ec5fe8ade65c2d157048a9a99b537c316dea6329eb4f23775d2e8f79e"
-    assert checksum_of(sha, "sha-256") == f"sha256:{sha}"
-    assert checksum_of(sha.upper(), "SHA-256") == f"sha256:{sha}"
-    assert checksum_of("a" * 32, "md5") == "md5:" + "a" * 32
-    assert checksum_of("b" * 40, "sha-1") == "sha1:" + "b" * 40
-    assert checksum_of("a" * 32, None) == "md5:" + "a" * 32  # a type-less digest is told by its length
-    assert checksum_of(sha, "") == f"sha256:{sha}"
-    assert checksum_of("a" * 32, "sha-256") is None  # wrong length for its type: no checksum rather than a wrong one
-    assert checksum_of("z" * 32, "md5") is None
-    assert checksum_of(None, "md5") is None and checksum_of(12, "md5") is None and checksum_of("", None) is None
+    assert checksum(sha, "sha-256") == f"sha256:{sha}"
+    assert checksum(sha.upper(), "SHA-256") == f"sha256:{sha}"
+    assert checksum("a" * 32, "md5") == "md5:" + "a" * 32
+    assert checksum("b" * 40, "sha-1") == "sha1:" + "b" * 40
+    assert checksum("a" * 32, None) == "md5:" + "a" * 32  # a type-less digest is told by its length
+    assert checksum(sha, "") == f"sha256:{sha}"
+    assert checksum("a" * 32, "sha-256") is None  # wrong length for its type: no checksum rather than a wrong one
+    assert checksum("z" * 32, "md5") is None
+    assert checksum(None, "md5") is None and checksum(12, "md5") is None and checksum("", None) is None
 
 
 def test_spdx_license_urls_become_ids():

@@ -59,8 +59,8 @@ from twisted.python.failure import Failure
 from envision_spiders.credentials import dryad_client, dryad_token_url, parse_token_answer, site_root
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.spiders.zenodo import quote_word
-from envision_spiders.textutil import dois_in, html_to_text, normalize_doi, parse_datetime, plain_text, strings, year_of
+from envision_spiders.query import term_query
+from envision_spiders.textutil import checksum, dois_in, html_to_text, normalize_doi, parse_datetime, plain_text, strings, year_of
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ SPENT_META = ("download_latency", "download_slot", "retry_times", "ratelimit_ret
 def build_query(term: str) -> str:
     """Every word of a term required, each an exact phrase (Lucene operators inert):
     ``OCT-A retina`` -> ``"OCT-A" "retina"`` (Dryad ANDs the parts of ``q``)."""
-    return " ".join(quote_word(w) for w in term.split())
+    return term_query(term, joiner=" ")  # Dryad ANDs the words of q
 
 
 def since_param(since: datetime | None) -> str | None:
@@ -131,23 +131,6 @@ def trailing_id(href: str | None, collection: str) -> int | None:
 
 
 # ------------------------------------------------------------------ field mapping
-_DIGEST_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha384": 96, "sha512": 128}
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-def checksum_of(digest: Any, digest_type: Any) -> str | None:
-    """``"sha256:<hex>"`` / ``"md5:<hex>"`` from ``digest`` + ``digestType`` (``sha-256``,
-    ``md5``, ...); a type-less digest is told by its length; anything that does not add
-    up is None rather than a wrong checksum."""
-    if not isinstance(digest, str):
-        return None
-    hexdigest = digest.strip().lower()
-    algo = re.sub(r"[^a-z0-9]", "", str(digest_type or "").lower())
-    if not algo:
-        algo = {32: "md5", 64: "sha256"}.get(len(hexdigest), "")
-    if _DIGEST_LENGTHS.get(algo) != len(hexdigest) or not _HEX.fullmatch(hexdigest):
-        return None
-    return f"{algo}:{hexdigest}"
 
 
 def is_deleted(entry: Any) -> bool:
@@ -175,7 +158,7 @@ def map_files(entries: Iterable[Any], resolve: Callable[[str], str], download_ur
                 "size_bytes": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
                 "url": url,
                 "file_id": str(file_id) if file_id is not None else None,
-                "checksum": checksum_of(f.get("digest"), f.get("digestType")),
+                "checksum": checksum(f.get("digest"), f.get("digestType")),
             }
         )
     return files
