@@ -4,7 +4,7 @@ Every project setting can also come from the environment (or from ``.env``, read
 with python-dotenv): ``ZENODO_API_URL=http://127.0.0.1:8765/zenodo/api scrapy crawl
 zenodo`` and ``scrapy crawl zenodo -s ZENODO_API_URL=...`` do the same thing.
 Tokens are deliberately *not* settings: they are read from the environment by
-:mod:`envision_spiders.secrets` only where a request needs them, so Scrapy never
+:mod:`envision_spiders.credentials` only where a request needs them, so Scrapy never
 logs them and scrapyd never puts them on a command line.
 """
 
