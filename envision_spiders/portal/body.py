@@ -86,6 +86,7 @@ MAX_FILE_NODES = 5000
 # The MeSH descriptors of addf.MESH that name diseases (the portal's "Conditions"):
 # Diabetic Retinopathy, Macular Degeneration, Glaucoma, Cataract, Myopia, Dry Eye
 # Syndromes, Ocular Hypertension, Retinal Diseases, Eye Diseases.
+GENERIC_CONDITIONS = frozenset({"Retinal Diseases", "Eye Diseases"})
 CONDITION_UIS = frozenset({"D003930", "D008268", "D005901", "D002386", "D009216", "D015352", "D009798", "D012164", "D005128"})
 # Characters a DOI may hold that must be escaped in a doi.org URL path (DOI Handbook 3.8).
 _DOI_SAFE = "/:;()[]._-~!$&'*+,=@"
@@ -395,10 +396,13 @@ def study_description(record: Mapping[str, Any], description: str) -> dict[str, 
     summary = description.split("\n", 1)[0].strip()
     if len(summary) > 500:
         summary = summary[:497].rstrip() + "..."
-    conditions = []
-    for term in addf.mesh_terms(" ".join([str(record.get("title") or ""), " ".join(strings(record.get("keywords")))])):
-        if term.ui in CONDITION_UIS and {"conditionName": term.heading} not in conditions:
-            conditions.append({"conditionName": term.heading})
+    # the MeSH diseases the keywords (each its most specific heading) and the title name;
+    # "Retinal Diseases" / "Eye Diseases" only when nothing more specific is named
+    terms = [addf.mesh_term(k) for k in strings(record.get("keywords"))]
+    terms += addf.mesh_terms(str(record.get("title") or ""))
+    diseases = list(dict.fromkeys(t.heading for t in terms if t is not None and t.ui in CONDITION_UIS))
+    specific = [h for h in diseases if h not in GENERIC_CONDITIONS]
+    conditions = [{"conditionName": h} for h in (specific or diseases)]
     return {
         "descriptionModule": {"briefSummary": summary, "detailedDescription": description},
         "conditionsModule": {
