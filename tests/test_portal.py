@@ -461,3 +461,25 @@ def test_automation_post_step_is_skipped_without_a_portal(tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PORTAL_URL is not set" in result.stdout and "step skipped" in result.stdout
+
+
+def test_records_no_longer_selected_are_reported_and_a_broken_state_file_is_kept(api, portal, tmp_path):
+    zen, kag = zenodo_record(), kaggle_record()
+    save(tmp_path, [zen, kag])
+    assert post(env_for(tmp_path, api, RUN_ID="n1")).returncode == 0
+    # the Kaggle record was relabelled below the threshold: the portal keeps it, the run says so
+    save(tmp_path, [zen, kag], [result_row(zen), result_row(kag, prob=0.3)])
+    result = post(env_for(tmp_path, api, RUN_ID="n2"))
+    assert result.returncode == 0
+    s = summary_of(tmp_path, "n2")
+    assert s["no_longer_selected"] == 1 and s["no_longer_selected_datasets"][0]["source_id"] == kag["source_id"]
+    assert "no longer selected" in result.stderr
+    # a damaged posted.json is moved aside, never overwritten; the records go again as updates
+    state_file = tmp_path / "data" / "portal" / "posted.json"
+    state_file.write_text('{"portals": {"broken')
+    result = post(env_for(tmp_path, api, RUN_ID="n3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    aside = list(state_file.parent.glob("posted.json.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_text() == '{"portals": {"broken'
+    assert summary_of(tmp_path, "n3")["updated"] == 1 and len(portal.datasets) == 2
+    assert json.loads(state_file.read_text())["portals"]

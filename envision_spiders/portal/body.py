@@ -61,6 +61,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -418,8 +419,6 @@ def _version_title(record: Mapping[str, Any], updated: int) -> str:
         value = extra.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             return str(value).strip()
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(updated, timezone.utc).date().isoformat()
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from envision_spiders.downloads.queue import gate, read_results, results_path
 from envision_spiders.politeness import Backoff
@@ -36,7 +37,7 @@ from envision_spiders.storage import atomic_write_json, read_json, record_path, 
 from envision_spiders.textutil import utcnow_iso
 
 from .body import PortalBody, Unpostable, build_body
-from .client import CREATED, ClientPolicy, PortalClient, PortalStop, PostFailed
+from .client import ClientPolicy, PortalClient, PortalStop, PostFailed
 from .state import PostedState, portal_key, run_lock
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,13 @@ class PostConfig:
             return "PORTAL_API_KEY is not set (environment or .env): the portal refuses posts without it"
         return None
 
+    def warnings(self) -> list[str]:
+        host = (urlsplit(self.portal_url or "").hostname or "").lower()
+        if (self.portal_url or "").lower().startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+            return [f"PORTAL_URL {portal_key(self.portal_url or '')} is plain http: the API key crosses the network "
+                    "unencrypted; use https"]
+        return []
+
 
 @dataclass
 class Candidate:
@@ -123,6 +131,7 @@ class PostSummary:
     per_source: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     failures: list[dict[str, Any]] = field(default_factory=list)
     unpostable: list[dict[str, Any]] = field(default_factory=list)
+    no_longer_selected: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     dry_run_file: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -137,7 +146,7 @@ class PostSummary:
 
     def as_json(self) -> dict[str, Any]:
         keys = ("candidates", "posted", "created", "updated", "unchanged_skipped", "duplicates_skipped",
-                "below_threshold", "unpostable", "failed", "not_attempted", "would_post", "retries")
+                "below_threshold", "unpostable", "failed", "not_attempted", "would_post", "no_longer_selected", "retries")
         return {
             "step": "post",
             "run_id": self.run_id,
@@ -154,6 +163,7 @@ class PostSummary:
             "stopped": self.stopped,
             "failures": self.failures,
             "unpostable_records": self.unpostable,
+            "no_longer_selected_datasets": self.no_longer_selected,
             "ok": self.ok,
         }
 
@@ -243,6 +253,30 @@ def prepare(config: PostConfig, candidates: list[Candidate], state: PostedState 
     return out
 
 
+def _report_no_longer_selected(state: PostedState, sources: list[str], selected: list[Candidate],
+                               candidates: list[Candidate], summary: PostSummary) -> None:
+    """Datasets this portal got from us whose record is no longer selected (relabelled,
+    now a duplicate, below the threshold, gone): the portal has no delete, so a curator
+    decides; they are listed in the summary and the log."""
+    keys = {(c.source, c.source_id) for c in selected}
+    urls = {c.body.external_url for c in candidates if c.body is not None}
+    wanted = set(sources)
+    for url, entry in sorted(state.datasets.items()):
+        if not isinstance(entry, dict) or entry.get("source") not in wanted or url in urls:
+            continue
+        if (entry.get("source"), str(entry.get("source_id"))) in keys:
+            continue
+        summary.count(str(entry.get("source")), "no_longer_selected")
+        summary.no_longer_selected.append({"externalUrl": url, "source": entry.get("source"),
+                                           "source_id": entry.get("source_id"), "posted_at": entry.get("posted_at")})
+    if summary.no_longer_selected:
+        logger.warning("post: %d datasets posted earlier are no longer selected (relabelled, duplicates, below the "
+                       "threshold or gone); the portal keeps them until a curator removes them: %s",
+                       len(summary.no_longer_selected),
+                       ", ".join(e["externalUrl"] for e in summary.no_longer_selected[:10])
+                       + (" ..." if len(summary.no_longer_selected) > 10 else ""))
+
+
 def write_summary(config: PostConfig, summary: PostSummary) -> Path:
     path = config.data_dir / "runs" / config.run_id / "post.json"
     try:
@@ -263,8 +297,11 @@ async def post_run(config: PostConfig, sources: list[str], *, force: bool = Fals
         write_summary(config, summary)
         return summary
     try:
-        state = PostedState(config.data_dir, config.portal_url) if config.portal_url else None
-        candidates = prepare(config, select(config, sources, summary), state, summary)
+        state = PostedState(config.data_dir, config.portal_url, read_only=dry_run) if config.portal_url else None
+        selected = select(config, sources, summary)
+        candidates = prepare(config, selected, state, summary)
+        if state is not None:
+            _report_no_longer_selected(state, sources, selected, candidates, summary)
         to_send: list[Candidate] = []
         for c in candidates:
             assert c.body is not None
@@ -294,6 +331,8 @@ async def post_run(config: PostConfig, sources: list[str], *, force: bool = Fals
 
 async def _send(config: PostConfig, state: PostedState, to_send: list[Candidate], summary: PostSummary) -> None:
     assert config.portal_url and config.api_key
+    for warning in config.warnings():
+        logger.warning("post: %s", warning)
     in_a_row = 0
     client = PortalClient(config.portal_url, config.api_key, config.policy)
     logger.info("post: %d records to %s", len(to_send), client.shown_url)

@@ -52,7 +52,8 @@ def portal_key(url: str) -> str:
 
 
 class PostedState:
-    def __init__(self, data_dir: str | Path, portal: str) -> None:
+    def __init__(self, data_dir: str | Path, portal: str, *, read_only: bool = False) -> None:
+        self.read_only = read_only  # a dry run: never moves, never writes
         self.folder = Path(data_dir) / "portal"
         self.path = self.folder / STATE_NAME
         self.portal = portal_key(portal)
@@ -69,6 +70,9 @@ class PostedState:
         data = read_json(self.path)
         if isinstance(data, dict) and isinstance(data.get("portals"), dict):
             return data
+        if self.read_only:
+            logger.error("%s is unreadable; this dry run treats every record as never posted", self.path)
+            return {"version": STATE_VERSION, "portals": {}}
         aside = self.path.with_name(f"{STATE_NAME}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
             os.replace(self.path, aside)
@@ -114,7 +118,7 @@ class PostedState:
             self.save()
 
     def save(self) -> None:
-        if not self._unsaved and self.path.exists():
+        if self.read_only or (not self._unsaved and self.path.exists()):
             return
         self.data["version"] = STATE_VERSION
         atomic_write_json(self.path, self.data)
