@@ -101,7 +101,8 @@ step_demo() {
     log=$(mktemp)
     "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
     local server=$!
-    trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+    # expanded now: at exit the function's locals are gone (set -u would fail the run)
+    trap "kill $server 2>/dev/null || true; rm -f '$log'" EXIT
     for _ in $(seq 100); do grep -q '^LOCALAPI ' "$log" && break; sleep 0.1; done
     grep -q '^LOCALAPI ' "$log" || die "the local API server did not start: $(cat "$log")"
     say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"

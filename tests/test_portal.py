@@ -483,3 +483,14 @@ def test_records_no_longer_selected_are_reported_and_a_broken_state_file_is_kept
     assert len(aside) == 1 and aside[0].read_text() == '{"portals": {"broken'
     assert summary_of(tmp_path, "n3")["updated"] == 1 and len(portal.datasets) == 2
     assert json.loads(state_file.read_text())["portals"]
+
+
+def test_an_answer_that_is_not_the_portals_is_never_taken_as_posted(api, portal, tmp_path):
+    save(tmp_path, [kaggle_record()])
+    api.state.add_fault(path=r"/portal/api/discover", kind="malformed", count=1)  # HTTP 200, garbage
+    result = post(env_for(tmp_path, api, RUN_ID="g1"))
+    assert result.returncode == 1 and "is PORTAL_URL the envision portal?" in result.stderr
+    assert not posted_state(tmp_path)["portals"][api.portal_settings()["PORTAL_URL"]]["datasets"]
+    # the next run sends it again; the portal, which did store it, updates it
+    result = post(env_for(tmp_path, api, RUN_ID="g2"))
+    assert result.returncode == 0 and summary_of(tmp_path, "g2")["updated"] == 1 and len(portal.datasets) == 1

@@ -5,7 +5,8 @@ What an answer means:
 * 200 / 201: posted. The portal (Nuxt/h3) answers HTTP 200 with the handler's object,
   ``{"statusCode": 201, "statusMessage": "Request submitted"}`` for a new dataset and
   ``{"statusCode": 200, "statusMessage": "Dataset updated"}`` for an update; the body's
-  ``statusCode`` decides (an HTTP 201 counts as created too).
+  ``statusCode`` decides (an HTTP 201 counts as created too). A 2xx without it is not
+  the portal (a wrong address, a proxy's page): the run stops, nothing is marked.
 * 5xx, 408, timeouts, refused or dropped connections: retried ``retries`` times with the
   shared :class:`~envision_spiders.politeness.Backoff` (exponential, jittered), waiting
   at least what ``Retry-After`` asks; 429 waits ``Retry-After`` (or a minute) up to
@@ -146,7 +147,12 @@ class PortalClient:
             else:
                 message = self._message(raw, reason)
                 if 200 <= status < 300:
-                    return Answer(status, self._result(status, raw), message, attempts)
+                    result = self._result(status, raw)
+                    if result is None:
+                        raise PortalStop(f"{self.shown_url} answered HTTP {status} with {message[:200]!r}, not the portal's "
+                                         "{statusCode, statusMessage}: is PORTAL_URL the envision portal? (the record is "
+                                         "not marked as posted)", status)
+                    return Answer(status, result, message, attempts)
                 if 300 <= status < 400:
                     target = redact_url(answer_headers.get("Location") or "?")
                     raise PortalStop(f"{self.shown_url} redirects (HTTP {status} to {target}); set PORTAL_URL to the "
@@ -194,12 +200,16 @@ class PortalClient:
         return self._clean(" ".join(text.split()) or reason)[:4000]
 
     @staticmethod
-    def _result(status: int, raw: bytes) -> str:
+    def _result(status: int, raw: bytes) -> str | None:
+        """created / updated from the answer's ``statusCode`` (or an HTTP 201); None
+        when the answer is not the portal's."""
         try:
             body = json.loads(raw.decode("utf-8", "replace"))
         except ValueError:
             body = None
         code = body.get("statusCode") if isinstance(body, dict) else None
-        if status == 201 or code == 201:
+        if code == 201 or (status == 201 and code is None):
             return CREATED
-        return UPDATED
+        if code == 200:
+            return UPDATED
+        return None
