@@ -61,8 +61,8 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -81,15 +81,15 @@ CREATED_KEYS = ("published", "issued", "available", "registered", "created", "fi
 UPDATED_KEYS = ("modified", "updated")
 # Hosts whose landing-page paths are lower case or matched without regard to case, so
 # the lower-case URL the portal needs still opens the page.
-LOWERCASE_SAFE_HOSTS = ("zenodo.org", "osf.io", "www.kaggle.com", "kaggle.com", "reporter.nih.gov",
-                        "doi.org", "datadryad.org")
+LOWERCASE_SAFE_HOSTS = ("zenodo.org", "osf.io", "www.kaggle.com", "kaggle.com", "reporter.nih.gov", "doi.org")
 MAX_FILE_NODES = 5000
 # The MeSH descriptors of addf.MESH that name diseases (the portal's "Conditions"):
 # Diabetic Retinopathy, Macular Degeneration, Glaucoma, Cataract, Myopia, Dry Eye
 # Syndromes, Ocular Hypertension, Retinal Diseases, Eye Diseases.
 GENERIC_CONDITIONS = frozenset({"Retinal Diseases", "Eye Diseases"})
 CONDITION_UIS = frozenset({"D003930", "D008268", "D005901", "D002386", "D009216", "D015352", "D009798", "D012164", "D005128"})
-# Characters a DOI may hold that must be escaped in a doi.org URL path (DOI Handbook 3.8).
+# Characters of a DOI kept as they are in a doi.org URL path; the others ("#", "?", "%",
+# spaces, "<", ">", non-ASCII...) are percent-encoded (DOI Handbook, 3.8).
 _DOI_SAFE = "/:;()[]._-~!$&'*+,=@"
 _FIGSHARE_VERSIONED = re.compile(r"^(10\.6084/m9\.figshare\.\d+)\.v\d+$")
 

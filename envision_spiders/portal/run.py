@@ -43,9 +43,6 @@ from .state import PostedState, portal_key, run_lock
 logger = logging.getLogger(__name__)
 
 MAX_FAILURES_IN_A_ROW = 3
-# Which record of a source wins when two land on the same portal dataset (the
-# duplicates module's order: the hosting repository first).
-SOURCE_TIER = {"zenodo": 0, "figshare": 0, "dryad": 0, "osf": 0, "datacite": 1, "kaggle": 2, "nei": 3}
 
 
 @dataclass
@@ -208,7 +205,7 @@ def select(config: PostConfig, sources: Iterable[str], summary: PostSummary) -> 
 
 def _newest_first(c: Candidate) -> tuple:
     assert c.body is not None
-    return (-int(c.body.payload["updated"]), SOURCE_TIER.get(c.source, 2), c.key)
+    return (-int(c.body.payload["updated"]), c.key)
 
 
 def prepare(config: PostConfig, candidates: list[Candidate], state: PostedState | None, summary: PostSummary) -> list[Candidate]:
