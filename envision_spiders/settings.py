@@ -82,6 +82,13 @@ DOWNLOAD_CONCURRENCY = int(_env("DOWNLOAD_CONCURRENCY", "8"))
 DOWNLOAD_PROGRESS = _env("DOWNLOAD_PROGRESS", "auto")
 DOWNLOAD_PROGRESS_INTERVAL = float(_env("DOWNLOAD_PROGRESS_INTERVAL", "30"))
 CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
+# ``scrapy post``: the prob_eye_imaging a record needs to be posted to the portal; empty
+# = DOWNLOAD_THRESHOLD (a curator who wants only near-certain records public while
+# downloading more for review sets it higher). Seconds one POST may take in all.
+# The portal's address and key are not settings: PORTAL_URL and PORTAL_API_KEY come
+# from the environment (or .env) only, like the tokens.
+POST_THRESHOLD = _env("POST_THRESHOLD", "")
+PORTAL_TIMEOUT = float(_env("PORTAL_TIMEOUT", "60"))
 
 # --- politeness -----------------------------------------------------------------
 # Each spider declares its API's documented pace (see envision_spiders/politeness.py);
