@@ -108,7 +108,9 @@ step_demo() {
     say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"
     # shellcheck disable=SC1090
     source <(grep '^export ' "$log")
-    export DATA_DIR=data/demo RESULTS_DIR=${RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
+    # the demo never writes into the real DATA_DIR/RESULTS_DIR (DEMO_DATA_DIR and
+    # DEMO_RESULTS_DIR move it elsewhere)
+    export DATA_DIR=${DEMO_DATA_DIR:-data/demo} RESULTS_DIR=${DEMO_RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
     lock
     log_run
     step_scrape "$@"

@@ -41,6 +41,9 @@ COMMANDS_MODULE = "envision_spiders.commands"
 
 # --- where things live --------------------------------------------------------
 DATA_DIR = _env("DATA_DIR", "data")
+# Every summary of one run goes to DATA_DIR/runs/RUN_ID/ (automation.sh sets one per
+# run; empty: each crawl makes its own from the time it starts).
+RUN_ID = _env("RUN_ID", "")
 RESULTS_DIR = _env("RESULTS_DIR", "results")
 # A file with one search term per line ('#' comments allowed); empty = the 47 shared terms.
 SEARCH_TERMS = _env("SEARCH_TERMS", "")

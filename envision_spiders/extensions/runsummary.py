@@ -9,7 +9,6 @@ requests, retries, 429s, failures, malformed answers, bytes, elapsed time. The J
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,7 +90,7 @@ class RunSummary:
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         settings = crawler.settings
-        self.run_id = settings.get("RUN_ID") or os.environ.get("RUN_ID") or new_run_id()
+        self.run_id = settings.get("RUN_ID") or new_run_id()
         self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.started = time.monotonic()
         self.started_at = utcnow_iso()

@@ -81,7 +81,7 @@ class PostConfig:
             threshold=threshold,
             portal_url=(env.get("PORTAL_URL") or "").strip() or None,
             api_key=(env.get("PORTAL_API_KEY") or "").strip() or None,
-            run_id=settings.get("RUN_ID") or env.get("RUN_ID") or new_run_id(),
+            run_id=settings.get("RUN_ID") or new_run_id(),
             policy=policy,
         )
 
