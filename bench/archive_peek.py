@@ -23,35 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envision_spiders.archive import PeekLimits  # noqa: E402
-from envision_spiders.archive.zipformat import CENTRAL, END, END64, LOCATOR64, SIG_CENTRAL, SIG_END, SIG_END64, SIG_LOCATOR64  # noqa: E402
 from envision_spiders.localapi import archives as A  # noqa: E402
 from envision_spiders.localapi.core import ServedFile  # noqa: E402
 
 
 def ten_million_zip() -> ServedFile:
     """A ZIP64 declaring 10^7 members with a real 550 MB directory (a repeating record)."""
-    name = b"frame.png"
-    record = CENTRAL.pack(SIG_CENTRAL, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0) + name
-    n = 10**7
-    cd_size = n * len(record)
-    tail = (
-        END64.pack(SIG_END64, 44, 45, 45, 0, 0, n, n, cd_size, 0)
-        + LOCATOR64.pack(SIG_LOCATOR64, 0, cd_size, 1)
-        + END.pack(SIG_END, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
-    )
-
-    def read(offset: int, length: int) -> bytes:
-        out = bytearray()
-        if offset < cd_size:
-            k = min(length, cd_size - offset)
-            start = offset % len(record)
-            out += (record * (k // len(record) + 2))[start : start + k]
-        if offset + length > cd_size:
-            a = max(offset, cd_size) - cd_size
-            out += tail[a : a + offset + length - max(offset, cd_size)]
-        return bytes(out)
-
-    return ServedFile(size=cd_size + len(tail), reader=read)
+    return A.repeating_zip64(10**7)[0]
 
 
 def cases():

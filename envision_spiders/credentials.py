@@ -117,8 +117,13 @@ class Credentials:
     def applies_to(self, url: str) -> bool:
         return self.configured and bool(self.site) and url_under(url, self.site)
 
-    async def headers(self) -> dict[str, str]:
+    def current_headers(self) -> dict[str, str]:
+        """The headers to send now, without waiting (spiders build requests
+        synchronously; a token still to be fetched is not there yet)."""
         return {}
+
+    async def headers(self) -> dict[str, str]:
+        return self.current_headers()
 
     async def renew(self, sent: Mapping[str, str] | None = None) -> bool:
         """After a 401: True when there are new credentials worth one more try."""
@@ -144,7 +149,7 @@ class StaticCredentials(Credentials):
     def configured(self) -> bool:
         return bool(self._value)
 
-    async def headers(self) -> dict[str, str]:
+    def current_headers(self) -> dict[str, str]:
         return {"Authorization": f"{self.scheme} {self._value}"} if self._value else {}
 
     def describe(self) -> str:
@@ -183,6 +188,19 @@ def parse_token_answer(status: int, body: bytes) -> tuple[str | None, float | No
             return token.strip(), ttl, ""
     error = data.get("error") if isinstance(data, dict) else None
     return None, None, f"HTTP {status}" + (f" ({error})" if isinstance(error, str) and error else "")
+
+
+def dryad_client(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """Dryad's API account (client id and secret) from the environment, or None."""
+    env = os.environ if environ is None else environ
+    client_id = (env.get("DRYAD_CLIENT_ID") or "").strip()
+    secret = (env.get("DRYAD_CLIENT_SECRET") or "").strip()
+    return (client_id, secret) if client_id and secret else None
+
+
+def dryad_token_url(api_root: str) -> str:
+    """Dryad's OAuth token endpoint: the site root of its API plus ``/oauth/token``."""
+    return site_root(api_root).rstrip("/") + "/oauth/token"
 
 
 class DryadOAuth(Credentials):
@@ -352,11 +370,10 @@ def credentials_for(
     if source == "kaggle":
         return kaggle_credentials(site, env, home or Path.home())
     if source == "dryad":
-        client_id = (env.get("DRYAD_CLIENT_ID") or "").strip()
-        secret = (env.get("DRYAD_CLIENT_SECRET") or "").strip()
-        if client_id and secret:
-            return DryadOAuth(site, client_id, secret, token_url=(env.get("DRYAD_TOKEN_URL") or "").strip())
-        if client_id or secret:
+        account = dryad_client(env)
+        if account:
+            return DryadOAuth(site, *account, token_url=(env.get("DRYAD_TOKEN_URL") or "").strip())
+        if (env.get("DRYAD_CLIENT_ID") or "").strip() or (env.get("DRYAD_CLIENT_SECRET") or "").strip():
             logger.warning("dryad: only one of DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET is set; both are needed for a token")
         return Credentials("dryad", site)
     static = {

@@ -4,7 +4,7 @@ Every project setting can also come from the environment (or from ``.env``, read
 with python-dotenv): ``ZENODO_API_URL=http://127.0.0.1:8765/zenodo/api scrapy crawl
 zenodo`` and ``scrapy crawl zenodo -s ZENODO_API_URL=...`` do the same thing.
 Tokens are deliberately *not* settings: they are read from the environment by
-:mod:`envision_spiders.secrets` only where a request needs them, so Scrapy never
+:mod:`envision_spiders.credentials` only where a request needs them, so Scrapy never
 logs them and scrapyd never puts them on a command line.
 """
 
@@ -41,6 +41,9 @@ COMMANDS_MODULE = "envision_spiders.commands"
 
 # --- where things live --------------------------------------------------------
 DATA_DIR = _env("DATA_DIR", "data")
+# Every summary of one run goes to DATA_DIR/runs/RUN_ID/ (automation.sh sets one per
+# run; empty: each crawl makes its own from the time it starts).
+RUN_ID = _env("RUN_ID", "")
 RESULTS_DIR = _env("RESULTS_DIR", "results")
 # A file with one search term per line ('#' comments allowed); empty = the 47 shared terms.
 SEARCH_TERMS = _env("SEARCH_TERMS", "")
@@ -82,6 +85,13 @@ DOWNLOAD_CONCURRENCY = int(_env("DOWNLOAD_CONCURRENCY", "8"))
 DOWNLOAD_PROGRESS = _env("DOWNLOAD_PROGRESS", "auto")
 DOWNLOAD_PROGRESS_INTERVAL = float(_env("DOWNLOAD_PROGRESS_INTERVAL", "30"))
 CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
+# ``scrapy post``: the prob_eye_imaging a record needs to be posted to the portal; empty
+# = DOWNLOAD_THRESHOLD (a curator who wants only near-certain records public while
+# downloading more for review sets it higher). Seconds one POST may take in all.
+# The portal's address and key are not settings: PORTAL_URL and PORTAL_API_KEY come
+# from the environment (or .env) only, like the tokens.
+POST_THRESHOLD = _env("POST_THRESHOLD", "")
+PORTAL_TIMEOUT = float(_env("PORTAL_TIMEOUT", "60"))
 
 # --- politeness -----------------------------------------------------------------
 # Each spider declares its API's documented pace (see envision_spiders/politeness.py);

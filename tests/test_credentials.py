@@ -187,3 +187,27 @@ def test_parse_token_answer():
 def test_static_credentials_not_configured_send_nothing():
     creds = StaticCredentials("zenodo", "https://zenodo.org", "Bearer", "", "ZENODO_TOKEN")
     assert not creds.configured and not creds.applies_to("https://zenodo.org/api/x") and headers_of(creds) == {}
+
+
+def test_kaggle_config_dir_and_xdg(tmp_path):
+    import json as _json
+
+    from envision_spiders.credentials import kaggle_config_dir
+
+    home = tmp_path / "h"
+    home.mkdir()
+    xdg = tmp_path / "xdg" / "kaggle"
+    xdg.mkdir(parents=True)
+    (xdg / "kaggle.json").write_text(_json.dumps({"username": "x", "key": "y"}))
+    # ~/.kaggle missing on Linux: $XDG_CONFIG_HOME/kaggle, as the official client
+    assert kaggle_config_dir({"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home) == xdg
+    creds = credentials_for("kaggle", "https://www.kaggle.com/api/v1", environ={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home=home)
+    assert creds.configured and creds.user == "x"
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "kaggle.json").write_text(_json.dumps({"username": "carol", "key": "ck"}))
+    creds = credentials_for("kaggle", "https://www.kaggle.com/api/v1",
+                            environ={"KAGGLE_CONFIG_DIR": str(custom), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home=home)
+    assert creds.user == "carol" and creds.origin == str(custom / "kaggle.json")
+    (home / ".kaggle").mkdir()
+    assert kaggle_config_dir({"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home) == home / ".kaggle"

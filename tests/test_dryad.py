@@ -26,7 +26,6 @@ from envision_spiders.spiders.dryad import (
     DryadSpider,
     access_of,
     build_query,
-    checksum_of,
     creators_of,
     dataset_path,
     embedded,
@@ -34,11 +33,10 @@ from envision_spiders.spiders.dryad import (
     map_dataset,
     map_files,
     since_param,
-    site_root,
-    token_from,
-    token_url_for,
     trailing_id,
 )
+from envision_spiders.credentials import dryad_token_url, site_root
+from envision_spiders.textutil import checksum
 from envision_spiders.storage import safe_id
 
 from .conftest import last_summary, make_spider, run_crawl, sample, saved_records
@@ -104,8 +102,8 @@ def test_since_is_sent_in_utc_with_a_z():
 def test_site_root_token_url_and_encoded_dataset_paths(tmp_path):
     assert site_root("https://datadryad.org/api/v2") == "https://datadryad.org"
     assert site_root("https://datadryad.org/api/v2/") == "https://datadryad.org"
-    assert token_url_for("http://127.0.0.1:8765/dryad/api/v2") == "http://127.0.0.1:8765/dryad/oauth/token"
-    assert token_url_for("https://sandbox.datadryad.org/api/v2") == "https://sandbox.datadryad.org/oauth/token"
+    assert dryad_token_url("http://127.0.0.1:8765/dryad/api/v2") == "http://127.0.0.1:8765/dryad/oauth/token"
+    assert dryad_token_url("https://sandbox.datadryad.org/api/v2") == "https://sandbox.datadryad.org/oauth/token"
     assert dataset_path("doi:10.5061/dryad.6hdr7sr8z") == "datasets/doi%3A10.5061%2Fdryad.6hdr7sr8z"
     spider = spider_for(tmp_path)
     assert spider.token_url == "https://datadryad.org/oauth/token"
@@ -117,15 +115,15 @@ def test_site_root_token_url_and_encoded_dataset_paths(tmp_path):
 
 def test_checksums_from_digest_and_type():
     sha = "dff4a33ec5fe8ade65c2d157048a9a99b537c316dea6329eb4f23775d2e8f79e"
-    assert checksum_of(sha, "sha-256") == f"sha256:{sha}"
-    assert checksum_of(sha.upper(), "SHA-256") == f"sha256:{sha}"
-    assert checksum_of("a" * 32, "md5") == "md5:" + "a" * 32
-    assert checksum_of("b" * 40, "sha-1") == "sha1:" + "b" * 40
-    assert checksum_of("a" * 32, None) == "md5:" + "a" * 32  # a type-less digest is told by its length
-    assert checksum_of(sha, "") == f"sha256:{sha}"
-    assert checksum_of("a" * 32, "sha-256") is None  # wrong length for its type: no checksum rather than a wrong one
-    assert checksum_of("z" * 32, "md5") is None
-    assert checksum_of(None, "md5") is None and checksum_of(12, "md5") is None and checksum_of("", None) is None
+    assert checksum(sha, "sha-256") == f"sha256:{sha}"
+    assert checksum(sha.upper(), "SHA-256") == f"sha256:{sha}"
+    assert checksum("a" * 32, "md5") == "md5:" + "a" * 32
+    assert checksum("b" * 40, "sha-1") == "sha1:" + "b" * 40
+    assert checksum("a" * 32, None) == "md5:" + "a" * 32  # a type-less digest is told by its length
+    assert checksum(sha, "") == f"sha256:{sha}"
+    assert checksum("a" * 32, "sha-256") is None  # wrong length for its type: no checksum rather than a wrong one
+    assert checksum("z" * 32, "md5") is None
+    assert checksum(None, "md5") is None and checksum(12, "md5") is None and checksum("", None) is None
 
 
 def test_spdx_license_urls_become_ids():
@@ -159,15 +157,6 @@ def test_access_type_from_curation_status_and_visibility():
     assert access_of({"curationStatus": "Embargoed", "visibility": "restricted"}) == "embargoed"
     assert access_of({"curationStatus": "Published", "visibility": "restricted"}) == "restricted"
     assert access_of({}) is None
-
-
-def test_token_answers():
-    assert token_from(200, b'{"access_token": "abc", "token_type": "Bearer", "expires_in": 36000}') == ("abc", "")
-    assert token_from(200, b'{"access_token": "abc"}') == ("abc", "")
-    assert token_from(401, b'{"error": "invalid_client", "error_description": "..."}') == (None, "HTTP 401 (invalid_client)")
-    assert token_from(200, b'{"access_token": "abc", "token_type": "mac"}')[0] is None
-    assert token_from(200, b"<html>maintenance</html>") == (None, "HTTP 200")
-    assert token_from(503, b"") == (None, "HTTP 503")
 
 
 def test_hal_helpers_refuse_what_is_not_a_page():

@@ -9,7 +9,7 @@ import copy
 import json
 import re
 from datetime import datetime, timezone
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from scrapy.http import Request, TextResponse

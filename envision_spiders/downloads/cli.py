@@ -9,11 +9,11 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 
-def add_selection_options(parser: argparse.ArgumentParser) -> None:
+def add_selection_options(parser: argparse.ArgumentParser, threshold_setting: str = "DOWNLOAD_THRESHOLD") -> None:
     parser.add_argument("--source", action="append", default=[], metavar="SOURCE",
                         help="only this source (repeat for several; default: every source on disk)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                        help="minimum prob_eye_imaging (default: DOWNLOAD_THRESHOLD)")
+                        help=f"minimum prob_eye_imaging (default: {threshold_setting})")
 
 
 def selection(settings: Any, args: list[str], opts: argparse.Namespace):

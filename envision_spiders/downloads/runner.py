@@ -245,10 +245,11 @@ def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: Do
 
 
 class RecordLock:
-    """A non-blocking ``flock`` on the record's lock file."""
+    """A non-blocking ``flock`` on the record's lock file (or on ``name`` in ``folder``:
+    ``scrapy post`` locks its state folder with it)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
+    def __init__(self, folder: Path, name: str = LOCK_NAME) -> None:
+        self.path = folder / name
         self.fd: int | None = None
 
     def acquire(self) -> bool:

@@ -52,7 +52,7 @@ from aiohttp import web
 from .core import STATE_KEY, ServedFile, ServerState, json_response
 from .corpus import file_plan, generated_texts
 from .payloads import make_payload
-from .zenodo import _contains, _tokens
+from .search import contains, tokens
 
 SITE = "/dryad"
 PREFIX = SITE + "/api/v2"
@@ -354,11 +354,11 @@ def parse_q(q: str) -> tuple[list[list[str]], list[list[str]], list[str]]:
                 continue
             negate, phrase = ("-", word[1:]) if word.startswith("-") else ("", word)
             if phrase.endswith("*") and not negate:
-                prefixes.extend(_tokens(phrase[:-1])[:1])
+                prefixes.extend(tokens(phrase[:-1])[:1])
                 continue
-        tokens = _tokens(phrase.replace('\\"', '"'))
-        if tokens:
-            (excluded if negate else required).append(tokens)
+        words = tokens(phrase.replace('\\"', '"'))
+        if words:
+            (excluded if negate else required).append(words)
     return required, excluded, prefixes
 
 
@@ -366,14 +366,14 @@ def _text(st: DryadState, ds: dict) -> list[str]:
     v = st.versions[ds["latest"]]
     words = " ".join([v["title"], re.sub(r"<[^>]+>", " ", v["abstract"]), " ".join(v["keywords"]),
                       re.sub(r"<[^>]+>", " ", v.get("methods") or "")])
-    return _tokens(words)
+    return tokens(words)
 
 
 def matches(st: DryadState, ds: dict, q: str) -> bool:
     required, excluded, prefixes = parse_q(q)
     text = _text(st, ds)
-    return (all(_contains(text, p) for p in required)
-            and not any(_contains(text, p) for p in excluded)
+    return (all(contains(text, p) for p in required)
+            and not any(contains(text, p) for p in excluded)
             and all(any(t.startswith(p) for t in text) for p in prefixes))
 
 

@@ -50,11 +50,9 @@ from aiohttp import web
 
 from envision_spiders.textutil import parse_datetime
 
-from .core import STATE_KEY, ServedFile, ServerState, json_response
+from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, json_response, render_json
 from .corpus import file_plan, generated_texts
 from .payloads import make_payload
-# absolute URLs in answers name ORIGIN, which _render replaces by the address a client used
-from .zenodo import ORIGIN, _render
 
 PREFIX = "/figshare/v2"
 DOWNLOADER = "/figshare/ndownloader"
@@ -454,7 +452,7 @@ async def search(request: web.Request) -> web.Response:
         key = order if order in ("published_date", "modified_date", "created_date") else "id"
         found.sort(key=lambda a: (a[key], a["id"]), reverse=direction == "desc")
         chunk = [light(a) for a in found[offset : offset + count]]
-    return _render(request, chunk)
+    return render_json(request, chunk)
 
 
 def _article_or_error(request: web.Request) -> dict | web.Response:
@@ -475,7 +473,7 @@ async def article(request: web.Request) -> web.Response:
     shown = copy.deepcopy(art)
     hidden = art["is_embargoed"] or art["is_confidential"]
     shown["files"] = [] if hidden else shown["files"][: st.embed_limit]
-    return _render(request, shown)
+    return render_json(request, shown)
 
 
 async def article_files(request: web.Request) -> web.Response:
@@ -489,7 +487,7 @@ async def article_files(request: web.Request) -> web.Response:
     if isinstance(paging, web.Response):
         return paging
     offset, count = paging
-    return _render(request, art["files"][offset : offset + count])
+    return render_json(request, art["files"][offset : offset + count])
 
 
 async def download(request: web.Request) -> web.StreamResponse:

@@ -43,14 +43,13 @@ from aiohttp import web
 
 from envision_spiders.textutil import parse_datetime
 
-from .core import STATE_KEY, ServedFile, ServerState
+from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, render_json
 from .corpus import file_plan, generated_texts, pick_fraction
 from .payloads import make_payload
 
 PREFIX = "/osf/v2"
 WEB = "/osf"  # the web host's paths (osf.io/{guid}/, osf.io/download/{id}/)
 SAMPLES = Path(__file__).with_name("samples") / "osf"
-ORIGIN = "http://localapi.invalid"  # replaced by the address a client used, per request
 API = ORIGIN + PREFIX
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -435,9 +434,7 @@ def visible(record: dict, token: bool) -> bool:
 
 # ------------------------------------------------------------------ answers
 def _render(request: web.Request, payload: Any, status: int = 200) -> web.Response:
-    origin = f"{request.scheme}://{request.host}"
-    text = json.dumps(payload, ensure_ascii=False).replace(ORIGIN, origin)
-    return web.Response(text=text, status=status, content_type=CONTENT_TYPE)
+    return render_json(request, payload, status, content_type=CONTENT_TYPE)
 
 
 def _error(request: web.Request, status: int, detail: str, parameter: str | None = None) -> web.Response:

@@ -69,6 +69,8 @@ class SourceSpider(scrapy.Spider):
             self.since_arg = parsed
         self._terms_by_record: dict[str, list[str]] = {}
         self.hit_cap_reached = False
+        # what went wrong in a way the run's health must show (see RunSummary)
+        self.problems: list[str] = []
 
     # ---------------------------------------------------------------- set-up
     @classmethod
@@ -138,7 +140,14 @@ class SourceSpider(scrapy.Spider):
     def covers_everything(self) -> bool:
         """True when this run searched every term completely (it may then move the
         "last successful run" mark)."""
-        return not self.max_per_query and not self.hit_cap_reached
+        return not self.max_per_query and not self.hit_cap_reached and not self.problems
+
+    def report_problem(self, text: str) -> None:
+        """A problem that makes this run unhealthy (said in the summary, the log and the
+        exit status) and keeps the "last successful run" mark where it was."""
+        if text not in self.problems:
+            self.problems.append(text)
+            logger.error("%s: %s", self.name, text)
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[Any]:
@@ -252,6 +261,11 @@ class SourceSpider(scrapy.Spider):
         if response is not None:
             status = response.status
             self.crawler.stats.inc_value(f"envision/http_error/{status}")
+            if status == 401:
+                self.report_problem(
+                    "the API refused our credentials (HTTP 401); check the token in the environment or .env"
+                )
+                return
             if 400 <= status < 500 and status not in (408, 429):
                 logger.warning("%s: %s answered HTTP %d; skipped", self.name, request.url, status)
                 return

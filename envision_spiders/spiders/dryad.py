@@ -44,23 +44,23 @@ total, also the record's ``total_size_bytes`` when files have no sizes),
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlencode, urlparse, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlparse, urlsplit
 
 import scrapy
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
+from envision_spiders.credentials import dryad_client, dryad_token_url, parse_token_answer, site_root
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.spiders.zenodo import quote_word
-from envision_spiders.textutil import dois_in, html_to_text, normalize_doi, parse_datetime, plain_text, strings, year_of
+from envision_spiders.query import term_query
+from envision_spiders.textutil import checksum, dois_in, html_to_text, normalize_doi, parse_datetime, plain_text, strings, year_of
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ SPENT_META = ("download_latency", "download_slot", "retry_times", "ratelimit_ret
 def build_query(term: str) -> str:
     """Every word of a term required, each an exact phrase (Lucene operators inert):
     ``OCT-A retina`` -> ``"OCT-A" "retina"`` (Dryad ANDs the parts of ``q``)."""
-    return " ".join(quote_word(w) for w in term.split())
+    return term_query(term, joiner=" ")  # Dryad ANDs the words of q
 
 
 def since_param(since: datetime | None) -> str | None:
@@ -96,44 +96,10 @@ def since_param(since: datetime | None) -> str | None:
     return since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if since else None
 
 
-def site_root(api_root: str) -> str:
-    """``https://datadryad.org/api/v2`` -> ``https://datadryad.org``, where landing pages
-    and ``/oauth/token`` live (a mirror under a path keeps its path)."""
-    parts = urlsplit(api_root)
-    path = re.sub(r"/api(?:/v\d+)?$", "", parts.path.rstrip("/"))
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def token_url_for(api_root: str) -> str:
-    return site_root(api_root) + "/oauth/token"
-
-
 def dataset_path(identifier: str) -> str:
     """``doi:10.5061/dryad.x`` -> ``datasets/doi%3A10.5061%2Fdryad.x`` (``:`` and ``/``
     encoded too, as the API requires)."""
     return "datasets/" + quote(identifier.strip(), safe="")
-
-
-def credentials_from_env() -> tuple[str, str] | None:
-    client_id = os.environ.get("DRYAD_CLIENT_ID", "").strip()
-    secret = os.environ.get("DRYAD_CLIENT_SECRET", "").strip()
-    return (client_id, secret) if client_id and secret else None
-
-
-def token_from(status: int, body: bytes) -> tuple[str | None, str]:
-    """The bearer token of an OAuth token answer, or None and why not (the OAuth
-    ``error`` code, never the request's secret)."""
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        data = None
-    if status == 200 and isinstance(data, dict):
-        token = data.get("access_token")
-        kind = str(data.get("token_type") or "bearer").lower()
-        if isinstance(token, str) and token.strip() and kind == "bearer":
-            return token.strip(), ""
-    error = data.get("error") if isinstance(data, dict) else None
-    return None, f"HTTP {status}" + (f" ({error})" if isinstance(error, str) and error else "")
 
 
 # ------------------------------------------------------------------ HAL
@@ -165,23 +131,6 @@ def trailing_id(href: str | None, collection: str) -> int | None:
 
 
 # ------------------------------------------------------------------ field mapping
-_DIGEST_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha384": 96, "sha512": 128}
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-def checksum_of(digest: Any, digest_type: Any) -> str | None:
-    """``"sha256:<hex>"`` / ``"md5:<hex>"`` from ``digest`` + ``digestType`` (``sha-256``,
-    ``md5``, ...); a type-less digest is told by its length; anything that does not add
-    up is None rather than a wrong checksum."""
-    if not isinstance(digest, str):
-        return None
-    hexdigest = digest.strip().lower()
-    algo = re.sub(r"[^a-z0-9]", "", str(digest_type or "").lower())
-    if not algo:
-        algo = {32: "md5", 64: "sha256"}.get(len(hexdigest), "")
-    if _DIGEST_LENGTHS.get(algo) != len(hexdigest) or not _HEX.fullmatch(hexdigest):
-        return None
-    return f"{algo}:{hexdigest}"
 
 
 def is_deleted(entry: Any) -> bool:
@@ -209,7 +158,7 @@ def map_files(entries: Iterable[Any], resolve: Callable[[str], str], download_ur
                 "size_bytes": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
                 "url": url,
                 "file_id": str(file_id) if file_id is not None else None,
-                "checksum": checksum_of(f.get("digest"), f.get("digestType")),
+                "checksum": checksum(f.get("digest"), f.get("digestType")),
             }
         )
     return files
@@ -378,11 +327,11 @@ class DryadSpider(SourceSpider):
     @classmethod
     def pace_for(cls, settings: BaseSettings) -> Pace:
         # 240 requests a minute with an API account, 30 without (apis.md §3)
-        return TOKEN_PACE if credentials_from_env() else ANONYMOUS_PACE
+        return TOKEN_PACE if dryad_client() else ANONYMOUS_PACE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._credentials = credentials_from_env()
+        self._credentials = dryad_client()
         self._token: str | None = None
         self._token_lock: asyncio.Lock | None = None
         self._hits_per_term: dict[str, int] = {}
@@ -393,7 +342,7 @@ class DryadSpider(SourceSpider):
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> DryadSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.site_root = site_root(spider.api_root)
-        spider.token_url = (crawler.settings.get("DRYAD_TOKEN_URL") or "").strip() or token_url_for(spider.api_root)
+        spider.token_url = (crawler.settings.get("DRYAD_TOKEN_URL") or "").strip() or dryad_token_url(spider.api_root)
         spider.page_size = min(PAGE_SIZE, spider.max_per_query) if spider.max_per_query else PAGE_SIZE
         spider.budget_keys = {spider.api_host, spider.api_host + ANONYMOUS_SUFFIX}
         return spider
@@ -461,7 +410,7 @@ class DryadSpider(SourceSpider):
         except Exception as exc:  # connection errors once the retries are spent, IgnoreRequest
             token, why = None, f"{type(exc).__name__}: {str(exc)[:200]}"
         else:
-            token, why = token_from(response.status, response.body)
+            token, _expires, why = parse_token_answer(response.status, response.body)
         if token is None:
             self._token = None
             self.pace = ANONYMOUS_PACE

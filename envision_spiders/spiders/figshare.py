@@ -66,9 +66,9 @@ from urllib.parse import urljoin, urlparse
 from envision_spiders.items import DatasetItem
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.spiders.zenodo import checksum_of
 from envision_spiders.textutil import (
     as_list,
+    checksum,
     dois_in,
     html_to_text,
     iso,
@@ -271,7 +271,7 @@ def map_files(entries: Any, base_url: str = "") -> tuple[list[dict[str, Any]], l
                 "size_bytes": _size(f.get("size")),
                 "url": url,
                 "file_id": str(file_id) if isinstance(file_id, (int, str)) and str(file_id) else None,
-                "checksum": checksum_of(f.get("computed_md5")) or checksum_of(f.get("supplied_md5")),
+                "checksum": checksum(f.get("computed_md5"), "md5") or checksum(f.get("supplied_md5"), "md5"),
             }
         )
     return files, links

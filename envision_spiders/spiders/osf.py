@@ -52,7 +52,7 @@ from w3lib.url import add_or_replace_parameter
 
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.textutil import html_to_text, iso, normalize_doi, plain_text, strings, year_of
+from envision_spiders.textutil import checksum, html_to_text, iso, normalize_doi, plain_text, strings, year_of
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +115,7 @@ def checksum_of(hashes: Any) -> str | None:
     """``sha256:<hex>`` when OSF has it, else ``md5:<hex>``."""
     if not isinstance(hashes, dict):
         return None
-    for algo in ("sha256", "md5"):
-        value = hashes.get(algo)
-        if isinstance(value, str) and value.strip():
-            return f"{algo}:{value.strip().lower()}"
-    return None
+    return checksum(hashes.get("sha256"), "sha256") or checksum(hashes.get("md5"), "md5")
 
 
 def map_file(entry: dict, base_url: str = "") -> dict[str, Any] | None:
