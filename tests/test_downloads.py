@@ -578,8 +578,10 @@ def test_command_exits_1_when_a_file_failed(api, tmp_path):
     put_record(cfg.data_dir, "zenodo", "22", [file_entry("a.png", url, f, "md5:" + "1" * 32)])
     (cfg.results_dir / "zenodo_eye_imaging.json").write_text(json.dumps(
         [{"source": "zenodo", "source_id": "22", "label": "EYE_IMAGING", "prob_eye_imaging": 0.9}]))
-    result = run_command(tmp_path, "--threshold", "0.85")
+    result = run_command(tmp_path, "--threshold", "0.85", RUN_ID="week48")
     assert result.returncode == 1 and "checksum mismatch" in result.stderr
+    summary = json.loads((cfg.data_dir / "runs" / "week48" / "download.json").read_text())
+    assert summary["healthy"] is False and summary["files_failed"] == 1 and summary["records"] == 1
 
 
 # ------------------------------------------------------------------ the pipeline and a crawl

@@ -20,6 +20,8 @@ import asyncio
 import logging
 
 from envision_spiders.downloads.cli import RecordsCommand
+from envision_spiders.extensions.runsummary import new_run_id
+from envision_spiders.storage import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -53,30 +55,39 @@ class Command(RecordsCommand):
             return
         queue = DownloadQueue(config.data_dir)
         candidates = collect_candidates(config, sources, queue)
+        reports: list = []
+        counts: dict[str, int] = {}
         if not candidates:
             logger.info("download: nothing to download (sources: %s, threshold %.2f)", ", ".join(sources) or "none", config.threshold)
-            return
-        logger.info("download: %d records from %s, threshold %.2f", len(candidates), ", ".join(sources), config.threshold)
-        progress = make_progress(opts.progress or self.settings.get("DOWNLOAD_PROGRESS", "auto"),
-                                 self.settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0))
-        runner = DownloadRunner(config, progress=progress)
+        else:
+            logger.info("download: %d records from %s, threshold %.2f", len(candidates), ", ".join(sources), config.threshold)
+            progress = make_progress(opts.progress or self.settings.get("DOWNLOAD_PROGRESS", "auto"),
+                                     self.settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0))
+            runner = DownloadRunner(config, progress=progress)
 
-        async def go():
-            async with runner:
-                return await runner.run(candidates)
+            async def go():
+                async with runner:
+                    return await runner.run(candidates)
 
-        reports = asyncio.run(go())
+            reports = asyncio.run(go())
+            counts = {k: int(v) for k, v in runner.counts.items()}
         by_status: dict[str, int] = {}
         for r in reports:
             by_status[r.status] = by_status.get(r.status, 0) + 1
-        c = runner.counts
-        logger.info(
-            "download finished: %d records (%s); files: %d downloaded (%d bytes), %d verified on disk, "
-            "%d failed, %d skipped; manifests under %s",
-            len(reports), ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())),
-            c["files_downloaded"], c["bytes"], c["files_verified_existing"], c["files_failed"], c["files_skipped"],
-            config.downloads_dir,
-        )
-        if c["files_failed"] or c["record_errors"]:
+        if candidates:
+            logger.info(
+                "download finished: %d records (%s); files: %d downloaded (%d bytes), %d verified on disk, "
+                "%d failed, %d skipped; manifests under %s",
+                len(reports), ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())),
+                counts.get("files_downloaded", 0), counts.get("bytes", 0), counts.get("files_verified_existing", 0),
+                counts.get("files_failed", 0), counts.get("files_skipped", 0), config.downloads_dir,
+            )
+        if counts.get("files_failed") or counts.get("record_errors"):
             self.exitcode = 1
-
+        # the step's figures beside the crawl summaries of the same run (data/runs/RUN_ID/)
+        run_id = self.settings.get("RUN_ID") or new_run_id()
+        atomic_write_json(
+            config.data_dir / "runs" / run_id / "download.json",
+            {"step": "download", "run_id": run_id, "threshold": config.threshold, "records": len(reports),
+             "records_by_status": by_status, **counts, "healthy": self.exitcode == 0},
+        )
