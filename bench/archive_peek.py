@@ -162,8 +162,8 @@ def markdown(parsed: list[dict], crawled: list[dict], meta: dict) -> str:
     prow = [[r["archive"], size_label(r["size"]), r["member_count"] or 0, r["members_listed"], "yes" if r["complete"] else "no",
              r["requests"], r["bytes_read"], f"{100 * r['bytes_read'] / r['size']:.4f}%", r["cpu_ms"], r["peak_mib"]] for r in parsed]
     crow = [[r["archive"], size_label(r["size"]), r["api_redirects"], r["storage_requests"], r["bytes_sent"],
-             f"{100 * r['bytes_sent'] / r['size']:.4f}%", r["member_count"] or 0, "yes" if r["complete"] else "no",
-             (r["reason"] or "")[:60]] for r in crawled]
+             f"{100 * r['bytes_sent'] / r['size']:.4f}%", r["bytes_read"] or 0, r["member_count"] or 0,
+             "yes" if r["complete"] else "no", (r["reason"] or "")[:90]] for r in crawled]
     return f"""## 3. Archive peeking cost
 
 {machine_line()}
@@ -175,14 +175,16 @@ Counted by the server: the API's 302 redirects (Zenodo answers file content on i
 here through a redirect to storage, so each range request is two HTTP requests and the
 first spends the API's rate budget), the storage answers (206, or 200 when Range is
 ignored), and the body bytes sent (for a 200 the server may have sent more than the client read
-before it hung up).
+before it hung up); "bytes read" is what the record says the peek read.
 
-{table(["archive", "size", "API redirects", "storage requests", "bytes sent", "% of size", "members", "complete", "reason"], crow)}
+{table(["archive", "size", "API redirects", "storage requests", "bytes sent", "% of size", "bytes read (record)", "members", "complete", "reason"], crow)}
 
 Floor: a ZIP whose central directory fits the tail needs one suffix request; a larger
 directory (or ZIP64) one more for the directory itself, so its bytes are the directory's
-size; a TAR needs one request per header hop (a header every member); a TAR.GZ can only be
-read from the start (a compressed stream), so it is listed as far as the first MiB inflates.
+size; a TAR needs one request per header hop (a header before every member: 512 bytes and one
+request per member when members are larger than a hop, so a TAR of 1,000 members of 30 MB
+cannot be listed whole within 8 requests); a TAR.GZ can only be read from the start (a
+compressed stream), so it is listed as far as the first MiB inflates.
 
 In-process, the parsers alone (`local_answer`, no HTTP; CPU time and peak memory allocated
 during the peek):

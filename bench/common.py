@@ -8,7 +8,6 @@ Nothing here talks to a real API: every crawl points at the local API server
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import re
@@ -142,8 +141,10 @@ def machine() -> dict[str, str]:
 
 def machine_line() -> str:
     m = machine()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"*Measured {m['date']} on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
-            f"Python {m['python']}, Scrapy {m['scrapy']}, {m['os']}; commit {git_commit()}.*")
+            f"Python {m['python']}, Scrapy {m['scrapy']}, {m['os']}; commit {git_commit()}; "
+            f"load average when written {load} (the cores are shared with other work).*")
 
 
 def git_commit() -> str:
@@ -196,13 +197,25 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 # --------------------------------------------------------------------------- crawls
-# A child that runs Scrapy's command line and, on exit, writes its own peak RSS and the
-# time its first line ran (the start-up cost is measured from the parent's clock).
+# A child that runs Scrapy's command line and, on exit, writes its own peak RSS and CPU
+# time (the start-up cost is measured from the parent's clock).
+#
+# The peak is VmHWM, not ru_maxrss: on Linux ru_maxrss survives execve, so a child forked
+# from a benchmark process that holds a big generated corpus would report the parent's size.
+PEAK_RSS_MB = (
+    "def peak_rss_mb():\n"
+    "    import re, resource\n"
+    "    try:\n"
+    "        return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024\n"
+    "    except (OSError, AttributeError):\n"
+    "        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+)
 _CHILD = (
     "import atexit, json, os, resource, sys, time\n"
+    + PEAK_RSS_MB +
     "def _done():\n"
     "    ru = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "    open(os.environ['BENCH_CHILD_OUT'], 'w').write(json.dumps({'peak_rss_mb': ru.ru_maxrss / 1024,"
+    "    open(os.environ['BENCH_CHILD_OUT'], 'w').write(json.dumps({'peak_rss_mb': peak_rss_mb(),"
     " 'cpu_s': ru.ru_utime + ru.ru_stime}))\n"
     "atexit.register(_done)\n"
     "sys.argv = ['scrapy'] + sys.argv[1:]\n"
@@ -265,18 +278,9 @@ def generate_all(server, records: int, seed: int = 7, sources: list[str] | None 
     return {s: server.generate(s, records, seed=seed) for s in (sources or SPIDERS)}
 
 
-def api_requests(server, source: str, since: float = 0.0) -> dict[str, int]:
-    """Server-side requests to a source's API prefix since ``since`` (epoch): all, refused
-    with 429, and the rest."""
-    prefix = LIMITS[source].prefix
-    entries = [e for e in server.state.entries("") if e["path"].startswith(prefix) and e["time"] >= since]
-    refused = sum(1 for e in entries if e["status"] == 429)
-    return {"all": len(entries), "429": refused, "served": len(entries) - refused}
-
-
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b) if b else 0
 
 
 __all__ = ["LIMITS", "Limit", "apply_limits", "floor_seconds", "machine", "machine_line", "write_section",
-           "save_json", "table", "run_crawl", "generate_all", "api_requests", "ceil_div", "SPIDERS", "ROOT", "math"]
+           "save_json", "table", "run_crawl", "generate_all", "ceil_div", "SPIDERS", "ROOT", "PEAK_RSS_MB"]

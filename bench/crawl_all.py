@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    LIMITS, SPIDERS, api_requests, apply_limits, ceil_div, floor_seconds, generate_all, machine_line,
+    LIMITS, SPIDERS, apply_limits, ceil_div, floor_seconds, generate_all, machine_line,
     run_crawl, save_json, table, write_section,
 )
 from envision_spiders.localapi import LocalAPIServer  # noqa: E402
