@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Parsing a large directory is CPU work (0.9 s for 16 MiB): do it off the reactor thread.
 THREAD_FEED_BYTES = 1024 * 1024
 _LIMIT = "archive_peek_limit"
+_WHOLE = "archive_peek_whole_file_limit"
 _RECEIVED = "archive_peek_received"
 
 
@@ -126,6 +127,8 @@ class ArchivePeekMiddleware:
                 # a token renewed while the peek waited for its turn is the one sent
                 "fresh_credentials": True,
                 _LIMIT: rng.length,
+                # a server that ignores Range may send a whole file this small: keep it all
+                _WHOLE: peeker.budget_left,
                 _RECEIVED: 0,
                 "download_maxsize": 0,  # the peek's own limit (bytes_received) cuts it
                 "download_warnsize": 0,
@@ -144,7 +147,7 @@ class ArchivePeekMiddleware:
             except Exception as exc:  # the request failed for good (after retries)
                 peeker.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue
-            data = response.body[: rng.length]
+            data = response.body  # cut in bytes_received, and by the peeker to what it asked
             total = None
             if response.status == 200:
                 length = response.headers.get("Content-Length")
@@ -164,6 +167,11 @@ class ArchivePeekMiddleware:
         # count each answer on its own: the body of a redirect before it does not count
         if _LIMIT in request.meta:
             request.meta[_RECEIVED] = 0
+            # A whole file (a server that ignored Range) within the archive's byte budget
+            # is read to its end: the peeker lists it like a file smaller than the tail.
+            # (A 206 is never longer than the range asked for.)
+            if isinstance(body_length, int) and request.meta[_LIMIT] < body_length <= request.meta.get(_WHOLE, 0):
+                request.meta[_LIMIT] = body_length
 
     def bytes_received(self, data: bytes, request: Request, spider) -> None:
         limit = request.meta.get(_LIMIT)
