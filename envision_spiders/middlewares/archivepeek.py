@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -30,6 +31,7 @@ from scrapy.exceptions import NotConfigured, StopDownload
 
 from envision_spiders.archive import PeekLimits, make_peeker
 from envision_spiders.items import TermHit
+from envision_spiders.storage import read_json, record_path
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -55,6 +57,7 @@ class ArchivePeekMiddleware:
             raise NotConfigured
         self.crawler = crawler
         self.limits = PeekLimits.from_settings(settings)
+        self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.max_archives = settings.getint("ARCHIVE_PEEK_MAX_ARCHIVES", 10)
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
@@ -84,9 +87,15 @@ class ArchivePeekMiddleware:
         entries: list[dict[str, Any] | None] = [None] * len(candidates)
         jobs = []
         readable = getattr(spider, "files_readable", lambda: True)()
+        known = {} if getattr(spider, "full", False) else self.saved_listings(record)
         for i, (f, peeker) in enumerate(candidates):
             url = f.get("url")
-            if peeker.next_request() is None:  # not listable: the result says why, no request
+            reuse = known.get((f.get("name"), f.get("size_bytes"), f.get("checksum")))
+            if reuse is not None:
+                # a refreshed record whose archive did not change: its listing stands
+                entries[i] = reuse
+                self.crawler.stats.inc_value("envision/archive/reused")
+            elif peeker.next_request() is None:  # not listable: the result says why, no request
                 entries[i] = peeker.result()
             elif not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
                 entries[i] = not_peeked(f.get("name"), url, "no http(s) download URL")
@@ -113,6 +122,22 @@ class ArchivePeekMiddleware:
                 stats.inc_value("envision/archive/not_listed")
             stats.inc_value("envision/archive/bytes", entry.get("bytes_read") or 0)
             stats.inc_value("envision/archive/requests", entry.get("requests") or 0)
+
+    def saved_listings(self, record: ItemAdapter) -> dict[tuple, dict[str, Any]]:
+        """Listings of the saved copy of this record, by (name, size, checksum) of the
+        file they list: a refreshed record (new title, say) does not peek again archives
+        that are byte for byte the same. ``-a full=1`` peeks everything again."""
+        path = record_path(self.data_dir, str(record.get("source")), str(record.get("source_id")))
+        saved = read_json(path) if path.exists() else None
+        if not isinstance(saved, dict):
+            return {}
+        files = {f.get("name"): f for f in saved.get("files") or [] if isinstance(f, dict)}
+        out = {}
+        for entry in saved.get("archives") or []:
+            f = files.get(entry.get("name")) if isinstance(entry, dict) else None
+            if f and entry.get("listed") and (f.get("checksum") or f.get("size_bytes")):
+                out[(f.get("name"), f.get("size_bytes"), f.get("checksum"))] = entry
+        return out
 
     # ------------------------------------------------------------------ one archive
     async def peek(self, peeker, url: str) -> dict[str, Any]:
