@@ -22,10 +22,15 @@ shift || true
 say() { printf '%s [automation] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
 
-# DATA_DIR as the Python side sees it: the environment, else .env, else data/.
-if [ -z "${DATA_DIR:-}" ] && [ -f .env ]; then
-    DATA_DIR=$(sed -n 's/^[[:space:]]*DATA_DIR[[:space:]]*=[[:space:]]*//p' .env | tail -n 1 | tr -d '"'"'"'\r')
-fi
+# A setting as the Python side sees it: the environment, else .env (python-dotenv's
+# precedence), else empty.
+setting() {
+    local name=$1
+    if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; return; fi
+    [ -f .env ] && sed -n "s/^[[:space:]]*$name[[:space:]]*=[[:space:]]*//p" .env | tail -n 1 | tr -d '"'"'"'\r'
+    return 0
+}
+DATA_DIR=$(setting DATA_DIR)
 export DATA_DIR=${DATA_DIR:-data}
 # One id per run: every spider's summary, the log and the step summaries go to
 # $DATA_DIR/runs/$RUN_ID/.
@@ -69,8 +74,20 @@ scrapy_() { "$VENV/bin/scrapy" "$@"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
 step_classify() { say "classify: not available yet (issue #6, classification); skipped"; }
-step_download() { say "download: not available yet (issue #7, downloads); skipped"; }
-step_post() { say "post: not available yet (issue #8, portal posting); skipped"; }
+# Files of confident EYE_IMAGING records (the queue and results/*_eye_imaging.json) into
+# $DATA_DIR/downloads/; exit 1 (stopping the run) when a file failed: it stays queued.
+step_download() { say "download: confident EYE_IMAGING records"; scrapy_ download "$@"; }
+# Confident EYE_IMAGING records to the envision portal (scrapy post: only new or changed
+# ones; exit 1 when the portal refused the key or a body, or a record failed). Curators
+# who do not post leave PORTAL_URL unset: the step says so and the run goes on.
+step_post() {
+    if [ -z "$(setting PORTAL_URL)" ]; then
+        say "post: PORTAL_URL is not set (environment or .env): nothing is posted; step skipped"
+        return 0
+    fi
+    say "post: confident EYE_IMAGING records to the envision portal"
+    scrapy_ post "$@"
+}
 
 step_test() {
     say "tests"
@@ -84,13 +101,16 @@ step_demo() {
     log=$(mktemp)
     "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
     local server=$!
-    trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+    # expanded now: at exit the function's locals are gone (set -u would fail the run)
+    trap "kill $server 2>/dev/null || true; rm -f '$log'" EXIT
     for _ in $(seq 100); do grep -q '^LOCALAPI ' "$log" && break; sleep 0.1; done
     grep -q '^LOCALAPI ' "$log" || die "the local API server did not start: $(cat "$log")"
     say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"
     # shellcheck disable=SC1090
     source <(grep '^export ' "$log")
-    export DATA_DIR=data/demo RESULTS_DIR=${RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
+    # the demo never writes into the real DATA_DIR/RESULTS_DIR (DEMO_DATA_DIR and
+    # DEMO_RESULTS_DIR move it elsewhere)
+    export DATA_DIR=${DEMO_DATA_DIR:-data/demo} RESULTS_DIR=${DEMO_RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
     lock
     log_run
     step_scrape "$@"

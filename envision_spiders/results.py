@@ -25,7 +25,6 @@ have ``label`` null.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -207,4 +206,4 @@ def _log(summary: dict[str, Any]) -> None:
 def run_id_from(settings) -> str:
     from envision_spiders.extensions.runsummary import new_run_id
 
-    return settings.get("RUN_ID") or os.environ.get("RUN_ID") or new_run_id()
+    return settings.get("RUN_ID") or new_run_id()

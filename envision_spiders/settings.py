@@ -4,7 +4,7 @@ Every project setting can also come from the environment (or from ``.env``, read
 with python-dotenv): ``ZENODO_API_URL=http://127.0.0.1:8765/zenodo/api scrapy crawl
 zenodo`` and ``scrapy crawl zenodo -s ZENODO_API_URL=...`` do the same thing.
 Tokens are deliberately *not* settings: they are read from the environment by
-:mod:`envision_spiders.secrets` only where a request needs them, so Scrapy never
+:mod:`envision_spiders.credentials` only where a request needs them, so Scrapy never
 logs them and scrapyd never puts them on a command line.
 """
 
@@ -41,6 +41,9 @@ COMMANDS_MODULE = "envision_spiders.commands"
 
 # --- where things live --------------------------------------------------------
 DATA_DIR = _env("DATA_DIR", "data")
+# Every summary of one run goes to DATA_DIR/runs/RUN_ID/ (automation.sh sets one per
+# run; empty: each crawl makes its own from the time it starts).
+RUN_ID = _env("RUN_ID", "")
 RESULTS_DIR = _env("RESULTS_DIR", "results")
 # A file with one search term per line ('#' comments allowed); empty = the 47 shared terms.
 SEARCH_TERMS = _env("SEARCH_TERMS", "")
@@ -60,6 +63,9 @@ NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.go
 # The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
 # smaller is safe under both): past it the nei spider splits a query by fiscal years.
 NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
+# Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
+# (set it when the API root is a proxy on another host than the token endpoint).
+DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
@@ -69,6 +75,15 @@ ARCHIVE_PEEK_MAX_ARCHIVES = int(_env("ARCHIVE_PEEK_MAX_ARCHIVES", "10"))  # per 
 CLASSIFY_ENABLED = _env_bool("CLASSIFY_ENABLED", True)
 DOWNLOAD_ENABLED = _env_bool("DOWNLOAD_ENABLED", False)
 DOWNLOAD_THRESHOLD = float(_env("DOWNLOAD_THRESHOLD", "0.80"))
+# Downloads (``scrapy download``, or during a crawl with DOWNLOAD_ENABLED): a record
+# larger than this is skipped (0 = no cap); this much disk stays free; transfers at once
+# across all hosts (each host also keeps its source's pace); progress as tqdm bars on a
+# terminal or a log line every DOWNLOAD_PROGRESS_INTERVAL seconds (auto | bar | log | off).
+DOWNLOAD_MAX_BYTES = int(_env("DOWNLOAD_MAX_BYTES", str(100 * 1024**3)))
+DOWNLOAD_MIN_FREE_BYTES = int(_env("DOWNLOAD_MIN_FREE_BYTES", str(1024**3)))
+DOWNLOAD_CONCURRENCY = int(_env("DOWNLOAD_CONCURRENCY", "8"))
+DOWNLOAD_PROGRESS = _env("DOWNLOAD_PROGRESS", "auto")
+DOWNLOAD_PROGRESS_INTERVAL = float(_env("DOWNLOAD_PROGRESS_INTERVAL", "30"))
 # "" = the default offline model (built on first use under CLASSIFIER_MODELS_DIR), a
 # local EyeImagingClassifier folder, or hf:fairdataihub/envision-eye-imaging-classifier[@rev]
 CLASSIFIER_MODEL = _env("CLASSIFIER_MODEL", "")
@@ -77,6 +92,13 @@ CLASSIFIER_MODELS_DIR = _env("CLASSIFIER_MODELS_DIR", "")  # "" = {DATA_DIR}/mod
 # whatever arrived within CLASSIFY_BATCH_WAIT seconds.
 CLASSIFY_BATCH_SIZE = int(_env("CLASSIFY_BATCH_SIZE", "32"))
 CLASSIFY_BATCH_WAIT = float(_env("CLASSIFY_BATCH_WAIT", "1.0"))
+# ``scrapy post``: the prob_eye_imaging a record needs to be posted to the portal; empty
+# = DOWNLOAD_THRESHOLD (a curator who wants only near-certain records public while
+# downloading more for review sets it higher). Seconds one POST may take in all.
+# The portal's address and key are not settings: PORTAL_URL and PORTAL_API_KEY come
+# from the environment (or .env) only, like the tokens.
+POST_THRESHOLD = _env("POST_THRESHOLD", "")
+PORTAL_TIMEOUT = float(_env("PORTAL_TIMEOUT", "60"))
 
 # --- politeness -----------------------------------------------------------------
 # Each spider declares its API's documented pace (see envision_spiders/politeness.py);
@@ -122,6 +144,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Just before the retry middleware on the way out (lower = closer to the engine
     # for process_request): 429 handling sees the response before retries do.
     "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
+    # After the rate-limit wait: requests that ask for it leave with the spider's current
+    # credentials (a token renewed while they waited), only to the API's own host.
+    "envision_spiders.middlewares.credentials.FreshCredentialsMiddleware": 570,
 }
 
 SPIDER_MIDDLEWARES = {
@@ -143,6 +168,9 @@ ITEM_PIPELINES = {
     "pipelines.classify.ClassifyPipeline": 200,
     # one JSON per record under data/metadata/{source}/ (atomic, resumable)
     "pipelines.persist.PersistPipeline": 300,
+    # confident EYE_IMAGING records join the download queue (after classification and
+    # persistence); with DOWNLOAD_ENABLED their files are fetched during the crawl
+    "pipelines.downloads.DownloadQueuePipeline": 800,
     # results/ rebuilt from every record on disk when the spider closes
     "pipelines.results.ResultsPipeline": 900,
 }

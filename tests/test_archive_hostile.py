@@ -5,14 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import struct
 import tarfile
 
 import pytest
 
 from envision_spiders.archive import ZIP_TAIL_BYTES, PeekLimits
-from envision_spiders.archive.zipformat import CENTRAL, END, END64, LOCATOR64, SIG_CENTRAL, SIG_END, SIG_END64, SIG_LOCATOR64
-from envision_spiders.localapi.archives import peek_local, tar_bytes, virtual_zip, zip64_bytes, zip_bytes
+from envision_spiders.archive.zipformat import END, END64, SIG_CENTRAL, SIG_END, SIG_END64
+from envision_spiders.localapi.archives import peek_local, repeating_zip64, tar_bytes, virtual_zip, zip64_bytes, zip_bytes
 from envision_spiders.localapi.core import ServedFile
 
 NAMES = [f"img/{i}.png" for i in range(5)]
@@ -129,36 +128,15 @@ def test_zip64_locator_pointing_nowhere():
 
 def test_declared_ten_million_members_with_a_real_huge_directory_stays_bounded():
     # 10^7 central directory records (550 MB), served virtually: a repeating record.
-    name = b"frame.png"
-    record = CENTRAL.pack(SIG_CENTRAL, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0) + name
     n = 10**7
-    cd_size = n * len(record)
-    tail = (
-        END64.pack(SIG_END64, 44, 45, 45, 0, 0, n, n, cd_size, 0)
-        + LOCATOR64.pack(SIG_LOCATOR64, 0, cd_size, 1)
-        + END.pack(SIG_END, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
-    )
-    size = cd_size + len(tail)
-
-    def read(offset: int, length: int) -> bytes:
-        out = bytearray()
-        if offset < cd_size:
-            k = min(length, cd_size - offset)
-            start = offset % len(record)
-            out += (record * (k // len(record) + 2))[start : start + k]
-        if offset + length > cd_size:
-            a = max(offset, cd_size) - cd_size
-            out += tail[a : a + offset + length - max(offset, cd_size)]
-        return bytes(out)
-
-    served = ServedFile(size=size, reader=read)
+    served, record_size = repeating_zip64(n)
     limits = PeekLimits(max_bytes=2 * 1024 * 1024, sample_size=20)
     r = peek_local("ten_million.zip", served, limits=limits)
     assert r["format"] == "zip64" and r["listed"] and not r["complete"]
     assert r["member_count"] == n
     assert r["requests"] == 2 and r["bytes_read"] <= limits.max_bytes
     # every whole record of the second request is listed, nothing more is kept
-    assert r["members_listed"] == (r["bytes_read"] - ZIP_TAIL_BYTES) // len(record) > 30_000
+    assert r["members_listed"] == (r["bytes_read"] - ZIP_TAIL_BYTES) // record_size > 30_000
     assert len(r["members_sample"]) == 20 and r["extension_counts"] == {".png": r["members_listed"]}
     assert "larger than the peek budget" in r["reason"]
 

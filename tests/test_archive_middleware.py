@@ -118,3 +118,34 @@ def test_archives_per_record_are_capped(api, tmp_path, terms):
     assert sum(1 for e in entries if e["listed"]) == 3
     assert sum(1 for e in entries if "ARCHIVE_PEEK_MAX_ARCHIVES" in (e.get("reason") or "")) == 2
     assert api.state.count(r"/storage/zenodo/45/") == 3
+
+
+@pytest.mark.slow
+def test_a_small_zip_behind_a_server_that_ignores_range_is_read_whole(api, tmp_path, terms):
+    data, names = zip_with_large_directory(3000)  # ~400 KB: larger than the tail, within the budget
+    _record(api, 46, {"whole.zip": ServedFile.from_bytes(data)})
+    api.state.add_fault(path=r"/storage/zenodo/46/", kind="ignore_range", count=-1)
+    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
+    assert result.returncode == 0
+    (entry,) = saved_records(tmp_path / "d", "zenodo")["46"]["archives"]
+    assert entry["listed"] and entry["complete"] and entry["member_count"] == 3000
+    assert entry["requests"] == 1 and entry["bytes_read"] == len(data)
+    assert entry["reason"] is None
+    assert api.state.count(r"/storage/zenodo/46/") == 1
+
+
+@pytest.mark.slow
+def test_a_refreshed_record_reuses_the_listing_of_an_unchanged_archive(api, tmp_path, terms):
+    data, _ = zip_with_large_directory(3000)
+    _record(api, 47, {"images.zip": ServedFile.from_bytes(data)})
+    assert run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
+    first = saved_records(tmp_path / "d", "zenodo")["47"]["archives"]
+    api.state.reset_counters()
+    api.modify("zenodo", 1.0)  # a new title, the same files
+    assert run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
+    record = saved_records(tmp_path / "d", "zenodo")["47"]
+    assert record["title"].endswith("(revised)") and record["archives"] == first
+    assert api.state.count(r"/storage/") == 0, "no peek for an archive that did not change"
+    # a full run looks again
+    assert run_crawl(api, "zenodo", tmp_path / "d", "-a", "full=1", SEARCH_TERMS=terms).returncode == 0
+    assert api.state.count(r"/storage/zenodo/47/") == 2

@@ -19,7 +19,6 @@ from envision_spiders.localapi.archives import (
     zip_with_large_directory,
     zip_with_max_comment,
 )
-from envision_spiders.localapi.core import ServedFile
 
 NESTED = [
     "study/",

@@ -50,3 +50,14 @@ def test_a_failed_scrape_stops_the_run_and_is_logged(tmp_path):
     assert "scrape: every spider" in out and "classify:" not in out, "no step runs after a failed one"
     log = tmp_path / "data" / "runs" / "testrun" / "automation.log"
     assert log.exists() and "is not an http(s) URL" in log.read_text()
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_and_every_summary_of_a_run_sits_together(tmp_path):
+    env = _env(tmp_path, DEMO_RECORDS="8", DEMO_DATA_DIR=str(tmp_path / "demo"), DEMO_RESULTS_DIR=str(tmp_path / "demo-results"))
+    result = automation("demo", env=env, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert not (tmp_path / "data").exists(), "the demo never touches the real DATA_DIR"
+    runs = tmp_path / "demo" / "runs" / "testrun"
+    names = {p.name for p in runs.iterdir()}
+    assert {"automation.log", "zenodo.json", "nei.json"} <= names, names

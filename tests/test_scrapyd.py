@@ -4,7 +4,6 @@ real scrapyd on 127.0.0.1 lists the spiders and runs one against the local API s
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys

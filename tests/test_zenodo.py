@@ -16,15 +16,15 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pytest
 from scrapy.http import JsonResponse, Request
 
+from envision_spiders.query import term_query
+from envision_spiders.textutil import checksum
 from envision_spiders.items import DatasetItem, TermHit
 from envision_spiders.spiders.zenodo import (
     RESULT_WINDOW,
     ZenodoSpider,
     build_query,
-    checksum_of,
     map_files,
     split_slice,
-    term_query,
 )
 
 from .conftest import ROOT, crawl_env, last_summary, make_spider, run_crawl, sample, saved_records
@@ -55,9 +55,9 @@ def test_split_slice_halves_until_one_day():
 
 
 def test_checksums_of_both_shapes():
-    assert checksum_of("md5:ABC" + "0" * 29) == "md5:abc" + "0" * 29
-    assert checksum_of("0" * 32) == "md5:" + "0" * 32
-    assert checksum_of("") is None and checksum_of(None) is None and checksum_of(42) is None
+    assert checksum("md5:ABC" + "0" * 29) == "md5:abc" + "0" * 29
+    assert checksum("0" * 32) == "md5:" + "0" * 32
+    assert checksum("") is None and checksum(None) is None and checksum(42) is None
 
 
 def test_map_files_reads_2024_and_2023_shapes_and_quotes_keys():

@@ -288,13 +288,18 @@ class Peeker:
     ) -> None:
         """Hand over the answer to :meth:`next_request`'s range.
 
-        ``data`` is the body (cut at the range's ``length`` if the server sent more),
-        ``status`` the HTTP status, ``content_range`` the ``Content-Range`` header, and
-        ``total_size`` the file size if the caller knows it otherwise (the
-        ``Content-Length`` of a 200 that ignored Range). Header values may be given as
-        Scrapy holds them (bytes).
+        ``data`` is the body (cut at the range's ``length`` if the server sent more —
+        except a 200 whose whole file fits in :attr:`budget_left`, which may be given
+        whole: a small file behind a server that ignores Range is then read like one
+        smaller than the tail), ``status`` the HTTP status, ``content_range`` the
+        ``Content-Range`` header, and ``total_size`` the file size if the caller knows it
+        otherwise (the ``Content-Length`` of a 200 that ignored Range). Header values may
+        be given as Scrapy holds them (bytes).
         """
+        whole = _as_size(total_size) if status == 200 else None
+        keep = whole if whole is not None and whole <= self.budget_left else None
         rng = self._take()
+        data = data[: max(rng.length, keep or 0)]
         self.bytes_read += len(data)
         try:
             chunk = self._accept(rng, bytes(data), status, content_range, total_size)
@@ -413,7 +418,6 @@ class Peeker:
             # A server that ignores Range sends the file from its first byte; the caller
             # stopped reading at rng.length, so the body is whole only if shorter.
             self.range_ignored = True
-            data = data[: rng.length]
             total = _as_size(total_size)
             if total is None and len(data) < rng.length:
                 total = len(data)

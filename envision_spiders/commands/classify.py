@@ -4,8 +4,9 @@ Every record under ``data/metadata`` (or of ``--source``) that does not yet carr
 current model's label for its present text is classified, in batches, and its file is
 rewritten with the new ``classification`` (atomically; just before writing, the record is
 read again and skipped if a crawl changed its text meanwhile). Then ``results/`` is
-rebuilt from every record on disk (:mod:`envision_spiders.results`). This is the
-original tool's ``--skip-scrape``.
+rebuilt from every record on disk (:mod:`envision_spiders.results`), and the review page
+``results/report.html`` from them (:func:`envision_spiders.report.report_after_classify`).
+This is the original tool's ``--skip-scrape``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Command(ScrapyCommand):
         from scrapy.utils.log import configure_logging
 
         from envision_spiders.classifier import ModelError, load_classifier, models_dir, record_text
+        from envision_spiders.report import report_after_classify
         from envision_spiders.results import run_id_from, sources_on_disk, write_results
 
         assert self.settings is not None
@@ -86,7 +88,12 @@ class Command(ScrapyCommand):
         logger.info("classify: %d records classified, %d already labelled by %s, %d skipped (changed by a crawl "
                     "meanwhile) in %.0f s", counts["classified"], counts["reused"], classifier.model_id,
                     counts["changed_meanwhile"], elapsed)
-        summary = write_results(data_dir, results_dir, run_id_from(self.settings))
+        run_id = run_id_from(self.settings)
+        summary = write_results(data_dir, results_dir, run_id)
+        # the review page follows the results it shows (it never fails this command)
+        settings = self.settings.copy()
+        settings.set("RESULTS_DIR", str(results_dir), priority="cmdline")
+        report_after_classify(settings, run_id=run_id)
         print(f"classified {counts['classified']}, already labelled {counts['reused']} "
               f"(model {classifier.model_id}); results in {results_dir}: "
               f"{summary['totals']['EYE_IMAGING']} EYE_IMAGING of {summary['totals']['records']} records")

@@ -9,7 +9,6 @@ requests, retries, 429s, failures, malformed answers, bytes, elapsed time. The J
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,7 +90,7 @@ class RunSummary:
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         settings = crawler.settings
-        self.run_id = settings.get("RUN_ID") or os.environ.get("RUN_ID") or new_run_id()
+        self.run_id = settings.get("RUN_ID") or new_run_id()
         self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.started = time.monotonic()
         self.started_at = utcnow_iso()
@@ -122,7 +121,7 @@ class RunSummary:
             **figures,
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
-        problems = health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
+        problems = list(getattr(spider, "problems", [])) + health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
         summary["healthy"] = not problems
         summary["problems"] = problems
         logger.info(

@@ -7,6 +7,8 @@ Start it in a thread from Python::
     settings = server.api_settings()   # {"ZENODO_API_URL": "http://127.0.0.1:PORT/zenodo/api", ...}
 
 or as a process: ``python -m envision_spiders.localapi --port 8765 --records 200``.
+The envision portal's stand-in is served too (``portal.py``): ``server.portal_settings()``
+gives ``PORTAL_URL`` and its ``PORTAL_API_KEY``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from typing import Any
 
 from aiohttp import web
 
-from . import datacite, kaggle, nei, zenodo
+from . import datacite, downloads, dryad, figshare, kaggle, nei, osf, portal, zenodo
 from .core import ServedFile, ServerState, make_app, sparse_reader
 
 __all__ = ["LocalAPIServer", "ServedFile", "ServerState", "sparse_reader", "SOURCES"]
+
+# Routes that belong to no source: test helpers for downloads (/dl) and the envision
+# portal's stand-in (/portal).
+HELPERS = [downloads, portal]
 
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
@@ -29,6 +35,9 @@ SOURCES: dict[str, tuple[Any, str, str]] = {
     "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
+    "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
+    "osf": (osf, "OSF_API_URL", osf.PREFIX),
+    "dryad": (dryad, "DRYAD_API_URL", dryad.PREFIX),
 }
 
 
@@ -58,6 +67,11 @@ class LocalAPIServer:
     def api_settings(self) -> dict[str, str]:
         return {setting: self.base_url + prefix for _, setting, prefix in SOURCES.values()}
 
+    def portal_settings(self) -> dict[str, str]:
+        """``PORTAL_URL`` and ``PORTAL_API_KEY`` of the portal stand-in (its key is made
+        per state, so ask again after the test fixture reset it)."""
+        return {"PORTAL_URL": self.base_url + portal.PREFIX, "PORTAL_API_KEY": portal.state_of(self.state).api_key}
+
     def generate(self, source: str, n: int, seed: int = 1) -> int:
         return generate_source(self.state, source, n, seed)
 
@@ -73,7 +87,7 @@ class LocalAPIServer:
         self._loop = asyncio.new_event_loop()
 
         async def boot() -> None:
-            app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()])
+            app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()] + [m.register for m in HELPERS])
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, self.host, self.port, backlog=512).start()

@@ -1,7 +1,8 @@
 """``python -m envision_spiders.localapi``: the local API server as a process.
 
 Prints one line ``LOCALAPI <base url>`` when it is ready (scripts read it), then the
-export lines that point every spider at it, and serves until interrupted.
+export lines that point every spider at it and ``scrapy post`` at the portal stand-in
+(a throwaway key made for this process), and serves until interrupted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     for source in [s for s in args.sources.split(",") if s]:
         server.generate(source, args.records, seed=args.seed)
     print(f"LOCALAPI {server.base_url}", flush=True)
-    for name, value in server.api_settings().items():
+    for name, value in {**server.api_settings(), **server.portal_settings()}.items():
         print(f"export {name}={value}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

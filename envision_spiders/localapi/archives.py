@@ -227,6 +227,32 @@ def virtual_tgz(
     return ServedFile(size=total, reader=sparse_reader(total, {0: bytes(out)}), content_type="application/gzip"), names
 
 
+def repeating_zip64(n_members: int = 10**7, name: bytes = b"frame.png") -> tuple[ServedFile, int]:
+    """A ZIP64 declaring ``n_members`` members with a real (virtual) central directory
+    of that many copies of one record: 550 MB of directory for 10^7, served from one
+    record. Returns the file and the size of one directory record."""
+    record = CENTRAL.pack(SIG_CENTRAL, 20, 20, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0) + name
+    cd_size = n_members * len(record)
+    tail = (
+        END64.pack(SIG_END64, 44, 45, 45, 0, 0, n_members, n_members, cd_size, 0)
+        + LOCATOR64.pack(SIG_LOCATOR64, 0, cd_size, 1)
+        + END.pack(SIG_END, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+
+    def read(offset: int, length: int) -> bytes:
+        out = bytearray()
+        if offset < cd_size:
+            k = min(length, cd_size - offset)
+            start = offset % len(record)
+            out += (record * (k // len(record) + 2))[start : start + k]
+        if offset + length > cd_size:
+            a = max(offset, cd_size) - cd_size
+            out += tail[a : a + offset + length - max(offset, cd_size)]
+        return bytes(out)
+
+    return ServedFile(size=cd_size + len(tail), reader=read, content_type="application/zip"), len(record)
+
+
 # --------------------------------------------------------------------------- in-process transport
 def local_answer(served: ServedFile, rng: ByteRange, *, ignore_range: bool = False) -> Answer:
     """Answer a ByteRange as the local server would, body cut at ``rng.length`` on a 200."""

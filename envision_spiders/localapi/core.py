@@ -261,6 +261,23 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+# Absolute URLs in stored answers name ORIGIN; render_json replaces it with the address
+# the client used, so records generated before the server knew its port stay right.
+ORIGIN = "http://localapi.invalid"
+
+
+def render_json(
+    request: web.Request,
+    payload: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.Response:
+    origin = f"{request.scheme}://{request.host}"
+    text = json.dumps(payload, ensure_ascii=False).replace(ORIGIN, origin)
+    return web.Response(text=text, status=status, content_type=content_type, headers=headers)
+
+
 def http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
@@ -395,7 +412,6 @@ async def serve_redirect(request: web.Request) -> web.StreamResponse:
 
 
 async def serve_file(request: web.Request, served: ServedFile) -> web.StreamResponse:
-    state: ServerState = request.app[STATE_KEY]
     size = served.size
     headers = {"Accept-Ranges": "bytes", "Content-Type": served.content_type}
     ranges = None

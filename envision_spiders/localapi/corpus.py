@@ -98,3 +98,10 @@ def file_plan(rng: random.Random, positive: bool) -> list[str]:
     else:
         names = [rng.choice(["data.csv", "tables.xlsx", "variants.vcf.gz", "recordings.zip"]), "README.md"]
     return names
+
+
+def pick_fraction(ids, fraction: float, seed: int) -> list:
+    """The records a source's ``modify()`` touches: a deterministic sample of about
+    ``fraction`` of ``ids`` (at least one when there is any)."""
+    ids = sorted(ids)
+    return random.Random(seed).sample(ids, max(1, int(len(ids) * fraction))) if ids else []

@@ -50,14 +50,13 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from .core import STATE_KEY, ServerState, json_response
+from .core import ORIGIN, STATE_KEY, ServerState, json_response, render_json
 from .corpus import file_plan, generated_texts
 from .payloads import make_payload
-from .zenodo import _contains, _in_range, _tokens, parse_query
+from .search import contains, in_range, parse_query, tokens
 
 PREFIX = "/datacite"
 SAMPLES = Path(__file__).with_name("samples") / "datacite"
-ORIGIN = "http://localapi.invalid"  # replaced by the address a client used, per request
 NUMBER_WINDOW = 10_000
 DEFAULT_SIZE = 25
 MAX_SIZE = 1000
@@ -326,7 +325,7 @@ def _text(rec: dict) -> list[str]:
     parts = [t.get("title", "") for t in a.get("titles") or []]
     parts += [re.sub(r"<[^>]+>", " ", str(d.get("description", ""))) for d in a.get("descriptions") or []]
     parts += [s.get("subject", "") for s in a.get("subjects") or []]
-    return _tokens(" ".join(parts))
+    return tokens(" ".join(parts))
 
 
 def kebab(value: str) -> str:
@@ -345,9 +344,9 @@ def matches(rec: dict, query: str, filters: dict[str, str] | None = None) -> boo
         return False
     phrases, ranges = parse_query(query or "")
     text = _text(rec)
-    if not all(_contains(text, p) for p in phrases):
+    if not all(contains(text, p) for p in phrases):
         return False
-    return all(_in_range(str(a.get(fld) or ""), lo, hi, li, hi_inc) for fld, lo, hi, li, hi_inc in ranges)
+    return all(in_range(str(a.get(fld) or ""), lo, hi, li, hi_inc) for fld, lo, hi, li, hi_inc in ranges)
 
 
 def _render(rec: dict, affiliation: bool, publisher: bool, detail: bool = False) -> dict:
@@ -421,9 +420,7 @@ def _headers() -> dict[str, str]:
 
 
 def _respond(request: web.Request, payload: Any, status: int = 200) -> web.Response:
-    origin = f"{request.scheme}://{request.host}"
-    text = json.dumps(payload, ensure_ascii=False).replace(ORIGIN, origin)
-    return web.Response(text=text, status=status, content_type="application/json", headers=_headers())
+    return render_json(request, payload, status, headers=_headers())
 
 
 def _error(status: int, title: str) -> web.Response:

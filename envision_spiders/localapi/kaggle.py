@@ -52,13 +52,12 @@ from aiohttp import web
 from envision_spiders.filetypes import file_extension
 from envision_spiders.textutil import parse_datetime, plain_text
 
-from .core import STATE_KEY, ServedFile, ServerState, json_response
+from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, json_response, render_json
 from .corpus import file_plan, generated_texts
 from .payloads import make_payload
 
 PREFIX = "/kaggle/api/v1"
 SAMPLES = Path(__file__).with_name("samples") / "kaggle"
-ORIGIN = "http://localapi.invalid"  # replaced by the address a client used, per request
 PAGE_SIZE = 20
 LAST_PAGE = 500
 FILES_PAGE_DEFAULT = 20
@@ -341,12 +340,6 @@ def render_item(item: dict, shape: str) -> dict:
 
 
 # ------------------------------------------------------------------ HTTP
-def _render(request: web.Request, payload: Any, status: int = 200) -> web.Response:
-    origin = f"{request.scheme}://{request.host}"
-    text = json.dumps(payload, ensure_ascii=False).replace(ORIGIN, origin)
-    return web.Response(text=text, status=status, content_type="application/json")
-
-
 def _error(status: int, message: str) -> web.Response:
     return json_response({"code": status, "message": message}, status=status)
 
@@ -404,12 +397,12 @@ async def list_datasets(request: web.Request) -> web.Response:
         return _error(400, f"Invalid sortBy or page: {sort_by!r}, {page}")
     search = request.query.get("search", "")
     if page > st.last_page:
-        return _render(request, [])
+        return render_json(request, [])
     with server.lock:
         found = [st.datasets[r] for r in st.datasets if matches(st, r, search)]
         found.sort(key=_sort_key(sort_by), reverse=True)
         chunk = [render_item(it, st.shapes.get(it["ref"], "2021")) for it in found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
-    return _render(request, chunk)
+    return render_json(request, chunk)
 
 
 def _page_token(offset: int) -> str:
@@ -438,7 +431,7 @@ async def list_files(request: web.Request) -> web.Response:
     if entries is None:
         return _error(404, "Not found")
     if shape == "2021":
-        return _render(request, {"datasetFiles": entries, "errorMessage": None})
+        return render_json(request, {"datasetFiles": entries, "errorMessage": None})
     try:
         size = max(1, min(FILES_PAGE_MAX, int(request.query.get("pageSize", FILES_PAGE_DEFAULT))))
     except ValueError:
@@ -450,7 +443,7 @@ async def list_files(request: web.Request) -> web.Response:
     chunk = entries[offset : offset + size]
     more = offset + size < len(entries)
     body = {"datasetFiles": chunk, "errorMessage": None, "nextPageToken": _page_token(offset + size) if more else ""}
-    return _render(request, body)
+    return render_json(request, body)
 
 
 async def download(request: web.Request) -> web.StreamResponse:

@@ -26,13 +26,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .core import STATE_KEY, ServedFile, ServerState, json_response, serve_file
-from .corpus import file_plan, generated_texts
+from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, json_response, render_json, serve_file
+from .search import contains, in_range, parse_query, tokens
+from .corpus import file_plan, generated_texts, pick_fraction
 from .payloads import make_payload
 
 PREFIX = "/zenodo/api"
 SAMPLES = Path(__file__).with_name("samples") / "zenodo"
-ORIGIN = "http://localapi.invalid"  # replaced by the address a client used, per request
 WINDOW = 10_000
 
 
@@ -166,9 +166,7 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 1_000_0
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
     """Touch a fraction of the records (new title, later ``updated``)."""
     st = state_of(server)
-    rng = random.Random(seed)
-    ids = sorted(st.records)
-    chosen = rng.sample(ids, max(1, int(len(ids) * fraction))) if ids else []
+    chosen = pick_fraction(st.records, fraction, seed)
     now = datetime.now(timezone.utc).isoformat()
     for rid in chosen:
         rec = st.records[rid]
@@ -179,58 +177,14 @@ def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
 
 
 # ------------------------------------------------------------------ search semantics
-_RANGE = re.compile(r"(\w+):([\[{])(\S+) TO (\S+?)([\]}])")
-_PHRASE = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
-
-
-def _contains(haystack: list[str], phrase: list[str]) -> bool:
-    if not phrase:
-        return True
-    n = len(phrase)
-    first = phrase[0]
-    for i, tok in enumerate(haystack):
-        if tok == first and haystack[i : i + n] == phrase:
-            return True
-    return False
-
-
-def parse_query(q: str) -> tuple[list[list[str]], list[tuple[str, str, str, bool, bool]]]:
-    """The phrases (each a token list, all required) and the field ranges of a query."""
-    ranges = [(m.group(1), m.group(3), m.group(4), m.group(2) == "[", m.group(5) == "]") for m in _RANGE.finditer(q)]
-    rest = _RANGE.sub(" ", q)
-    phrases = [_tokens(m.group(1).replace('\\"', '"')) for m in _PHRASE.finditer(rest)]
-    rest = _PHRASE.sub(" ", rest)
-    for word in re.split(r"[\s()]+", rest):
-        if word and word not in ("AND", "OR", "NOT", "+"):
-            phrases.append(_tokens(word))
-    return [p for p in phrases if p], ranges
-
-
-def _in_range(value: str, lo: str, hi: str, lo_inc: bool, hi_inc: bool) -> bool:
-    v = value[: len(lo)] if lo != "*" else value
-    if lo != "*":
-        if v < lo or (v == lo and not lo_inc):
-            return False
-    if hi != "*":
-        v = value[: len(hi)]
-        if v > hi or (v == hi and not hi_inc):
-            return False
-    return True
-
-
 def _matches(rec: dict, phrases, ranges) -> bool:
     md = rec["metadata"]
-    text = _tokens(" ".join([md.get("title", ""), re.sub(r"<[^>]+>", " ", md.get("description", "")), " ".join(md.get("keywords", []))]))
-    if not all(_contains(text, p) for p in phrases):
+    text = tokens(" ".join([md.get("title", ""), re.sub(r"<[^>]+>", " ", md.get("description", "")), " ".join(md.get("keywords", []))]))
+    if not all(contains(text, p) for p in phrases):
         return False
     for fld, lo, hi, lo_inc, hi_inc in ranges:
         value = rec.get(fld) or ""
-        if not _in_range(value, lo, hi, lo_inc, hi_inc):
+        if not in_range(value, lo, hi, lo_inc, hi_inc):
             return False
     return True
 
@@ -259,12 +213,6 @@ def _hit(st: ZenodoState, rec: dict) -> dict:
     elif rid in st.legacy_ids:
         hit["files"] = legacy_files(rec["files"])
     return hit
-
-
-def _render(request: web.Request, payload: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    origin = f"{request.scheme}://{request.host}"
-    text = json.dumps(payload, ensure_ascii=False).replace(ORIGIN, origin)
-    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 
 def _ratelimit_headers() -> dict[str, str]:
@@ -303,7 +251,7 @@ async def search(request: web.Request) -> web.Response:
         nxt = dict(request.query)
         nxt["page"] = str(page + 1)
         body["links"]["next"] = f"{ORIGIN}{PREFIX}/records?" + "&".join(f"{k}={quote(v)}" for k, v in nxt.items())
-    return _render(request, body, headers=_ratelimit_headers())
+    return render_json(request, body, headers=_ratelimit_headers())
 
 
 async def record(request: web.Request) -> web.Response:
@@ -311,7 +259,7 @@ async def record(request: web.Request) -> web.Response:
     rec = st.records.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
     if rec is None:
         return json_response({"message": "The persistent identifier does not exist.", "status": 404}, 404)
-    return _render(request, rec, headers=_ratelimit_headers())
+    return render_json(request, rec, headers=_ratelimit_headers())
 
 
 async def listing(request: web.Request) -> web.Response:
@@ -328,7 +276,7 @@ async def listing(request: web.Request) -> web.Response:
         entries.append(entry)
     body = {**template, "entries": entries,
             "links": {"self": f"{ORIGIN}{PREFIX}/records/{rid}/files", "archive": f"{ORIGIN}{PREFIX}/records/{rid}/files-archive"}}
-    return _render(request, body, headers=_ratelimit_headers())
+    return render_json(request, body, headers=_ratelimit_headers())
 
 
 async def content(request: web.Request) -> web.StreamResponse:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -30,6 +31,7 @@ from scrapy.exceptions import NotConfigured, StopDownload
 
 from envision_spiders.archive import PeekLimits, make_peeker
 from envision_spiders.items import TermHit
+from envision_spiders.storage import read_json, record_path
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 # Parsing a large directory is CPU work (0.9 s for 16 MiB): do it off the reactor thread.
 THREAD_FEED_BYTES = 1024 * 1024
 _LIMIT = "archive_peek_limit"
+_WHOLE = "archive_peek_whole_file_limit"
 _RECEIVED = "archive_peek_received"
 
 
@@ -54,7 +57,9 @@ class ArchivePeekMiddleware:
             raise NotConfigured
         self.crawler = crawler
         self.limits = PeekLimits.from_settings(settings)
+        self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.max_archives = settings.getint("ARCHIVE_PEEK_MAX_ARCHIVES", 10)
+        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
 
     @classmethod
@@ -82,9 +87,15 @@ class ArchivePeekMiddleware:
         entries: list[dict[str, Any] | None] = [None] * len(candidates)
         jobs = []
         readable = getattr(spider, "files_readable", lambda: True)()
+        known = {} if getattr(spider, "full", False) else self.saved_listings(record)
         for i, (f, peeker) in enumerate(candidates):
             url = f.get("url")
-            if peeker.next_request() is None:  # not listable: the result says why, no request
+            reuse = known.get((f.get("name"), f.get("size_bytes"), f.get("checksum")))
+            if reuse is not None:
+                # a refreshed record whose archive did not change: its listing stands
+                entries[i] = reuse
+                self.crawler.stats.inc_value("envision/archive/reused")
+            elif peeker.next_request() is None:  # not listable: the result says why, no request
                 entries[i] = peeker.result()
             elif not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
                 entries[i] = not_peeked(f.get("name"), url, "no http(s) download URL")
@@ -112,6 +123,22 @@ class ArchivePeekMiddleware:
             stats.inc_value("envision/archive/bytes", entry.get("bytes_read") or 0)
             stats.inc_value("envision/archive/requests", entry.get("requests") or 0)
 
+    def saved_listings(self, record: ItemAdapter) -> dict[tuple, dict[str, Any]]:
+        """Listings of the saved copy of this record, by (name, size, checksum) of the
+        file they list: a refreshed record (new title, say) does not peek again archives
+        that are byte for byte the same. ``-a full=1`` peeks everything again."""
+        path = record_path(self.data_dir, str(record.get("source")), str(record.get("source_id")))
+        saved = read_json(path) if path.exists() else None
+        if not isinstance(saved, dict):
+            return {}
+        files = {f.get("name"): f for f in saved.get("files") or [] if isinstance(f, dict)}
+        out = {}
+        for entry in saved.get("archives") or []:
+            f = files.get(entry.get("name")) if isinstance(entry, dict) else None
+            if f and entry.get("listed") and (f.get("checksum") or f.get("size_bytes")):
+                out[(f.get("name"), f.get("size_bytes"), f.get("checksum"))] = entry
+        return out
+
     # ------------------------------------------------------------------ one archive
     async def peek(self, peeker, url: str) -> dict[str, Any]:
         spider = self.crawler.spider
@@ -121,7 +148,12 @@ class ArchivePeekMiddleware:
         self.crawler.stats.inc_value("envision/archive/peeked")
         while (rng := peeker.next_request()) is not None:
             meta = {
+                # credentials are (re)set when the request leaves (FreshCredentialsMiddleware):
+                # a token renewed while the peek waited for its turn is the one sent
+                "fresh_credentials": True,
                 _LIMIT: rng.length,
+                # a server that ignores Range may send a whole file this small: keep it all
+                _WHOLE: peeker.budget_left,
                 _RECEIVED: 0,
                 "download_maxsize": 0,  # the peek's own limit (bytes_received) cuts it
                 "download_warnsize": 0,
@@ -140,7 +172,7 @@ class ArchivePeekMiddleware:
             except Exception as exc:  # the request failed for good (after retries)
                 peeker.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue
-            data = response.body[: rng.length]
+            data = response.body  # cut in bytes_received, and by the peeker to what it asked
             total = None
             if response.status == 200:
                 length = response.headers.get("Content-Length")
@@ -156,11 +188,23 @@ class ArchivePeekMiddleware:
         return result
 
     # ------------------------------------------------------------------ byte budget
+    def headers_received(self, headers, body_length, request: Request, spider) -> None:
+        # count each answer on its own: the body of a redirect before it does not count
+        if _LIMIT in request.meta:
+            request.meta[_RECEIVED] = 0
+            # A whole file (a server that ignored Range) within the archive's byte budget
+            # is read to its end: the peeker lists it like a file smaller than the tail.
+            # (A 206 is never longer than the range asked for.)
+            if isinstance(body_length, int) and request.meta[_LIMIT] < body_length <= request.meta.get(_WHOLE, 0):
+                request.meta[_LIMIT] = body_length
+
     def bytes_received(self, data: bytes, request: Request, spider) -> None:
         limit = request.meta.get(_LIMIT)
         if limit is None:
             return
         received = request.meta[_RECEIVED] = request.meta.get(_RECEIVED, 0) + len(data)
-        if received >= limit:
-            # enough for this peek (a server that ignored Range sends the whole file)
+        if received > limit:
+            # more than this peek asked for: a server that ignored Range is sending the
+            # whole file. (A 206 of exactly the range completes normally: stopping it would
+            # abort a connection the pool may reuse.)
             raise StopDownload(fail=False)

@@ -69,6 +69,8 @@ class SourceSpider(scrapy.Spider):
             self.since_arg = parsed
         self._terms_by_record: dict[str, list[str]] = {}
         self.hit_cap_reached = False
+        # what went wrong in a way the run's health must show (see RunSummary)
+        self.problems: list[str] = []
 
     # ---------------------------------------------------------------- set-up
     @classmethod
@@ -82,8 +84,14 @@ class SourceSpider(scrapy.Spider):
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
+        cls.apply_pace(settings, cls.pace_for(settings))
+
+    @staticmethod
+    def apply_pace(settings: BaseSettings, pace: Pace) -> None:
+        """Turn a documented pace into the slot delay, concurrency and AutoThrottle
+        bounds, scaled by POLITENESS_SCALE."""
         scale = settings.getfloat("POLITENESS_SCALE", 1.0)
-        pace = cls.pace_for(settings).scaled(scale)
+        pace = pace.scaled(scale)
         settings.set("DOWNLOAD_DELAY", pace.interval, priority="spider")
         settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", pace.concurrency, priority="spider")
         settings.set("AUTOTHROTTLE_START_DELAY", pace.interval, priority="spider")
@@ -132,7 +140,14 @@ class SourceSpider(scrapy.Spider):
     def covers_everything(self) -> bool:
         """True when this run searched every term completely (it may then move the
         "last successful run" mark)."""
-        return not self.max_per_query and not self.hit_cap_reached
+        return not self.max_per_query and not self.hit_cap_reached and not self.problems
+
+    def report_problem(self, text: str) -> None:
+        """A problem that makes this run unhealthy (said in the summary, the log and the
+        exit status) and keeps the "last successful run" mark where it was."""
+        if text not in self.problems:
+            self.problems.append(text)
+            logger.error("%s: %s", self.name, text)
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[Any]:
@@ -246,6 +261,11 @@ class SourceSpider(scrapy.Spider):
         if response is not None:
             status = response.status
             self.crawler.stats.inc_value(f"envision/http_error/{status}")
+            if status == 401:
+                self.report_problem(
+                    "the API refused our credentials (HTTP 401); check the token in the environment or .env"
+                )
+                return
             if 400 <= status < 500 and status not in (408, 429):
                 logger.warning("%s: %s answered HTTP %d; skipped", self.name, request.url, status)
                 return

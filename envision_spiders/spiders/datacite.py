@@ -55,7 +55,7 @@ from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from envision_spiders.filetypes import category_of_extension, file_extension
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.spiders.zenodo import term_query
+from envision_spiders.query import term_query
 from envision_spiders.textutil import (
     as_list,
     html_to_text,

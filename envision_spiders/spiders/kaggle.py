@@ -60,18 +60,12 @@ files), ``current_version``,
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from w3lib.http import basic_auth_header
-
+from envision_spiders.credentials import credentials_for
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
 from envision_spiders.textutil import dois_in, html_to_text, iso, parse_datetime, plain_text, strings
@@ -83,88 +77,6 @@ LAST_PAGE = 500  # later pages are empty (Kaggle/kaggle-cli#553, #222)
 FILES_PAGE_SIZE = 200
 MAX_FILE_PAGES = 50  # 10,000 files per dataset; KAGGLE_MAX_FILE_PAGES overrides
 SORT_BY = "updated"
-
-
-# ------------------------------------------------------------------ credentials
-@dataclass(frozen=True)
-class KaggleCredentials:
-    scheme: str  # "bearer", "basic" or "" (none)
-    origin: str  # where they came from, for the log: a variable or a path, never the secret
-    username: str = ""
-    secret: str = field(default="", repr=False)
-
-    def headers(self) -> dict[str, str]:
-        if self.scheme == "bearer":
-            return {"Authorization": f"Bearer {self.secret}"}
-        if self.scheme == "basic":
-            return {"Authorization": basic_auth_header(self.username, self.secret, encoding="utf-8").decode("ascii")}
-        return {}
-
-    def describe(self) -> str:
-        if self.scheme == "bearer":
-            return f"an API token from {self.origin} (Bearer)"
-        if self.scheme == "basic":
-            return f"user {self.username} from {self.origin} (HTTP basic)"
-        return "no credentials"
-
-
-def kaggle_config_dir(environ: Mapping[str, str], home: Path) -> Path:
-    """Where the official client keeps ``kaggle.json`` and ``access_token``."""
-    explicit = (environ.get("KAGGLE_CONFIG_DIR") or "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    legacy = home / ".kaggle"
-    if legacy.exists():
-        return legacy
-    xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"
-    return xdg if xdg.exists() else legacy
-
-
-def _read_secret_file(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        logger.warning("kaggle: cannot read %s (%s); ignored", path, getattr(exc, "strerror", None) or type(exc).__name__)
-        return None
-
-
-def find_credentials(environ: Mapping[str, str] | None = None, home: Path | None = None) -> KaggleCredentials:
-    """The first credentials found, in the official client's order (see the module
-    docstring). Problems are logged with the variable or file name, never a value."""
-    env = os.environ if environ is None else environ
-    token = (env.get("KAGGLE_API_TOKEN") or "").strip()
-    if token:
-        return KaggleCredentials("bearer", "KAGGLE_API_TOKEN", secret=token)
-    user, key = (env.get("KAGGLE_USERNAME") or "").strip(), (env.get("KAGGLE_KEY") or "").strip()
-    if user and key:
-        return KaggleCredentials("basic", "KAGGLE_USERNAME and KAGGLE_KEY", user, key)
-    if user or key:
-        logger.warning(
-            "kaggle: %s is set but %s is not; both are needed, so they are ignored",
-            *(("KAGGLE_USERNAME", "KAGGLE_KEY") if user else ("KAGGLE_KEY", "KAGGLE_USERNAME")),
-        )
-    folder = kaggle_config_dir(env, home or Path.home())
-    token_file = folder / "access_token"
-    token = (_read_secret_file(token_file) or "").strip()
-    if token:
-        return KaggleCredentials("bearer", str(token_file), secret=token)
-    json_file = folder / "kaggle.json"
-    text = _read_secret_file(json_file)
-    if text is None:
-        return KaggleCredentials("", str(folder))
-    try:
-        data = json.loads(text)
-    except ValueError:
-        logger.warning("kaggle: %s is not valid JSON; ignored", json_file)
-        return KaggleCredentials("", str(folder))
-    user = data.get("username") if isinstance(data, dict) else None
-    key = data.get("key") if isinstance(data, dict) else None
-    if not (isinstance(user, str) and user.strip() and isinstance(key, str) and key.strip()):
-        logger.warning("kaggle: %s lacks a username or a key; ignored", json_file)
-        return KaggleCredentials("", str(folder))
-    return KaggleCredentials("basic", str(json_file), user.strip(), key.strip())
 
 
 # ------------------------------------------------------------------ answers
@@ -293,26 +205,23 @@ class KaggleSpider(SourceSpider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.credentials = find_credentials()
         self._hits_per_term: dict[str, int] = {}
-        self.refused = False  # a 401/403 left part of the run undone
-        self._refusal_logged = False
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> KaggleSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        # KAGGLE_API_TOKEN, KAGGLE_USERNAME + KAGGLE_KEY, or the official client's files
+        spider.credentials = credentials_for("kaggle", spider.api_root)
         spider.max_file_pages = max(1, crawler.settings.getint("KAGGLE_MAX_FILE_PAGES", MAX_FILE_PAGES))
         return spider
 
     def auth_headers(self) -> dict[str, str]:
-        return self.credentials.headers()
+        return self.credentials.current_headers()
 
     def files_readable(self) -> bool:
         # Kaggle serves file downloads (and so Range peeks) only to authenticated clients
-        return bool(self.credentials.scheme)
+        return self.credentials.configured
 
-    def covers_everything(self) -> bool:
-        return super().covers_everything() and not self.refused
 
     @property
     def web_root(self) -> str:
@@ -321,7 +230,7 @@ class KaggleSpider(SourceSpider):
 
     # ------------------------------------------------------------------ start
     async def start(self):
-        if self.credentials.scheme:
+        if self.credentials.configured:
             logger.info("kaggle: authenticating with %s", self.credentials.describe())
         else:
             logger.warning(
@@ -357,18 +266,12 @@ class KaggleSpider(SourceSpider):
             return super().on_request_failed(failure)
         self.crawler.stats.inc_value(f"envision/http_error/{status}")
         self.crawler.stats.inc_value("envision/kaggle/refused")
-        self.refused = True
-        if not self._refusal_logged:
-            self._refusal_logged = True
-            if self.credentials.scheme:
-                why = f"Kaggle refused {self.credentials.describe()}; check them"
-            else:
-                why = "Kaggle refuses this without credentials; set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)"
-            logger.error(
-                "kaggle: HTTP %d for %s: %s. Further refusals are only counted (envision/kaggle/refused); "
-                "this run will not move the last-successful-run mark.",
-                status, request.url, why,
-            )
+        if self.credentials.configured:
+            why = f"Kaggle refused {self.credentials.describe()}; check them"
+        else:
+            why = "Kaggle refuses this without credentials; set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)"
+        # said once (further refusals are only counted); keeps the last-successful-run mark
+        self.report_problem(f"HTTP {status}: {why}")
         return None
 
     # ------------------------------------------------------------------ searching

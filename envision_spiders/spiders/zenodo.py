@@ -24,8 +24,9 @@ from typing import Any
 from urllib.parse import quote
 
 from envision_spiders.politeness import Pace
+from envision_spiders.query import term_query
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.textutil import html_to_text, iso, normalize_doi, plain_text, related_dois_and_links, strings, year_of
+from envision_spiders.textutil import checksum, html_to_text, iso, normalize_doi, plain_text, related_dois_and_links, strings, year_of
 
 RESULT_WINDOW = 10_000
 PAGE_SIZE_ANONYMOUS = 25
@@ -35,16 +36,6 @@ EPOCH = date(2013, 1, 1)
 
 
 # ------------------------------------------------------------------ query building
-def quote_word(word: str) -> str:
-    """A word as an exact Elasticsearch query-string phrase (reserved characters inert)."""
-    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def term_query(term: str) -> str:
-    """Every word of a term required: ``retinal OCT`` -> ``"retinal" AND "OCT"``."""
-    return " AND ".join(quote_word(w) for w in term.split())
-
-
 def build_query(term: str, since: str | None = None, created: tuple[date | None, date | None] | None = None) -> str:
     parts = [f"({term_query(term)})"]
     if created:
@@ -76,16 +67,6 @@ def total_of(hits: dict) -> int:
 
 
 # ------------------------------------------------------------------ field mapping
-def checksum_of(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = value.strip().lower()
-    if ":" in value:
-        algo, _, digest = value.partition(":")
-        return f"{algo.replace('-', '')}:{digest}"
-    return f"md5:{value}" if len(value) == 32 else None
-
-
 def map_files(entries: Any, file_url) -> list[dict[str, Any]]:
     """Both search-hit shapes and the ``/files`` listing's ``entries``."""
     files = []
@@ -102,7 +83,7 @@ def map_files(entries: Any, file_url) -> list[dict[str, Any]]:
                 "size_bytes": int(size) if isinstance(size, (int, float)) and size >= 0 else None,
                 "url": file_url(name),
                 "file_id": str(f.get("id") or f.get("file_id") or "") or None,
-                "checksum": checksum_of(f.get("checksum")),
+                "checksum": checksum(f.get("checksum")),
             }
         )
     return files

@@ -6,10 +6,6 @@ even when it is up to date; about a minute on two cores. ``--setfit`` fine-tunes
 packaged MiniLM with SetFit instead (about 20 minutes and 4.4 GB of memory on two CPU
 cores, see :mod:`envision_spiders.classifier.setfit_train`) and saves a folder to use
 with ``CLASSIFIER_MODEL``.
-
-The command is registered as ``train-classifier`` through the ``scrapy.commands`` entry
-point group (pyproject.toml); Scrapy also lists it under its module name,
-``train_classifier``.
 """
 
 from __future__ import annotations

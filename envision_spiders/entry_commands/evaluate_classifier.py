@@ -12,9 +12,6 @@ Prints precision, recall and F1 per class, the confusion matrix, and calibration
 reliability table and the expected calibration error); writes ``report.json``,
 ``report.txt`` and, when matplotlib is installed, ``reliability.png`` to ``--output``
 (default ``{DATA_DIR}/evaluations/<time>/``).
-
-Registered as ``evaluate-classifier`` through the ``scrapy.commands`` entry point group
-(pyproject.toml); Scrapy also lists it under its module name, ``evaluate_classifier``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,185 @@
+"""What a hostile record cannot make the downloader do: pure checks, no I/O.
+
+* ``check_url``: only ``http``/``https`` URLs with a host and without user info are
+  fetched (never ``file:``, ``data:``, ``ftp:``, ``gopher:``...); the same check runs on
+  every redirect target.
+* ``safe_relpath``: a file name from an API or an archive becomes a relative POSIX path
+  that stays inside the record's folder: ``\\`` is a separator too, drive letters and
+  leading ``/`` go, ``.`` and ``..`` components are dropped (``../../etc/passwd`` ->
+  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``, components
+  are cut to 255 bytes keeping their extension, names Windows reserves get a ``_``.
+  Nested paths stay nested, so two ``README.txt`` in different folders never collide.
+* ``assign_paths``: names that still collide (the same path twice, paths differing
+  only in case, a file named like our own ``manifest.json`` or ``*.part``) get a
+  ``~2``, ``~3`` suffix before their extension, in a stable order.
+* ``redact_url``: query parameters that look like credentials (signed storage URLs,
+  ``access_token=``) are masked before a URL is logged or written.
+
+Hand-written because no well-kept library does this: ``werkzeug.utils.secure_filename``
+flattens folders and drops non-ASCII letters, ``pathvalidate`` validates single names
+but neither de-duplicates nor keeps nesting.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from envision_spiders.filetypes import file_extension
+
+ALLOWED_SCHEMES = ("http", "https")
+MAX_COMPONENT_BYTES = 255
+MAX_DEPTH = 32
+PART_SUFFIX = ".part"
+# Our own files in a record's folder; a data file never takes these names.
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".envision-download.lock"
+RESERVED_TOP = {MANIFEST_NAME.casefold(), LOCK_NAME.casefold()}
+
+_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_SECRET_PARAMS = re.compile(r"(token|key|secret|signature|sig|credential|auth|password|x-amz-|x-goog-)", re.IGNORECASE)
+
+
+class UnsafeURL(ValueError):
+    """A URL the downloader refuses to fetch."""
+
+
+def check_url(url: object) -> str:
+    """The URL if it may be fetched, else ``UnsafeURL`` saying why."""
+    if not isinstance(url, str) or not url.strip():
+        raise UnsafeURL("no download URL")
+    url = url.strip()
+    if any(c in url for c in "\x00\r\n\t"):
+        raise UnsafeURL("control characters in the URL")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise UnsafeURL(f"malformed URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise UnsafeURL(f"scheme {scheme or '(none)'!r} is not http or https")
+    if not parts.hostname:
+        raise UnsafeURL("no host in the URL")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeURL("user info in the URL")
+    return url
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with credential-like query values replaced by ``REDACTED``."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if not parts.query and netloc == parts.netloc:
+        return url
+    query = [(k, "REDACTED" if _SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:"), parts.fragment))
+
+
+def _cut(component: str) -> str:
+    """A component cut to MAX_COMPONENT_BYTES of UTF-8, keeping its extension."""
+    if len(component.encode("utf-8")) <= MAX_COMPONENT_BYTES:
+        return component
+    ext = file_extension(component)
+    if len(ext.encode("utf-8")) > 32:
+        ext = ""
+    stem = component[: len(component) - len(ext)] if ext else component
+    budget = MAX_COMPONENT_BYTES - len(ext.encode("utf-8"))
+    stem = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return stem + ext
+
+
+def _clean_component(component: str) -> str | None:
+    c = _BAD_CHARS.sub("_", component).strip()
+    c = c.rstrip(". ")  # Windows drops trailing dots and spaces: "a." and "a" would collide
+    if not c or set(c) <= {"."}:
+        return None
+    if _WINDOWS_RESERVED.match(c):
+        c = "_" + c
+    return _cut(c)
+
+
+def safe_relpath(name: object, fallback: str = "file") -> str:
+    """A safe relative POSIX path for a file name from an API or an archive."""
+    text = name if isinstance(name, str) else ""
+    text = text.replace("\\", "/")
+    text = _DRIVE.sub("", text)
+    parts = []
+    for raw in text.split("/"):
+        if raw in ("", ".", ".."):
+            continue
+        c = _clean_component(raw)
+        if c:
+            parts.append(c)
+    if len(parts) > MAX_DEPTH:
+        parts = parts[: MAX_DEPTH - 1] + ["_".join(parts[MAX_DEPTH - 1 :])]
+        parts[-1] = _cut(parts[-1])
+    if not parts:
+        parts = [_clean_component(fallback) or "file"]
+    return posixpath.join(*parts)
+
+
+def _with_suffix(path: str, n: int) -> str:
+    folder, base = posixpath.split(path)
+    ext = file_extension(base)
+    stem = base[: len(base) - len(ext)] if ext and len(ext) < len(base) else base
+    ext = base[len(stem):]
+    return posixpath.join(folder, _cut(f"{stem}~{n}{ext}")) if folder else _cut(f"{stem}~{n}{ext}")
+
+
+def _reserved(path: str) -> bool:
+    low = path.casefold()
+    return low in RESERVED_TOP or low.endswith(PART_SUFFIX) or low.endswith(PART_SUFFIX + ".json")
+
+
+def _variant(path: str, n: int) -> str:
+    if path.casefold().endswith((PART_SUFFIX, PART_SUFFIX + ".json")):
+        return _cut(f"{path}_{n}")  # no longer ends in .part
+    return _with_suffix(path, n)
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def assign_paths(names: Iterable[tuple[object, str]]) -> list[str]:
+    """Safe, distinct relative paths for ``(name, fallback)`` pairs, in order.
+
+    Paths are compared without case (a folder copied to a case-insensitive disk must
+    not lose files). Whichever name comes later gets the ``~n`` suffix: a second
+    ``README.txt`` in the same folder, a file named like a folder already used, a file
+    inside a "folder" that is already a file (the folder is renamed), our own names.
+    """
+    files: set[str] = set()
+    folders: set[str] = set()
+    out: list[str] = []
+    for name, fallback in names:
+        path = safe_relpath(name, fallback)
+        n = 1
+        candidate = path
+        while True:
+            low = candidate.casefold()
+            blocked_parent = next((p for p in _parents(candidate) if p.casefold() in files), None)
+            if blocked_parent is not None:
+                n += 1
+                candidate = _with_suffix(blocked_parent, n) + candidate[len(blocked_parent):]
+                continue
+            if low in files or low in folders or _reserved(candidate):
+                n += 1
+                candidate = _variant(path, n)
+                continue
+            break
+        files.add(candidate.casefold())
+        folders.update(p.casefold() for p in _parents(candidate))
+        out.append(candidate)
+    return out

@@ -1,0 +1,87 @@
+"""Queue confident EYE_IMAGING records for download; with ``DOWNLOAD_ENABLED``, fetch them.
+
+Runs after classification and persistence (priority 800): a record passes the gate
+when its classification (``item["classification"]["label"]`` /
+``["prob_eye_imaging"]``, or top-level ``label`` / ``prob_eye_imaging``) says
+``EYE_IMAGING`` with ``prob_eye_imaging >= DOWNLOAD_THRESHOLD`` and it is not a
+``duplicate_of`` another record. A record without a classification is not queued.
+
+Every passing record goes to the queue under ``data/downloads/.queue/`` (idempotent:
+queuing again rewrites the same entry; see ``envision_spiders.downloads.queue``), so
+``scrapy download`` (``automation.sh download``) fetches it later even when the crawl
+does not.
+
+With ``DOWNLOAD_ENABLED`` the crawl also fetches them: each queued record becomes a
+task on the crawl's own event loop (the asyncio reactor's), streaming with aiohttp
+beside Scrapy's requests, so the crawl never waits for a transfer; when the spider
+closes, ``close_spider`` waits for the transfers still running. Why in-process rather
+than only queuing: a weekly cron run with DOWNLOAD_ENABLED then needs no second step,
+and transfers overlap the crawl instead of following it. Progress goes to the log
+(bars would garble a crawl's log).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from itemadapter import ItemAdapter
+
+from envision_spiders.downloads.progress import LogProgress
+from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
+from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
+from envision_spiders.items import TermHit
+
+logger = logging.getLogger(__name__)
+
+
+class DownloadQueuePipeline:
+    def __init__(self, crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.config = DownloadConfig.from_settings(settings)
+        self.threshold = self.config.threshold
+        self.enabled = settings.getbool("DOWNLOAD_ENABLED", False)
+        self.queue = DownloadQueue(self.config.data_dir)
+        self.runner: DownloadRunner | None = None
+        if self.enabled:
+            self.runner = DownloadRunner(
+                self.config,
+                progress=LogProgress(settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0)),
+                stats=lambda key, n: crawler.stats.inc_value(key, n),
+            )
+
+    @classmethod
+    def from_crawler(cls, crawler) -> DownloadQueuePipeline:
+        return cls(crawler)
+
+    def process_item(self, item):
+        if isinstance(item, TermHit):
+            return item
+        adapter = ItemAdapter(item)
+        ok, why = gate(adapter, self.threshold)
+        if not ok:
+            if why != "not classified":
+                self.crawler.stats.inc_value("envision/download/not_queued")
+            return item
+        source, source_id = adapter["source"], str(adapter["source_id"])
+        label, prob = classification_of(adapter)
+        try:
+            new = self.queue.add(source, source_id, label=label, prob=prob, threshold=self.threshold, origin="crawl")
+        except OSError as exc:
+            self.crawler.stats.inc_value("envision/download/queue_errors")
+            logger.error("Cannot queue %s %s for download in %s: %s", source, source_id, self.queue.root, exc)
+            return item
+        self.crawler.stats.inc_value("envision/download/queued" if new else "envision/download/requeued")
+        if self.runner is not None:
+            self.runner.submit({"source": source, "source_id": source_id, "label": label, "prob_eye_imaging": prob})
+        return item
+
+    async def close_spider(self) -> None:
+        if self.runner is None:
+            return
+        if self.runner.running:
+            logger.info("waiting for %d record downloads still running", self.runner.running)
+        try:
+            await self.runner.drain()
+        finally:
+            await self.runner.close()
