@@ -55,6 +55,7 @@ class ClassifyPipeline:
         self._pending: list[tuple[str, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task] = set()
+        self._load_failed = False
 
     @classmethod
     def from_crawler(cls, crawler) -> ClassifyPipeline:
@@ -65,16 +66,17 @@ class ClassifyPipeline:
         self._model = loop.run_in_executor(_WORKER, shared_classifier, self.spec, self.models_root)
 
     async def _classifier(self) -> Classifier | None:
-        if self._model is None:  # process_item before open_spider: only in tests
+        if self._model is None:  # called outside a crawl, without open_spider
             self.open_spider()
         try:
             return await asyncio.shield(self._model)
         except Exception as exc:
-            if not self.stats.get_value("envision/classify/model_errors"):
+            if not self._load_failed:
+                self._load_failed = True
+                self.stats.set_value("envision/classify/model_errors", 1)
                 logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s: %s. Records are saved "
                              "without a label; run `scrapy classify` once the model loads.",
                              self.spec, type(exc).__name__, exc)
-            self.stats.inc_value("envision/classify/model_errors")
             return None
 
     async def process_item(self, item):

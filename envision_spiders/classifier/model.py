@@ -154,6 +154,9 @@ def build_default_model(models_root: str | Path, force: bool = False) -> Path:
     with FileLock(str(folder.parent / f".{DEFAULT_NAME}.lock")):
         if not force and is_current(folder):
             return folder
+        # what a killed build left behind (no other build runs while we hold the lock)
+        for stale in folder.parent.glob(f".{folder.name}.*-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         reason = "forced" if force else ("out of date" if read_manifest(folder) else "missing")
         logger.info("Building the default classifier in %s (%s); this takes a minute or two", folder, reason)
         _build(folder)
