@@ -73,7 +73,11 @@ setup() {
 scrapy_() { "$VENV/bin/scrapy" "$@"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
-step_classify() { say "classify: not available yet (issue #6, classification); skipped"; }
+# Labels for every saved record the current model has not labelled yet, then results/
+# (every record on disk, duplicates marked) and the review page results/report.html.
+step_classify() { say "classify: label saved records, write results/ and the review page"; scrapy_ classify "$@"; }
+# The review page again, with this run's downloads and posts in its figures.
+step_report() { say "report: results/report.html"; scrapy_ report "$@"; }
 # Files of confident EYE_IMAGING records (the queue and results/*_eye_imaging.json) into
 # $DATA_DIR/downloads/; exit 1 (stopping the run) when a file failed: it stays queued.
 step_download() { say "download: confident EYE_IMAGING records"; scrapy_ download "$@"; }
@@ -101,8 +105,10 @@ step_demo() {
     log=$(mktemp)
     "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
     local server=$!
-    # expanded now: at exit the function's locals are gone (set -u would fail the run)
-    trap "kill $server 2>/dev/null || true; rm -f '$log'" EXIT
+    # expanded now: at exit the function's locals are gone (set -u would fail the run);
+    # finish_run runs it too once the weekly steps own the EXIT trap
+    CLEANUP="kill $server 2>/dev/null || true; rm -f '$log'"
+    trap 'eval "$CLEANUP"' EXIT
     for _ in $(seq 100); do grep -q '^LOCALAPI ' "$log" && break; sleep 0.1; done
     grep -q '^LOCALAPI ' "$log" || die "the local API server did not start: $(cat "$log")"
     say "demo: local API server at $(sed -n 's/^LOCALAPI //p' "$log")"
@@ -113,24 +119,59 @@ step_demo() {
     export DATA_DIR=${DEMO_DATA_DIR:-data/demo} RESULTS_DIR=${DEMO_RESULTS_DIR:-results/demo} POLITENESS_SCALE=${POLITENESS_SCALE:-0}
     lock
     log_run
-    step_scrape "$@"
-    step_classify
-    step_download
-    step_post
-    say "demo done: records in $DATA_DIR/metadata/, run summaries in $DATA_DIR/runs/"
+    weekly "$@"
+    say "demo done: records in $DATA_DIR/metadata/, results in $RESULTS_DIR/ (open $RESULTS_DIR/report.html), run summaries in $DATA_DIR/runs/$RUN_ID/"
 }
 
-# A failing step stops the run (set -e): the next steps never work on its output,
-# and the exit status is the failing step's.
+# Every step runs through run_step. Exit status 0: on to the next step. 3: the step
+# finished and saved its work but found problems (a spider lost requests or its hits
+# collapsed, a download failed): the next steps run, and so does the run's health check.
+# Anything else: the step failed; nothing after it runs (it would work on a failed step's
+# output). At the end, failed or not, the run's summary goes to
+# $DATA_DIR/runs/$RUN_ID/summary.json (envision_spiders.runhealth), which says loudly what
+# is wrong; the exit status is the failed step's, else 1 when the run is unhealthy.
+STEPS_RUN=()
+run_step() {
+    local name=$1 rc=0
+    shift
+    "$@" || rc=$?
+    STEPS_RUN+=(--step "$name=$rc")
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
+        say "ERROR: step $name failed (exit status $rc); the steps after it do not run"
+        exit "$rc"
+    fi
+}
+CLEANUP=""
+finish_run() {
+    local rc=$?
+    trap - EXIT
+    if [ "${#STEPS_RUN[@]}" -gt 0 ] && [ -x "$VENV/bin/python" ]; then
+        if ! "$VENV/bin/python" -m envision_spiders.runhealth --data-dir "$DATA_DIR" --run-id "$RUN_ID" "${STEPS_RUN[@]}"; then
+            [ "$rc" -ne 0 ] || rc=1
+        fi
+    fi
+    eval "$CLEANUP"
+    exit "$rc"
+}
+weekly() {
+    trap finish_run EXIT
+    run_step scrape step_scrape "$@"
+    run_step classify step_classify
+    run_step download step_download
+    run_step post step_post
+    run_step report step_report
+}
+
 case "$STEP" in
     setup) setup ;;
     test) setup; step_test "$@" ;;
     demo) setup; step_demo "$@" ;;
-    scrape) lock; log_run; setup; step_scrape "$@" ;;
-    classify) lock; log_run; setup; step_classify "$@" ;;
-    download) lock; log_run; setup; step_download "$@" ;;
-    post) lock; log_run; setup; step_post "$@" ;;
-    all) lock; log_run; setup; step_scrape "$@"; step_classify; step_download; step_post ;;
+    scrape) lock; log_run; setup; trap finish_run EXIT; run_step scrape step_scrape "$@" ;;
+    classify) lock; log_run; setup; trap finish_run EXIT; run_step classify step_classify "$@" ;;
+    download) lock; log_run; setup; trap finish_run EXIT; run_step download step_download "$@" ;;
+    post) lock; log_run; setup; trap finish_run EXIT; run_step post step_post "$@" ;;
+    report) lock; log_run; setup; step_report "$@" ;;
+    all) lock; log_run; setup; weekly "$@" ;;
     -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown step '$STEP' (steps: all scrape classify download post demo test setup)" ;;
+    *) die "unknown step '$STEP' (steps: all scrape classify download post report demo test setup)" ;;
 esac

@@ -74,6 +74,11 @@ API_SETTINGS = {
 }
 
 
+# Sources whose file hosts refuse anonymous downloads (apis.md §3, §6): without
+# credentials their files are neither peeked nor downloaded, and that is not an error.
+FILES_NEED_CREDENTIALS = frozenset({"dryad", "kaggle"})
+
+
 def site_root(api_root: str) -> str:
     """``https://datadryad.org/api/v2`` -> ``https://datadryad.org``; a mirror under a
     path keeps its path (``http://127.0.0.1:8765/dryad/api/v2`` -> ``.../dryad``)."""

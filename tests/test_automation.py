@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 
@@ -53,11 +54,44 @@ def test_a_failed_scrape_stops_the_run_and_is_logged(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_offline_and_every_summary_of_a_run_sits_together(tmp_path):
-    env = _env(tmp_path, DEMO_RECORDS="8", DEMO_DATA_DIR=str(tmp_path / "demo"), DEMO_RESULTS_DIR=str(tmp_path / "demo-results"))
-    result = automation("demo", env=env, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+def test_demo_runs_the_weekly_pipeline_offline_and_sums_it_up(tmp_path, classifier_models):
+    env = _env(tmp_path, DEMO_RECORDS="8", DEMO_DATA_DIR=str(tmp_path / "demo"), DEMO_RESULTS_DIR=str(tmp_path / "demo-results"),
+               CLASSIFIER_MODELS_DIR=str(classifier_models))
+    result = automation("demo", env=env, timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
     assert not (tmp_path / "data").exists(), "the demo never touches the real DATA_DIR"
+    for step in ("scrape:", "classify:", "download:", "post:", "report:"):
+        assert step in out, step
     runs = tmp_path / "demo" / "runs" / "testrun"
     names = {p.name for p in runs.iterdir()}
-    assert {"automation.log", "zenodo.json", "nei.json"} <= names, names
+    assert {"automation.log", "zenodo.json", "nei.json", "download.json", "post.json", "summary.json"} <= names, names
+    summary = json.loads((runs / "summary.json").read_text())
+    assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "report"]
+    assert summary["classify"]["records"] > 0 and set(summary["spiders"]) >= {"zenodo", "nei", "osf"}
+    assert (tmp_path / "demo-results" / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_an_unhealthy_scrape_lets_the_run_go_on_and_ends_it_non_zero(tmp_path, api, classifier_models):
+    """A spider that lost requests saved everything else: classify and the later steps
+    run on it, and the run ends with a non-zero status and says why."""
+    api.generate("zenodo", 10, seed=3)
+    api.state.add_fault(path=r"q=%28%22retinal%22", kind="status", status=500, count=-1)
+    env = _env(tmp_path, **api.api_settings(), POLITENESS_SCALE="0", RETRY_TIMES="0", PORTAL_URL="",
+               CLASSIFIER_MODELS_DIR=str(classifier_models), SEARCH_TERMS=str(_terms(tmp_path)))
+    result = automation("all", env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-3000:]
+    for step in ("classify:", "download:", "post:", "report:"):
+        assert step in out, f"{step} did not run after an unhealthy scrape"
+    summary = json.loads((tmp_path / "data" / "runs" / "testrun" / "summary.json").read_text())
+    assert not summary["healthy"] and any("zenodo" in p and "failed for good" in p for p in summary["problems"])
+    assert [(s["step"], s["exit_status"]) for s in summary["steps"]][0] == ("scrape", 3)
+    assert "RUN testrun IS UNHEALTHY" in out
+
+
+def _terms(tmp_path):
+    p = tmp_path / "terms.txt"
+    p.write_text("retinal OCT\n")
+    return p

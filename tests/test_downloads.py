@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from envision_spiders.credentials import credentials_for
+from envision_spiders.credentials import StaticCredentials, credentials_for
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner, collect_candidates, plan_record
 from envision_spiders.downloads.safety import UnsafeURL, assign_paths, check_url, redact_url, safe_relpath
@@ -73,6 +73,12 @@ def run(cfg: DownloadConfig, *candidates: dict, credentials: dict | None = None)
             return await runner.run(candidates)
 
     return asyncio.run(go()), runner
+
+
+# Dryad and Kaggle serve files only to authenticated clients: tests about other behaviour
+# give them credentials (these apply to their API sites only, not to /storage).
+DRYAD_ACCOUNT = {"dryad": StaticCredentials("dryad", "https://datadryad.org", "Bearer", "test-token", "test")}
+KAGGLE_ACCOUNT = {"kaggle": StaticCredentials("kaggle", "https://www.kaggle.com", "Bearer", "test-token", "test")}
 
 
 def cand(source: str, sid: str, prob: float = 0.95) -> dict:
@@ -268,7 +274,7 @@ def test_server_ignoring_range_restarts_cleanly(api, tmp_path):
     whole = ServedFile.from_bytes(os.urandom(2_000_000), ignore_range=True)
     api.state.add_file("rec6/a.fds", cut_once(whole, 1_000_000))
     put_record(cfg.data_dir, "dryad", "6", [file_entry("a.fds", f"{api.base_url}/storage/rec6/a.fds", whole, "sha256")])
-    reports, _ = run(cfg, cand("dryad", "6"))
+    reports, _ = run(cfg, cand("dryad", "6"), credentials=DRYAD_ACCOUNT)
     assert reports[0].status == "complete"
     assert (cfg.downloads_dir / "dryad" / "6" / "a.fds").read_bytes() == whole.data
     log = api.state.entries("/storage/rec6/")
@@ -337,7 +343,7 @@ def test_dryad_ratelimit_reset_header_pauses_the_host(api, tmp_path):
     urls = [served(api, f"rec10/f{i}.png", 5_000) for i in range(3)]
     api.state.set_rate_limit("/storage/rec10/", [(2, 2.0)], retry_header="RateLimit-Reset")
     put_record(cfg.data_dir, "dryad", "10", [file_entry(f"f{i}.png", u, f) for i, (u, f) in enumerate(urls)])
-    reports, runner = run(cfg, cand("dryad", "10"))
+    reports, runner = run(cfg, cand("dryad", "10"), credentials=DRYAD_ACCOUNT)
     assert reports[0].counts["downloaded"] == 3
     statuses = [e["status"] for e in api.state.entries("/storage/rec10/")]
     assert statuses.count(200) == 3 and statuses.count(429) >= 1
@@ -355,7 +361,7 @@ def test_hostile_names_stay_inside_the_record_folder(api, tmp_path):
         files.append(file_entry(name, url, f))
         contents[i] = f.data
     put_record(cfg.data_dir, "kaggle", "owner/slug", files)
-    reports, _ = run(cfg, cand("kaggle", "owner/slug"))
+    reports, _ = run(cfg, cand("kaggle", "owner/slug"), credentials=KAGGLE_ACCOUNT)
     assert reports[0].status == "complete"
     folder = cfg.downloads_dir / "kaggle" / "owner_slug"
     on_disk = files_on_disk(folder)
@@ -486,14 +492,22 @@ def test_dryad_downloads_carry_a_renewed_token_and_never_leak_it(api, tmp_path, 
     assert all(tok not in caplog.text for tok in dl.tokens)
 
 
-def test_download_needing_credentials_fails_with_a_hint(api, tmp_path):
+def test_downloads_needing_credentials_wait_for_them_and_refusals_fail(api, tmp_path):
     cfg = config(tmp_path)
     _, f = served(api, "rec19/a.csv", 100)
     put_record(cfg.data_dir, "kaggle", "o/s", [file_entry("a.csv", f"{api.base_url}/dl/auth/rec19/a.csv", f, None)])
+    DownloadQueue(cfg.data_dir).add("kaggle", "o/s", label="EYE_IMAGING", prob=0.95, threshold=0.8, origin="crawl")
+    # no credentials: not a failure, nothing asked of the server, the record stays queued
     creds = credentials_for("kaggle", f"{api.base_url}/dl/api/v1", environ={}, home=tmp_path)
+    reports, runner = run(cfg, cand("kaggle", "o/s"), credentials={"kaggle": creds})
+    assert reports[0].status == "skipped" and "no credentials" in reports[0].reason
+    assert runner.counts["records_need_credentials"] == 1 and not runner.counts["files_failed"]
+    assert api.state.count("/dl/auth/") == 0 and DownloadQueue(cfg.data_dir).contains("kaggle", "o/s")
+    # credentials the server refuses: a failure, with a hint
+    creds = credentials_for("kaggle", f"{api.base_url}/dl/api/v1", environ={"KAGGLE_API_TOKEN": "wrong"}, home=tmp_path)
     reports, _ = run(cfg, cand("kaggle", "o/s"), credentials={"kaggle": creds})
     entry = manifest(cfg, "kaggle", "o_s")["files"][0]
-    assert entry["status"] == "failed" and "KAGGLE_API_TOKEN" in entry["reason"]
+    assert entry["status"] == "failed" and "401" in entry["reason"]
 
     state_of(api.state).accepted.add("Bearer kg-token")
     creds = credentials_for("kaggle", f"{api.base_url}/dl/api/v1", environ={"KAGGLE_API_TOKEN": "kg-token"}, home=tmp_path)
@@ -579,7 +593,7 @@ def test_command_exits_1_when_a_file_failed(api, tmp_path):
     (cfg.results_dir / "zenodo_eye_imaging.json").write_text(json.dumps(
         [{"source": "zenodo", "source_id": "22", "label": "EYE_IMAGING", "prob_eye_imaging": 0.9}]))
     result = run_command(tmp_path, "--threshold", "0.85", RUN_ID="week48")
-    assert result.returncode == 1 and "checksum mismatch" in result.stderr
+    assert result.returncode == 3 and "checksum mismatch" in result.stderr
     summary = json.loads((cfg.data_dir / "runs" / "week48" / "download.json").read_text())
     assert summary["healthy"] is False and summary["files_failed"] == 1 and summary["records"] == 1
 

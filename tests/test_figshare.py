@@ -522,7 +522,7 @@ def test_a_failed_search_is_kept_with_its_body_and_sent_again_first(api, tmp_pat
     data = tmp_path / "data"
     api.state.add_fault(path=r"/figshare/v2/articles/search", kind="status", status=500, count=-1, method="POST")
     result = run_crawl(api, "figshare", data, SEARCH_TERMS=str(terms), RETRY_TIMES="1", FIGSHARE_ACCESS_TOKEN="s3cret-value")
-    assert result.returncode == 1, "a run that lost requests says so"
+    assert result.returncode == 3, "a run that lost requests says so"
     failures = [json.loads(line) for line in (data / "failures" / "figshare.jsonl").read_text().splitlines()]
     assert sorted(json.loads(f["body"])["search_for"] for f in failures) == ["glaucoma AND dataset", "retinal AND OCT"]
     assert all(f["method"] == "POST" and f["callback"] == "parse_search" for f in failures)

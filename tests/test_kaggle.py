@@ -552,7 +552,7 @@ def test_refused_searches_are_said_once_and_keep_the_mark(api, tmp_path, variant
     else:
         settings.update(KAGGLE_USERNAME=server_kaggle.TEST_USERNAME, KAGGLE_KEY="not-the-key-4711")
     result = run_crawl(api, "kaggle", tmp_path, **settings)
-    assert result.returncode == 1, "a refused run is unhealthy: " + result.stderr[-3000:]
+    assert result.returncode == 3, "a refused run is unhealthy: " + result.stderr[-3000:]
     assert result.stderr.count("] ERROR: kaggle: HTTP 401") == 1
     if variant == "wrong_key":
         assert "Kaggle refused user curator Basic credentials from KAGGLE_USERNAME and KAGGLE_KEY; check them" in result.stderr

@@ -591,7 +591,7 @@ def test_failed_listing_keeps_the_node_for_next_run(api, tmp_path):
                 and any(len(entries) for fid, entries in state_of(api.state).folders[sid].items() if fid))
     api.state.add_fault(path=rf"/{gone}/files/osfstorage/\w+/", kind="status", status=404, count=-1)
     result = run_crawl(api, "osf", tmp_path)
-    assert result.returncode == 1, "a run that lost a request says so in its exit status"
+    assert result.returncode == 3, "a run that lost a request says so in its exit status"
     records = saved_records(tmp_path, "osf")
     assert set(records) == set(expected) - {victim}
     assert records[gone]["extra"]["files_listing_errors"][0].startswith("HTTP 404 for ")

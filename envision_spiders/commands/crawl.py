@@ -13,7 +13,7 @@ import logging
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
-from envision_spiders.extensions.runsummary import new_run_id
+from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY, new_run_id
 from envision_spiders.storage import read_json
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,10 @@ class Command(ScrapyCrawl):
         self._report(run_id, names)
 
     def _report(self, run_id: str, names: list[str]) -> None:
-        """One line per spider; exit status 1 when one did not start or is unhealthy
-        (did not finish, requests failed for good, hits fell far below recent runs)."""
+        """One line per spider. Exit status 1 when a spider did not start (nothing to
+        build on), 3 (EXIT_UNHEALTHY) when every spider ran but one is unhealthy (did
+        not finish, requests failed for good, hits fell far below recent runs): its
+        records are saved and the next steps can use them, but the run must say so."""
         data_dir = self.settings.get("DATA_DIR") or "data"
         lines = []
         for name in names:
@@ -62,8 +64,8 @@ class Command(ScrapyCrawl):
                 self.exitcode = 1
                 continue
             state = "ok" if summary.get("healthy", True) else "UNHEALTHY: " + "; ".join(summary.get("problems", []))
-            if not summary.get("healthy", True):
-                self.exitcode = 1
+            if not summary.get("healthy", True) and self.exitcode == 0:
+                self.exitcode = EXIT_UNHEALTHY
             lines.append(
                 f"  {name:10s} {summary['unique_records']:6d} records ({summary['new']} new, {summary['changed']} changed, "
                 f"{summary['unchanged']} unchanged), {summary['requests']} requests, {summary['failures']} failures, "

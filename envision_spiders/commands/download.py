@@ -9,7 +9,7 @@ Consumes the download queue (records a crawl queued) and the results on disk
 threshold``, no ``duplicate_of``), fetching each record's files from its saved
 metadata into ``data/downloads/{source}/{safe id}/`` with a ``manifest.json`` (see
 ``envision_spiders.downloads``). ``--dry-run`` lists what would be downloaded, with
-sizes and totals, and changes nothing. Exit status 1 when a file failed (it is retried
+sizes and totals, and changes nothing. Exit status 3 when a file failed (it is retried
 on the next run: its record stays queued).
 """
 
@@ -20,7 +20,7 @@ import asyncio
 import logging
 
 from envision_spiders.downloads.cli import RecordsCommand
-from envision_spiders.extensions.runsummary import new_run_id
+from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY, new_run_id
 from envision_spiders.storage import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Command(RecordsCommand):
                 counts.get("files_failed", 0), counts.get("files_skipped", 0), config.downloads_dir,
             )
         if counts.get("files_failed") or counts.get("record_errors"):
-            self.exitcode = 1
+            self.exitcode = EXIT_UNHEALTHY  # the others are on disk; these stay queued
         # the step's figures beside the crawl summaries of the same run (data/runs/RUN_ID/)
         run_id = self.settings.get("RUN_ID") or new_run_id()
         atomic_write_json(

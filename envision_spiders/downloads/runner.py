@@ -36,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from envision_spiders.credentials import API_SETTINGS, Credentials, credentials_for
+from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
 from envision_spiders.storage import read_json, record_path, safe_id
 
@@ -286,6 +286,7 @@ class DownloadRunner:
         self.queue = DownloadQueue(config.data_dir)
         self.log = EventLog(config.downloads_dir)
         self._credentials: dict[str, Credentials] = dict(credentials or {})
+        self._told_no_credentials: set[str] = set()
         self.session: aiohttp.ClientSession | None = None
         self.gates: HostGates | None = None
         self.policy = TransferPolicy(
@@ -392,6 +393,14 @@ class DownloadRunner:
             self.log.append(source, sid, "skipped", reason=plan.problem)
             self.stat("records_missing")
             return RecordReport(source, sid, "missing", reason=plan.problem)
+        if source in FILES_NEED_CREDENTIALS and not self.credentials(source).configured:
+            # not a failure: the record stays queued until the curator sets credentials
+            why = f"{source} serves files only to authenticated clients and no credentials are set"
+            if source not in self._told_no_credentials:
+                self._told_no_credentials.add(source)
+                logger.warning("%s: %s (see .env.example); its records stay queued", source, why)
+            self.stat("records_need_credentials")
+            return RecordReport(source, sid, "skipped", reason=why)
         lock = RecordLock(plan.folder)
         if not lock.acquire():
             logger.warning("%s %s: another process is downloading this record; skipped this time", source, sid)

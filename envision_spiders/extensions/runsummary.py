@@ -21,6 +21,12 @@ from envision_spiders.textutil import utcnow_iso
 logger = logging.getLogger(__name__)
 
 
+# Exit status of a step that finished and saved its work but found problems (requests lost
+# for good, files that failed, hits collapsing): automation.sh goes on with the next steps
+# and ends the run with a non-zero status. 1 stays "failed: nothing to build on".
+EXIT_UNHEALTHY = 3
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 

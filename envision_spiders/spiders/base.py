@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 # An incremental run looks back this much further than the last successful run,
 # for records indexed late and clocks that disagree.
 SINCE_OVERLAP = timedelta(days=1)
+# Requests that failed for good last time go before everything else this time.
+RETRY_FIRST_PRIORITY = 1000
 
 
 class SourceSpider(scrapy.Spider):
@@ -181,6 +183,8 @@ class SourceSpider(scrapy.Spider):
                 headers=f.get("headers") or None,
                 cb_kwargs=f.get("cb_kwargs") or {},
                 dont_filter=True,
+                # first in the queue, whatever priorities the spider gives its own requests
+                priority=RETRY_FIRST_PRIORITY,
             )
 
     # ---------------------------------------------------------------- requests
