@@ -66,6 +66,9 @@ NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
 # Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
 # (set it when the API root is a proxy on another host than the token endpoint).
 DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
+# Pages (of 200 files) read of one Kaggle dataset's file list; a longer list is cut and
+# the record says so (extra.files_complete).
+KAGGLE_MAX_FILE_PAGES = int(_env("KAGGLE_MAX_FILE_PAGES", "50"))
 
 # --- switches (DESIGN.md) -----------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)

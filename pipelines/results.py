@@ -4,7 +4,9 @@ The results cover every saved record of every source, not only what this run fou
 (:mod:`envision_spiders.results`), so a partial run or a scrape that returned nothing
 never loses earlier records. The files are rebuilt in a worker thread: reading tens of
 thousands of records must not stall the other spiders of ``scrapy crawl all``.
-The pipeline has no ``process_item``: it only acts when the spider closes.
+The pipeline has no ``process_item``: it only acts when the spider closes. Under
+``scrapy crawl all`` (``RESULTS_DEFERRED``) the command rebuilds them once, after the
+last spider, instead of once per spider.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class ResultsPipeline:
         return cls(crawler)
 
     async def close_spider(self) -> None:
+        if self.crawler.settings.getbool("RESULTS_DEFERRED"):
+            return
         run_id = run_id_from(self.crawler.settings)
         try:
             await asyncio.to_thread(write_results, self.data_dir, self.results_dir, run_id, self.crawler.stats)

@@ -67,6 +67,10 @@ def test_crawl_all_runs_every_spider_in_one_process(api, tmp_path):
         if name in SOURCES:
             assert saved_records(tmp_path, name), f"{name} saved nothing"
     assert "crawl (run" in result.stderr
+    # results/ rebuilt once at the end, for every source on disk
+    for source in SOURCES:
+        if source in names:
+            assert (tmp_path / "results" / f"{source}_all_results.json").exists(), source
 
 
 def test_run_health_flags_a_collapse_of_hits_against_recent_runs():

@@ -43,11 +43,21 @@ class Command(ScrapyCrawl):
         for name in names:
             crawler = self._create_crawler(name)
             crawler.settings.set("RUN_ID", run_id, priority="cmdline")
+            # results/ are rebuilt once, below, not at the close of every spider
+            crawler.settings.set("RESULTS_DEFERRED", True, priority="cmdline")
             crawlers.append(crawler)
             self.crawler_process.crawl(crawler, **opts.spargs)
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
+        if (self.settings.getdict("ITEM_PIPELINES") or {}).get("pipelines.results.ResultsPipeline") is not None:
+            from envision_spiders.results import write_results
+
+            try:
+                write_results(self.settings.get("DATA_DIR") or "data", self.settings.get("RESULTS_DIR") or "results", run_id)
+            except Exception:
+                logger.exception("Cannot write the results; the records are saved: run `scrapy classify` to write them")
+                self.exitcode = self.exitcode or 1
         self._report(run_id, names)
 
     def _report(self, run_id: str, names: list[str]) -> None:
