@@ -28,19 +28,21 @@ POSITIVE_TEMPLATES = [
      "splits, collected at an eye clinic. Formats: {fmt}. Search terms: {term}; {term2}."),
 ]
 
+# Hard negatives as they come: the search term appears in passing in the description
+# (a search finds them), never as the subject of the title.
 NEGATIVE_TEMPLATES = [
-    ("Intravascular OCT of coronary arteries ({term})",
-     "Optical coherence tomography pullbacks of coronary arteries from {n} patients undergoing PCI. "
-     "Not ocular data, although it mentions {term} and {term2}."),
-    ("Eye-tracking recordings during reading: {term}",
+    ("Intravascular OCT pullbacks of coronary arteries",
+     "Optical coherence tomography pullbacks of coronary arteries from {n} patients undergoing PCI, "
+     "with stent annotations. Related work on {term} and {term2} used a similar protocol."),
+    ("Eye-tracking recordings during sentence reading",
      "Gaze positions and fixations of {n} participants reading sentences, recorded with an eye "
-     "tracker at 1000 Hz. Tables in CSV format; mentions {term}."),
-    ("Genotype tables for {disease} cohorts ({term})",
+     "tracker at 1000 Hz. Tables in CSV format; no images. Keywords of the lab: {term}."),
+    ("Genotype and phenotype tables of a {disease} cohort",
      "Variant calls and phenotype tables for {n} individuals with {disease}; no images. VCF and CSV "
-     "files. Associated terms: {term}, {term2}."),
-    ("Brain MRI volumes for tumour segmentation ({term})",
-     "T1 and FLAIR MRI of {n} patients in NIfTI format with tumour masks. Mentions {term} only in "
-     "passing."),
+     "files. Associated projects: {term}, {term2}."),
+    ("Brain MRI volumes for tumour segmentation",
+     "T1 and FLAIR MRI of {n} patients in NIfTI format with tumour masks. A previous study used "
+     "{term}."),
 ]
 
 MODALITIES = ["fundus", "OCT", "OCT angiography", "slit-lamp", "anterior segment OCT", "corneal topography"]
