@@ -97,7 +97,7 @@ A re-run asks each API only for what changed since the last successful run (less
 day), so it costs one search page per query and the detail calls and peeks of the
 changed records; sources whose API cannot filter by date pay their full search again.
 The wall time of a re-run is still set by the slowest source's query count under its
-limit (OSF: {len(['nodes', 'registrations']) * 3} queries per term, 100 requests an hour).
+limit (OSF: {len(['nodes', 'registrations'])} queries per term, 100 requests an hour).
 """
     print(md)
     if not args.no_results:

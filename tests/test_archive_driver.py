@@ -122,9 +122,16 @@ def test_server_ignoring_range_on_a_small_file_still_lists_it():
     assert r["bytes_read"] == len(data)
 
 
-def test_server_ignoring_range_is_cut_at_the_budget():
+def test_server_ignoring_range_on_a_file_within_the_budget_is_read_whole():
     data, _ = zip_with_large_directory(3000)
     r = peek_local("big.zip", data, ignore_range=True)
+    assert r["complete"] and r["member_count"] == 3000 and r["requests"] == 1
+    assert r["bytes_read"] == len(data)
+
+
+def test_server_ignoring_range_is_cut_at_the_budget():
+    data, _ = zip_with_large_directory(3000)
+    r = peek_local("big.zip", data, ignore_range=True, limits=PeekLimits(max_bytes=len(data) - 1))
     assert not r["listed"] and r["requests"] == 1
     assert r["bytes_read"] == ZIP_TAIL_BYTES < len(data)
     assert "ignored Range" in r["reason"]

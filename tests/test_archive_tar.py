@@ -139,7 +139,7 @@ def test_members_over_8_gib_pax_and_gnu():
 
 
 def test_server_ignoring_range_lists_the_head_only():
-    served, names = virtual_big_tar(50, 100_000)
+    served, names = virtual_big_tar(200, 100_000)  # 20 MB: over the 16 MiB budget
     r = peek_local("x.tar", served, ignore_range=True)
     assert r["listed"] and not r["complete"] and r["requests"] == 1
     assert r["bytes_read"] == MiB

@@ -254,14 +254,16 @@ def repeating_zip64(n_members: int = 10**7, name: bytes = b"frame.png") -> tuple
 
 
 # --------------------------------------------------------------------------- in-process transport
-def local_answer(served: ServedFile, rng: ByteRange, *, ignore_range: bool = False) -> Answer:
-    """Answer a ByteRange as the local server would, body cut at ``rng.length`` on a 200."""
+def local_answer(served: ServedFile, rng: ByteRange, *, ignore_range: bool = False, whole_limit: int = 0) -> Answer:
+    """Answer a ByteRange as the local server would, read as ArchivePeekMiddleware reads it:
+    a 200 (Range ignored) is cut at ``rng.length`` unless the whole file is at most
+    ``whole_limit`` bytes (the peek's byte budget left), which is then read whole."""
     size = served.size
     ranges = None if (ignore_range or served.ignore_range) else parse_range_header(rng.header, size)
     if ranges == []:
         return Answer(b"", 416, f"bytes */{size}", None)
     if not ranges:
-        return Answer(served.read(0, min(size, rng.length)), 200, None, size)
+        return Answer(served.read(0, size if size <= whole_limit else min(size, rng.length)), 200, None, size)
     a, b = ranges[0]
     return Answer(served.read(a, b - a + 1), 206, f"bytes {a}-{b}/{size}", None)
 
@@ -286,7 +288,7 @@ def peek_local(
     def fetch(rng: ByteRange) -> Answer:
         if log is not None:
             log.append(rng)
-        return local_answer(served, rng, ignore_range=ignore_range)
+        return local_answer(served, rng, ignore_range=ignore_range, whole_limit=peeker.budget_left)
 
     return drive(peeker, fetch)
 
