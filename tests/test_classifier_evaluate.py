@@ -118,3 +118,11 @@ def test_commands_are_registered_under_their_dashed_names(tmp_path):
     result = scrapy([], tmp_path)
     for name in ("classify", "train-classifier", "evaluate-classifier"):
         assert f"  {name} " in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("command", [["classify"], ["evaluate-classifier", "--file", str(PROBES)]])
+def test_commands_exit_1_with_one_clear_line_when_the_model_cannot_load(tmp_path, command):
+    result = scrapy([*command, "--model", str(tmp_path / "no-model")], tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Cannot load the classifier" in result.stderr and "no such folder" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -415,3 +415,15 @@ def shared_classifier(spec: str | None, models_root: str | Path) -> Classifier:
         if key not in _SHARED:
             _SHARED[key] = load_classifier(spec, models_root)
         return _SHARED[key]
+
+
+def classifier_for_command(settings: Mapping[str, Any] | Any, model_option: str | None) -> Classifier | None:
+    """The classifier a command runs with: its ``--model`` option, else ``CLASSIFIER_MODEL``.
+    None, with one error line saying why, when it cannot be loaded (the command then
+    exits 1)."""
+    spec = model_option if model_option is not None else settings.get("CLASSIFIER_MODEL")
+    try:
+        return load_classifier(spec, models_dir(settings))
+    except (ModelError, OSError) as exc:
+        logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s", spec, exc)
+        return None

@@ -46,7 +46,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts) -> None:
         from scrapy.utils.log import configure_logging
 
-        from envision_spiders.classifier import ModelError, load_classifier, models_dir, record_text
+        from envision_spiders.classifier import classifier_for_command, record_text
         from envision_spiders.report import report_after_classify
         from envision_spiders.results import run_id_from, sources_on_disk, write_results
 
@@ -61,11 +61,8 @@ class Command(ScrapyCommand):
         missing = [s for s in sources if s not in available]
         if missing:
             logger.warning("No saved records for %s under %s", ", ".join(missing), data_dir / "metadata")
-        spec = opts.model if opts.model is not None else self.settings.get("CLASSIFIER_MODEL")
-        try:
-            classifier = load_classifier(spec, models_dir(self.settings))
-        except (ModelError, OSError) as exc:
-            logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s", spec, exc)
+        classifier = classifier_for_command(self.settings, opts.model)
+        if classifier is None:
             self.exitcode = 1
             return
         started = time.monotonic()

@@ -52,7 +52,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts) -> None:
         from scrapy.utils.log import configure_logging
 
-        from envision_spiders.classifier import ModelError, load_classifier, models_dir
+        from envision_spiders.classifier import classifier_for_command
         from envision_spiders.classifier.evaluate import cross_validate, evaluate_file, format_report, write_report
 
         assert self.settings is not None
@@ -64,11 +64,8 @@ class Command(ScrapyCommand):
         if opts.file:
             if not Path(opts.file).is_file():
                 raise UsageError(f"--file {opts.file}: no such file")
-            spec = opts.model if opts.model is not None else self.settings.get("CLASSIFIER_MODEL")
-            try:
-                classifier = load_classifier(spec, models_dir(self.settings))
-            except (ModelError, OSError) as exc:
-                logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s", spec, exc)
+            classifier = classifier_for_command(self.settings, opts.model)
+            if classifier is None:
                 self.exitcode = 1
                 return
             report = evaluate_file(classifier, opts.file)
