@@ -375,17 +375,24 @@ class TarPeeker(Peeker):
             return False
         return True  # let the TAR parser say what is wrong
 
+    def _finished_by(self, state) -> bool:
+        """Finish when the header parser reached the end blocks or an error."""
+        p = self.parser
+        if state == p.END:
+            self._finish(complete=True)
+        elif state == p.ERROR:
+            self._finish(p.error)
+        else:
+            return False
+        return True
+
     # ------------------------------------------------------------------ plain TAR
     def _after_plain(self, chunk: Chunk) -> None:
         p = self.parser
         state = p.run()
         self.listed = p.members > 0 or state == p.END
         total = self.total_size
-        if state == p.END:
-            self._finish(complete=True)
-            return
-        if state == p.ERROR:
-            self._finish(p.error)
+        if self._finished_by(state):
             return
         if total is not None and p.pos >= total:
             if p.pos == total:
@@ -450,11 +457,7 @@ class TarPeeker(Peeker):
         self.listed = p.members > 0 or state == p.END
         if inflater.trailing:
             self._warn(f"bytes after the end of the {NAMES[self.compression]} stream were ignored")
-        if state == p.END:
-            self._finish(complete=True)
-            return
-        if state == p.ERROR:
-            self._finish(p.error)
+        if self._finished_by(state):
             return
         whole_file = self.total_size is not None and chunk.stop >= self.total_size
         if inflater.ended and whole_file:
