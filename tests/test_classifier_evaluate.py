@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from envision_spiders.classifier.data import extra_examples
 from envision_spiders.classifier.calibration import expected_calibration_error, reliability_table
 from envision_spiders.classifier.evaluate import (
     cross_validate,
@@ -85,6 +86,7 @@ def test_hand_written_probes_are_mostly_right(default_classifier):
 def test_cross_validation_on_the_built_in_examples():
     report = cross_validate(folds=3, seeds=(0,), methods=("embedding_head", "embedding_head_uncalibrated"))
     assert report["data"]["examples"] == 891 and report["folds"] == 3
+    assert report["data"]["training_extras"]["count"] == len(extra_examples())  # trained on, never scored
     for name in ("embedding_head", "embedding_head_uncalibrated"):
         pooled = report["methods"][name]["pooled"]
         assert pooled["n"] == 891  # every example predicted once, by a model that did not see it

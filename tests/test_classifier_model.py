@@ -16,7 +16,7 @@ import pytest
 
 from envision_spiders.classifier import ModelError, load_classifier, record_text, text_hash
 from envision_spiders.classifier import model as model_mod
-from envision_spiders.classifier.data import builtin_examples, import_envision_classifier
+from envision_spiders.classifier.data import builtin_examples, import_envision_classifier, training_examples
 from envision_spiders.classifier.text import MAX_TEXT_LENGTH, compose_text, training_text
 
 TEXTS = [
@@ -37,10 +37,12 @@ def test_default_model_is_built_from_packaged_parts_and_records_its_inputs(class
     assert manifest["inputs"] == model_mod.input_versions()
     assert manifest["model_id"] == f"{model_mod.DEFAULT_NAME}@{model_mod.fingerprint(manifest['inputs'])}"
     assert manifest["backbone"]["sha256"] == model_mod.BACKBONE_SHA256["0.1.0"]
-    examples = builtin_examples()
+    examples = training_examples()  # the built-in examples and the project's extras
     assert manifest["training_examples"] == {"count": len(examples), "positives": sum(examples.labels),
                                              "sha256": examples.digest()}
-    assert len(examples) == 891 and sum(examples.labels) == 262
+    builtin = builtin_examples()
+    assert len(builtin) == 891 and sum(builtin.labels) == 262
+    assert len(examples) > len(builtin) and examples.texts[:891] == builtin.texts
     assert model_mod.is_current(folder)
 
 

@@ -7,6 +7,15 @@ NEGATIVE_EXAMPLES (everything else). The default model keeps the kind of each ne
 as a training target of its own (see :mod:`.recipe`): the eye-related negatives share
 the vocabulary of the positives, and a linear model separates them better when it does
 not have to lump them with radar data and gravestones.
+
+The default model also learns from :data:`EXTRAS_FILE`, labelled records written for this
+project (package data, JSON Lines: ``title``, ``description``, ``keywords``, ``label``,
+``kind``): hard negatives (eye tracking, psychophysics, ocular genetics and omics tables,
+retinal electrophysiology, eye software; coronary, dental, skin, oesophageal and cochlear
+OCT and other non-eye medical imaging) and eye imaging records that share their vocabulary
+(OCT with genotypes, retinal videos from eye-tracking labs). :func:`training_examples` is
+what the model is built from; :func:`builtin_examples` stays what cross-validation scores
+(the extras join the training folds only, see :mod:`.evaluate`).
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ import json
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
-from .text import training_text
+from .text import compose_text, training_text
 
 # (list name in envision_classifier.classifier, kind, binary label)
 LISTS = (
@@ -28,6 +38,9 @@ LISTS = (
 )
 KINDS = tuple(kind for _, kind, _ in LISTS)
 POSITIVE_KIND = "eye_imaging"
+KIND_LABELS = {kind: label for _, kind, label in LISTS}
+# project-written training records, shipped inside this package (pyproject package-data)
+EXTRAS_FILE = "hard_examples.jsonl"
 
 
 def import_envision_classifier():
@@ -65,3 +78,50 @@ def builtin_examples() -> Examples:
             labels.append(label)
             kinds.append(kind)
     return Examples(tuple(texts), tuple(labels), tuple(kinds))
+
+
+def extras_bytes() -> bytes:
+    """The packaged extras file as shipped (its sha256 is one of the model's inputs)."""
+    return resources.files(__package__).joinpath(EXTRAS_FILE).read_bytes()
+
+
+def parse_extras(data: bytes) -> Examples:
+    """Examples from JSON Lines of labelled records; each needs a ``kind`` of :data:`KINDS`
+    whose label agrees with ``label``. Raises ValueError on anything else: a malformed
+    training file must stop a build, not shrink the training data."""
+    texts, labels, kinds = [], [], []
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        kind = obj.get("kind")
+        if kind not in KIND_LABELS:
+            raise ValueError(f"{EXTRAS_FILE} line {n}: kind {kind!r} is not one of {KINDS}")
+        label = {"EYE_IMAGING": 1, "NEGATIVE": 0}.get(obj.get("label"))
+        if label != KIND_LABELS[kind]:
+            raise ValueError(f"{EXTRAS_FILE} line {n}: label {obj.get('label')!r} does not match kind {kind!r}")
+        text = compose_text(obj.get("title"), obj.get("description"), obj.get("keywords"))
+        if not text:
+            raise ValueError(f"{EXTRAS_FILE} line {n}: no text")
+        texts.append(text)
+        labels.append(label)
+        kinds.append(kind)
+    return Examples(tuple(texts), tuple(labels), tuple(kinds))
+
+
+@lru_cache(maxsize=1)
+def extra_examples() -> Examples:
+    """The project's own labelled records (:data:`EXTRAS_FILE`), as the model sees them
+    (composed like a record: title, description, keywords)."""
+    return parse_extras(extras_bytes())
+
+
+def extras_sha256() -> str:
+    return hashlib.sha256(extras_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def training_examples() -> Examples:
+    """What the default model is built from: the built-in examples, then the extras."""
+    a, b = builtin_examples(), extra_examples()
+    return Examples(a.texts + b.texts, a.labels + b.labels, a.kinds + b.kinds)

@@ -118,16 +118,29 @@ def near_duplicate_groups(embeddings: np.ndarray, threshold: float = NEAR_DUPLIC
     return connected_components(similar, directed=False)[1]
 
 
+def cv_splits(n_scored: int, n_extra: int, splits) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs over ``n_scored + n_extra`` examples: every fold of
+    ``splits`` (indices into the first ``n_scored``) trains on its training part plus all
+    ``n_extra`` extras (indices ``n_scored`` onwards) and is scored on its test part only,
+    so the extras never count in a figure and the figure stays comparable with CV on the
+    built-in examples alone."""
+    extra = np.arange(n_scored, n_scored + n_extra)
+    return [(np.concatenate([np.asarray(train), extra]).astype(int), np.asarray(test)) for train, test in splits]
+
+
 def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequence[str] = METHODS,
-                   progress: Callable[[str], None] | None = None, grouped: bool = False) -> dict[str, Any]:
+                   progress: Callable[[str], None] | None = None, grouped: bool = False,
+                   extras: bool = True) -> dict[str, Any]:
     """k-fold stratified CV of each method on the built-in examples (see module doc);
-    ``grouped`` keeps near-duplicate examples in one fold (StratifiedGroupKFold)."""
+    ``grouped`` keeps near-duplicate examples in one fold (StratifiedGroupKFold). With
+    ``extras`` (as the default model is built) the project's own training records
+    (:func:`.data.extra_examples`) are added to every training fold and never scored."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline, make_union
 
-    from .data import builtin_examples
+    from .data import builtin_examples, extra_examples
     from .encoder import Encoder
     from .head import fit_embedding_head, fit_text_head, predict_text_head
     from .model import _backbone_path, _quiet_loading
@@ -139,21 +152,24 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     started = time.monotonic()
     _quiet_loading()
     ex = builtin_examples()
-    texts = list(ex.texts)
-    y = np.array(ex.labels)
-    kinds = list(ex.kinds)
+    extra = extra_examples() if extras else None
+    n = len(ex)  # scored examples: the built-in ones, first
+    texts = list(ex.texts) + (list(extra.texts) if extra else [])
+    y_all = np.array(ex.labels + (extra.labels if extra else ()))
+    kinds = list(ex.kinds) + (list(extra.kinds) if extra else [])
+    y = y_all[:n]
     say(f"Encoding {len(texts)} examples with the frozen backbone")
     sentence, layers = Encoder(_backbone_path()).encode(texts)
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
     predictions: dict[str, list[list[float]]] = {m: [] for m in methods}
-    groups = near_duplicate_groups(sentence) if grouped else None
+    groups = near_duplicate_groups(sentence[:n]) if grouped else None
     for seed in seeds:
-        oof = {m: np.zeros(len(y)) for m in methods}
+        oof = {m: np.zeros(n) for m in methods}
         if grouped:
-            splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts, y, groups)
+            splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts[:n], y, groups)
         else:
-            splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y)
-        for k, (train, test) in enumerate(splits, 1):
+            splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts[:n], y)
+        for k, (train, test) in enumerate(cv_splits(n, len(texts) - n, splits), 1):
             say(f"seed {seed}: fold {k}/{folds}")
             tr_texts = [texts[i] for i in train]
             te_texts = [texts[i] for i in test]
@@ -165,16 +181,16 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
                 if "text_head_uncalibrated" in methods:
                     oof["text_head_uncalibrated"][test] = predict_text_head(state, te_texts, layers[test], calibrated=False)
             if "embedding_head" in methods:
-                oof["embedding_head"][test] = fit_embedding_head(sentence[train], y[train]).predict_proba(sentence[test])[:, 1]
+                oof["embedding_head"][test] = fit_embedding_head(sentence[train], y_all[train]).predict_proba(sentence[test])[:, 1]
             if "embedding_head_uncalibrated" in methods:
-                head = fit_embedding_head(sentence[train], y[train], calibrate=False)
+                head = fit_embedding_head(sentence[train], y_all[train], calibrate=False)
                 oof["embedding_head_uncalibrated"][test] = head.predict_proba(sentence[test])[:, 1]
             if "tfidf_baseline" in methods:
                 baseline = make_pipeline(
                     make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                                TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)),
                     LogisticRegression(C=10, class_weight="balanced", max_iter=5000),
-                ).fit(tr_texts, y[train])
+                ).fit(tr_texts, y_all[train])
                 oof["tfidf_baseline"][test] = baseline.predict_proba(te_texts)[:, 1]
         for m in methods:
             per_seed[m].append(metrics(oof[m], y))
@@ -186,11 +202,15 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
                       "pooled": pooled, "per_seed": per_seed[m]}
     return {
         "kind": "cross-validation",
-        "data": {"examples": len(y), "positives": int(y.sum()), "sha256": ex.digest()},
+        "data": {"examples": len(y), "positives": int(y.sum()), "sha256": ex.digest(),
+                 "training_extras": ({"count": len(extra), "positives": int(sum(extra.labels)),
+                                      "sha256": extra.digest()} if extra else None)},
         "protocol": (f"StratifiedGroupKFold({folds}, shuffle=True, random_state=seed), groups of near-duplicate "
                      f"examples (sentence-embedding cosine > {NEAR_DUPLICATE_COSINE}: {len(set(groups))} groups)"
                      if grouped else f"StratifiedKFold({folds}, shuffle=True, random_state=seed)")
-                    + f" for seed in {list(seeds)}; label EYE_IMAGING when P >= {THRESHOLD}; "
+                    + f" for seed in {list(seeds)}"
+                    + (f"; the {len(extra)} training extras added to every training fold, never scored" if extra else "")
+                    + f"; label EYE_IMAGING when P >= {THRESHOLD}; "
                       f"ECE over {DEFAULT_BINS} equal-width bins",
         "grouped": grouped,
         "folds": folds,

