@@ -168,3 +168,19 @@ def test_plain_text_with_angle_brackets_and_ampersands_is_not_parsed_as_html():
     assert html_to_text("n<b and R&D, p<0.05 & x>3")[0] == "n<b and R&D, p<0.05 & x>3"
     assert html_to_text("a &amp; b <br/>c")[0] == "a & b\nc"
     assert html_to_text("x<p>y</p>")[0] == "x\ny"
+
+
+def test_generated_negatives_mention_search_terms_in_passing_only():
+    from envision_spiders.localapi.corpus import generated_texts
+
+    texts = generated_texts(300, seed=3)
+    negatives = [t for t in texts if not t.positive]
+    assert negatives and len(negatives) < len(texts)
+    for t in negatives:
+        lowered = {k.lower() for k in t.keywords}
+        assert not lowered & {term.lower() for term in t.terms}, t  # not a keyword
+        assert all(term.lower() not in t.title.lower() for term in t.terms), t  # not the subject
+        assert all(term in t.description for term in t.terms), t  # but a search finds them
+    for t in texts:
+        if t.positive:
+            assert t.terms[0] in t.keywords

@@ -28,21 +28,25 @@ POSITIVE_TEMPLATES = [
      "splits, collected at an eye clinic. Formats: {fmt}. Search terms: {term}; {term2}."),
 ]
 
-# Hard negatives as they come: the search term appears in passing in the description
-# (a search finds them), never as the subject of the title.
+# Hard negatives as they come: the search terms appear in passing in the description
+# (a search finds them), never as the subject of the title or a keyword.
 NEGATIVE_TEMPLATES = [
     ("Intravascular OCT pullbacks of coronary arteries",
      "Optical coherence tomography pullbacks of coronary arteries from {n} patients undergoing PCI, "
-     "with stent annotations. Related work on {term} and {term2} used a similar protocol."),
+     "with stent annotations. Related work on {term} and {term2} used a similar protocol.",
+     ["intravascular imaging", "coronary artery disease", "stent"]),
     ("Eye-tracking recordings during sentence reading",
      "Gaze positions and fixations of {n} participants reading sentences, recorded with an eye "
-     "tracker at 1000 Hz. Tables in CSV format; no images. Keywords of the lab: {term}."),
+     "tracker at 1000 Hz. Tables in CSV format; no images. Keywords of the lab: {term}, {term2}.",
+     ["eye movements", "reading", "psycholinguistics"]),
     ("Genotype and phenotype tables of a {disease} cohort",
      "Variant calls and phenotype tables for {n} individuals with {disease}; no images. VCF and CSV "
-     "files. Associated projects: {term}, {term2}."),
+     "files. Associated projects: {term}, {term2}.",
+     ["genetics", "{disease}", "variants"]),
     ("Brain MRI volumes for tumour segmentation",
-     "T1 and FLAIR MRI of {n} patients in NIfTI format with tumour masks. A previous study used "
-     "{term}."),
+     "T1 and FLAIR MRI of {n} patients in NIfTI format with tumour masks. Previous studies used "
+     "{term} and {term2}.",
+     ["MRI", "brain tumour", "segmentation"]),
 ]
 
 MODALITIES = ["fundus", "OCT", "OCT angiography", "slit-lamp", "anterior segment OCT", "corneal topography"]
@@ -67,7 +71,10 @@ def generated_texts(n: int, seed: int = 1, terms: list[str] | None = None) -> li
     for i in range(n):
         positive = rng.random() < 0.65
         term, term2 = rng.sample(terms, 2)
-        title_t, desc_t = rng.choice(POSITIVE_TEMPLATES if positive else NEGATIVE_TEMPLATES)
+        if positive:
+            title_t, desc_t = rng.choice(POSITIVE_TEMPLATES)
+        else:
+            title_t, desc_t, keywords_t = rng.choice(NEGATIVE_TEMPLATES)
         values = {
             "term": term,
             "term2": term2,
@@ -82,7 +89,9 @@ def generated_texts(n: int, seed: int = 1, terms: list[str] | None = None) -> li
             GeneratedText(
                 title=title_t.format(**values),
                 description=desc_t.format(**values),
-                keywords=[term, values["disease"]] + ([values["modality"]] if positive else []),
+                # a negative's keywords are its own field's (the search terms are in passing)
+                keywords=([term, values["disease"], values["modality"]] if positive
+                          else [k.format(**values) for k in keywords_t]),
                 positive=positive,
                 terms=[term, term2],
             )
