@@ -22,20 +22,28 @@ joined (union-find) when
   cost seconds, not the 800 million comparisons of a pairwise loop; each candidate
   pair is then checked on its exact shingle sets. Only records of different sources
   are joined this way (a source's own versions are joined by identifiers, and series
-  such as monthly radar uploads share almost all their text), and titles that both
-  carry numbers must carry the same ones ("... 2019" is not "... 2020").
+  such as monthly radar uploads share almost all their text), titles that both
+  carry numbers must carry the same ones ("... 2019" is not "... 2020"), and the
+  numbers written as words of one text must all be in the other (a copy may add a
+  sentence, not change "1,200 eyes" into "80 eyes": templated records of different
+  datasets share most of their words but not their counts). A text whose LSH query
+  returns more than ``MAX_CANDIDATES`` records is boilerplate shared by many records (a
+  template, a series), not a mirror: it is neither joined by this rule nor added to the
+  index, which keeps the work linear however large such a family grows (the number is
+  logged). A pair already in one group is not compared again.
 
 The canonical record of a group is the one on the hosting repository (Zenodo,
 Figshare, Dryad, OSF), else DataCite's, else a mirror's (Kaggle), else a grant's; among
 equals the newest (the latest version, by its published or created date), then the
 smallest key. This module is pure:
-records in, groups out.
+records in, groups out (and one log line about boilerplate texts).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from envision_spiders.textutil import normalize_doi, parse_datetime
@@ -56,10 +64,16 @@ NUM_PERM = 128
 SHINGLE = 3
 MIN_SHINGLES = 8  # shorter texts ("Dataset", "Images") never count as near-duplicates
 MAX_TEXT = 4000  # characters of title + description used for shingles
+# A mirror has a few copies (a DataCite record, a Kaggle re-upload or two); a text with
+# more near-duplicate candidates than this is a template or a series (see the module doc).
+MAX_CANDIDATES = 50
+
+logger = logging.getLogger(__name__)
 
 _FIGSHARE_VERSION = re.compile(r"^(?P<base>.+)\.v\d+$")
 _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+")
+_NUMBER_WORD = re.compile(r"(?<![\w.,])\d[\d,.]*(?![\w])")
 
 
 def record_key(record: Mapping[str, Any]) -> str:
@@ -135,29 +149,51 @@ def _title_numbers(record: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(n.lstrip("0") or "0" for n in _NUMBER.findall(str(record.get("title") or "")))
 
 
-def near_duplicate_pairs(records: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, float]]:
+def _text_numbers(record: Mapping[str, Any]) -> frozenset[str]:
+    """Numbers written as words in title + description ("1,200", "3.5"; not the 1 of "T1")."""
+    text = f"{record.get('title') or ''} {record.get('description') or ''}"[:MAX_TEXT]
+    return frozenset(n.rstrip(".,").replace(",", "") for n in _NUMBER_WORD.findall(text))
+
+
+def _same_numbers(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    ta, tb = _title_numbers(a), _title_numbers(b)
+    if ta and tb and ta != tb:
+        return False
+    na, nb = _text_numbers(a), _text_numbers(b)
+    return na <= nb or nb <= na
+
+
+def near_duplicate_pairs(
+    records: Sequence[Mapping[str, Any]],
+    joined: Callable[[int, int], bool] | None = None,
+    skipped: list[int] | None = None,
+) -> Iterator[tuple[int, int, float]]:
     """Index pairs of records of different sources whose texts are near-duplicates, with
-    their exact Jaccard similarity."""
+    their exact Jaccard similarity, as they are found. ``joined(i, j)`` tells pairs
+    already in one group (they are not compared again); ``skipped`` collects the records
+    left out as boilerplate (more than ``MAX_CANDIDATES`` candidates)."""
     from datasketch import MinHash, MinHashLSH
 
     sets = [_shingles(r) for r in records]
     usable = [i for i, s in enumerate(sets) if len(s) >= MIN_SHINGLES]
     hashes = MinHash.bulk(([s.encode("utf-8") for s in sets[i]] for i in usable), num_perm=NUM_PERM)
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-    pairs = []
     for i, mh in zip(usable, hashes):
-        for j in lsh.query(mh):
+        candidates = lsh.query(mh)
+        if len(candidates) > MAX_CANDIDATES:
+            if skipped is not None:
+                skipped.append(i)
+            continue
+        for j in candidates:
+            if records[i].get("source") == records[j].get("source") or (joined and joined(i, j)):
+                continue
+            if not _same_numbers(records[i], records[j]):
+                continue
             a, b = sets[i], sets[j]
-            if records[i].get("source") == records[j].get("source"):
-                continue
-            ni, nj = _title_numbers(records[i]), _title_numbers(records[j])
-            if ni and nj and ni != nj:
-                continue
             jaccard = len(a & b) / len(a | b)
             if jaccard >= NEAR_JACCARD:
-                pairs.append((j, i, round(jaccard, 3)))
+                yield j, i, round(jaccard, 3)
         lsh.insert(i, mh)
-    return pairs
 
 
 def _canonical_order(record: Mapping[str, Any]) -> tuple:
@@ -187,9 +223,14 @@ def find_duplicates(records: Sequence[Mapping[str, Any]], near_duplicates: bool 
             if uf.union(j, i):
                 links.append((j, i, rule, {}))
     if near_duplicates and len(records) > 1:
-        for i, j, jaccard in near_duplicate_pairs(records):
+        skipped: list[int] = []
+        for i, j, jaccard in near_duplicate_pairs(records, lambda a, b: uf.find(a) == uf.find(b), skipped):
             if uf.union(i, j):
                 links.append((i, j, "near-duplicate", {"jaccard": jaccard}))
+        if skipped:
+            logger.info("Near-duplicate test: %d of %d records share their text with more than %d others "
+                        "(templates, series) and were left to the identifier rules", len(skipped), len(records),
+                        MAX_CANDIDATES)
     members: dict[int, list[int]] = {}
     for i in range(len(records)):
         members.setdefault(uf.find(i), []).append(i)

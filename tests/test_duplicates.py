@@ -8,6 +8,7 @@ import time
 
 from itemadapter import ItemAdapter
 
+from envision_spiders import duplicates
 from envision_spiders.duplicates import duplicate_of, find_duplicates, near_duplicate_pairs, record_key
 from envision_spiders.spiders.datacite import DataCiteSpider
 from envision_spiders.spiders.zenodo import ZenodoSpider, map_files
@@ -141,7 +142,7 @@ def test_series_with_different_numbers_in_their_titles_are_not_near_duplicates()
     a = {"source": "zenodo", "source_id": "1", "title": "SuperDARN data (2012-Oct)", "description": text}
     b = {"source": "kaggle", "source_id": "x/y", "title": "SuperDARN data (2013-Oct)", "description": text}
     c = {"source": "kaggle", "source_id": "x/z", "title": "SuperDARN data (2012-Oct)", "description": text}
-    assert near_duplicate_pairs([a, b]) == []
+    assert list(near_duplicate_pairs([a, b])) == []
     (group,) = find_duplicates([a, b, c])
     assert {m["key"] for m in group["members"]} == {"zenodo:1", "kaggle:x/z"}
 
@@ -154,6 +155,49 @@ def test_short_or_different_texts_are_not_near_duplicates():
     d = {"source": "kaggle", "source_id": "k2", "title": "Chest X-rays of 300 pneumonia patients",
          "description": "Frontal chest radiographs from a children's hospital, graded by two radiologists."}
     assert find_duplicates([a, b, c, d]) == []
+
+
+def test_templated_records_of_different_datasets_are_not_near_duplicates():
+    template = ("Optical coherence tomography pullbacks of coronary arteries from {n} patients undergoing "
+                "PCI, with stent annotations, acquired at three hospitals between 2015 and 2019 and "
+                "labelled by two cardiologists.")
+    a = {"source": "zenodo", "source_id": "1", "title": "Intravascular OCT pullbacks", "description": template.format(n="1,250")}
+    b = {"source": "figshare", "source_id": "2", "title": "Intravascular OCT pullbacks", "description": template.format(n="80")}
+    mirror = {**a, "source": "kaggle", "source_id": "u/copy", "description": a["description"] + " Mirrored in 2021."}
+    assert list(near_duplicate_pairs([a, b])) == []  # 0.86 Jaccard, other counts
+    (group,) = find_duplicates([a, b, mirror])  # a copy may add a number, not change one
+    assert {m["key"] for m in group["members"]} == {"zenodo:1", "kaggle:u/copy"}
+
+
+def test_a_text_shared_by_a_large_family_is_left_to_the_identifier_rules(monkeypatch, caplog):
+    monkeypatch.setattr(duplicates, "MAX_CANDIDATES", 5)
+    boiler = ("Monthly export of the station network in netCDF format with gridded velocities for every "
+              "radar of the network and the quality flags of the standard processing chain.")
+    family = [{"source": ["zenodo", "figshare", "kaggle"][i % 3], "source_id": str(i), "title": "Radar export",
+               "description": boiler} for i in range(40)]
+    original = {"source": "zenodo", "source_id": "o", "title": "Fundus photographs of glaucoma patients",
+                "description": "Colour fundus photographs of both eyes of glaucoma patients and controls, taken "
+                               "with one camera and graded by two ophthalmologists for cup-to-disc ratio."}
+    copy_ = {**original, "source": "kaggle", "source_id": "u/c"}
+    skipped: list[int] = []
+    pairs = list(near_duplicate_pairs([*family, original, copy_], skipped=skipped))
+    assert len(skipped) == 40 - 6  # the first six fill the index up to the cap; the rest are skipped
+    assert (40, 41) in {(i, j) for i, j, _ in pairs}  # the mirror is still found
+    with caplog.at_level("INFO", logger="envision_spiders.duplicates"):
+        groups = find_duplicates([*family, original, copy_])
+    assert any("left to the identifier rules" in r.getMessage() for r in caplog.records)
+    assert max(len(g["members"]) for g in groups) <= 6
+
+
+def test_pairs_already_in_one_group_are_not_compared_again():
+    text = ("Colour fundus photographs of both eyes of glaucoma patients and controls, taken with one "
+            "camera and graded by two ophthalmologists for cup-to-disc ratio.")
+    records = [{"source": s, "source_id": s, "title": "Fundus", "description": text}
+               for s in ("zenodo", "figshare", "kaggle", "osf")]
+    asked = []
+    all_pairs = list(near_duplicate_pairs(records))
+    some = list(near_duplicate_pairs(records, joined=lambda i, j: asked.append((i, j)) or True))
+    assert len(all_pairs) == 6 and some == [] and len(asked) == 6
 
 
 WORDS = [f"w{i}" for i in range(5000)]
