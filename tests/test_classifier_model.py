@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import warnings
 
@@ -180,3 +181,41 @@ def test_eye_vocabulary_flag(text, expected):
     from envision_spiders.classifier.head import uses_eye_vocabulary
 
     assert uses_eye_vocabulary(text) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Intravascular OCT pullbacks of coronary arteries", True), ("Swept-source OCT of enamel caries", True),
+    ("Nailfold capillaroscopy in systemic sclerosis", True), ("Paediatric chest X-ray images", True),
+    ("Brain MRI of 300 patients", True), ("Dermoscopy of skin lesions", True), ("Oesophageal OCT", True),
+    ("Cochlear OCT in mice", True), ("Digital mammograms", True), ("Kidney biopsy histology", True),
+    ("Retinal OCT of 300 eyes", False), ("Colour fundus photographs with vessel masks", False),
+    ("Optic nerve head and retinal vessels", False), ("Uveal melanoma fundus images", False),
+    ("Corneal topography of keratoconus", False), ("Macular OCT angiography of the choroid", False),
+])
+def test_non_eye_site_flag(text, expected):
+    from envision_spiders.classifier.head import names_non_eye_site
+
+    assert names_non_eye_site(text) is expected
+
+
+def test_flag_columns_follow_their_weights():
+    from envision_spiders.classifier.head import TEXT_HEAD_PARAMS, flag_features
+
+    texts = ["Retinal OCT with a note on coronary arteries", "Coronary OCT pullbacks, retina mentioned"]
+    only_eye = {**TEXT_HEAD_PARAMS, "non_eye_site_weight": 0.0, "lead_eye_weight": 0.0, "lead_site_weight": 0.0}
+    assert flag_features(texts, only_eye).tolist() == [[3.0], [3.0]]
+    every = {**only_eye, "non_eye_site_weight": 2.0, "lead_eye_weight": 1.0, "lead_site_weight": 4.0, "lead_chars": 12}
+    # columns: eye vocabulary, non-eye site, eye vocabulary in the lead, non-eye site in the lead
+    assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 0.0, 4.0]]
+
+
+def test_a_changed_text_head_recipe_changes_the_fingerprint(monkeypatch):
+    from envision_spiders.classifier import head
+
+    before = model_mod.input_versions()
+    monkeypatch.setitem(head.TEXT_HEAD_PARAMS, "non_eye_site_weight", head.TEXT_HEAD_PARAMS["non_eye_site_weight"] + 1)
+    after = model_mod.input_versions()
+    assert model_mod.fingerprint(after) != model_mod.fingerprint(before)
+    monkeypatch.undo()
+    monkeypatch.setattr(head, "NON_EYE_SITE", re.compile(head.NON_EYE_SITE.pattern + "|spleen"))
+    assert model_mod.fingerprint(model_mod.input_versions()) != model_mod.fingerprint(before)

