@@ -8,8 +8,9 @@ works with envision-classifier alone, outside this project.
 better model. Its features are word and character TF-IDF of the text, the last-layers
 embedding (:mod:`.encoder`) and two flags: whether the text uses any word of
 :data:`EYE_VOCABULARY`, and whether its first ``lead_chars`` characters (the title, as a
-rule) name a body site or imaging target other than the eye (:data:`NON_EYE_SITE`). A multinomial logistic regression learns the four kinds of the
-training examples (eye imaging, eye software, other eye data, other negatives) and
+rule: the subject of a record is named there) name a body site or imaging target other
+than the eye (:data:`NON_EYE_SITE`). A multinomial logistic regression learns the four
+kinds of the training examples (eye imaging, eye software, other eye data, other negatives) and
 P(EYE_IMAGING) is the probability of the first kind. In 5-fold cross-validation on the
 built-in examples this head reaches a clearly higher EYE_IMAGING F1 than the embedding
 head (docs/classifier.md). It cannot live in ``model_head.pkl``, which only ever sees
@@ -36,12 +37,11 @@ applies it, so a saved head does not pickle any class of this project.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import hashlib
 import json
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
@@ -80,8 +80,6 @@ NON_EYE_SITE = re.compile(
     r"|renal|nailfold|histolog\w*|histopatholog\w*|bladder|prostat\w*|knee|spinal|spine|laryn\w*)\b",
     re.IGNORECASE,
 )
-# The subject of a record is usually named in its title, which opens the text: the "lead"
-# flags look at the first LEAD characters only.
 
 # Chosen by 5-fold cross-validation on the built-in examples (docs/classifier.md).
 TEXT_HEAD_PARAMS = {
