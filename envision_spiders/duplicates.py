@@ -174,22 +174,28 @@ def near_duplicate_pairs(
     left out as boilerplate (more than ``MAX_CANDIDATES`` candidates)."""
     from datasketch import MinHash, MinHashLSH
 
-    sets = [_shingles(r) for r in records]
-    usable = [i for i, s in enumerate(sets) if len(s) >= MIN_SHINGLES]
-    hashes = MinHash.bulk(([s.encode("utf-8") for s in sets[i]] for i in usable), num_perm=NUM_PERM)
+    # One record's shingles and MinHash at a time (the index keeps only its band hashes):
+    # holding every shingle set of 65,000 records took about 300 MB. A candidate's set is
+    # computed again for the exact check; there are at most MAX_CANDIDATES of them.
+    blank = MinHash(num_perm=NUM_PERM)
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-    for i, mh in zip(usable, hashes):
+    for i, record in enumerate(records):
+        a = _shingles(record)
+        if len(a) < MIN_SHINGLES:
+            continue
+        mh = blank.copy()
+        mh.update_batch([x.encode("utf-8") for x in a])
         candidates = lsh.query(mh)
         if len(candidates) > MAX_CANDIDATES:
             if skipped is not None:
                 skipped.append(i)
             continue
         for j in candidates:
-            if records[i].get("source") == records[j].get("source") or (joined and joined(i, j)):
+            if record.get("source") == records[j].get("source") or (joined and joined(i, j)):
                 continue
-            if not _same_numbers(records[i], records[j]):
+            if not _same_numbers(record, records[j]):
                 continue
-            a, b = sets[i], sets[j]
+            b = _shingles(records[j])
             jaccard = len(a & b) / len(a | b)
             if jaccard >= NEAR_JACCARD:
                 yield j, i, round(jaccard, 3)
