@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 THRESHOLD = 0.5  # the label is EYE_IMAGING when P(EYE_IMAGING) >= 0.5
 METHODS = ("text_head", "text_head_uncalibrated", "embedding_head", "embedding_head_uncalibrated", "tfidf_baseline")
 METHOD_TITLES = {
-    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary flag, "
+    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary and "
+                 "non-eye-site (title) flags, "
                  "4-kind LR, Platt-calibrated",
     "text_head_uncalibrated": "the same before calibration",
     "embedding_head": "model_head.pkl (EyeImagingClassifier): MiniLM sentence embedding, LR, Platt-calibrated",

@@ -211,7 +211,7 @@ def _build(folder: Path) -> None:
             "heads": {
                 EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
                 TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF, the last-4-layers "
-                           "embedding and the eye-vocabulary flag",
+                           "embedding, the eye-vocabulary flag and the non-eye-site flag of the title",
             },
             "labels": list(LABELS),
             "built_at": utcnow_iso(),
