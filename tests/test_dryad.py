@@ -683,7 +683,7 @@ def test_full_crawl_then_incremental_runs_that_cost_only_searches(api, tmp_path)
 def test_oauth_crawl_renews_expiring_tokens_and_never_writes_them(api, tmp_path):
     api.generate("dryad", 40, seed=12)
     st = dryad_state(api)
-    st.token_uses = 40  # tokens "expire" every 40 requests
+    st.token_uses = 30  # tokens "expire" every 30 requests (the crawl makes about 100)
     result = run_crawl(api, "dryad", tmp_path, DRYAD_CLIENT_ID="envision-test", DRYAD_CLIENT_SECRET="envision-test-secret")
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "dryad")) == set(expected_records(api))
