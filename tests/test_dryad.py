@@ -697,6 +697,8 @@ def test_oauth_crawl_renews_expiring_tokens_and_never_writes_them(api, tmp_path)
     assert api_calls and all(e["auth"] == "Bearer" for e in api_calls)
     assert not any(r["extra"].get("files_need_auth") for r in saved_records(tmp_path, "dryad").values())
     assert "crawling without an OAuth token" not in result.stderr
+    assert "refuses even a new OAuth token" not in result.stderr  # a renewed token that worked, then expired
+    assert "HTTP 401" not in result.stderr  # archive peeks refused with an expired token are sent again
     written = result.stdout + result.stderr + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert "envision-test-secret" not in written
     assert not any(token in written for token in st.issued)

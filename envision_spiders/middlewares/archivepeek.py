@@ -144,6 +144,7 @@ class ArchivePeekMiddleware:
         spider = self.crawler.spider
         engine = self.crawler.engine
         headers = dict(spider.auth_headers_for(url)) if hasattr(spider, "auth_headers_for") else {}
+        renew = getattr(spider, "with_new_token", None)  # a 401: renewed credentials, sent once more
         budget = getattr(spider, "files_budget", None)
         self.crawler.stats.inc_value("envision/archive/peeked")
         while (rng := peeker.next_request()) is not None:
@@ -169,6 +170,8 @@ class ArchivePeekMiddleware:
             )
             try:
                 response = await engine.download_async(request)
+                while response.status == 401 and renew and (again := await renew(response.request)) is not None:
+                    response = await engine.download_async(again)  # the token had expired
             except Exception as exc:  # the request failed for good (after retries)
                 peeker.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue

@@ -206,6 +206,11 @@ class SourceSpider(scrapy.Spider):
         """Credentials for a URL: only on the API's own host."""
         return self.auth_headers() if urlparse(url).hostname == self.api_host else {}
 
+    async def with_new_token(self, request: scrapy.Request) -> scrapy.Request | None:
+        """The request to send again after a 401, with renewed credentials, or None when
+        this source has nothing to renew (only Dryad's tokens expire during a crawl)."""
+        return None
+
     def files_readable(self) -> bool:
         """False when this source's file host refuses anonymous reads and we have no
         credentials (archives are then not peeked, and the record says why)."""

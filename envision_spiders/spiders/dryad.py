@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlparse, urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
@@ -333,6 +334,7 @@ class DryadSpider(SourceSpider):
         super().__init__(*args, **kwargs)
         self._credentials = dryad_client()
         self._token: str | None = None
+        self._token_worked = False  # the API has accepted the current token at least once
         self._token_lock: asyncio.Lock | None = None
         self._hits_per_term: dict[str, int] = {}
         self._settled_before: Any = ...  # the day of the last successful run, looked up once
@@ -345,11 +347,19 @@ class DryadSpider(SourceSpider):
         spider.token_url = (crawler.settings.get("DRYAD_TOKEN_URL") or "").strip() or dryad_token_url(spider.api_root)
         spider.page_size = min(PAGE_SIZE, spider.max_per_query) if spider.max_per_query else PAGE_SIZE
         spider.budget_keys = {spider.api_host, spider.api_host + ANONYMOUS_SUFFIX}
+        crawler.signals.connect(spider.note_token_accepted, signal=signals.response_received)
         return spider
 
     # ------------------------------------------------------------------ credentials
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def note_token_accepted(self, response, request) -> None:
+        """An answer other than 401 to a request sent with the current token: that token
+        works (so a later refusal means it expired, not that the account is refused)."""
+        if (self._token and response.status != 401
+                and request.headers.get("Authorization") == f"Bearer {self._token}".encode()):
+            self._token_worked = True
 
     def files_readable(self) -> bool:
         # Dryad serves data files only to authenticated clients (apis.md §3)
@@ -422,6 +432,7 @@ class DryadSpider(SourceSpider):
             )
             return False
         self._token = token
+        self._token_worked = False
         self.pace = TOKEN_PACE
         stats.inc_value("envision/dryad/token_fetched")
         return True
@@ -454,8 +465,9 @@ class DryadSpider(SourceSpider):
         """The refused request to send again, or None.
 
         * refused with the current token: renew it, unless the request was already sent
-          again with a token that was just renewed, which means the API refuses the tokens
-          these credentials get: then go on without a token;
+          again with a renewed token that the API has not accepted once, which means it
+          refuses the tokens these credentials get: then go on without a token (a renewed
+          token that worked for other requests and was then refused has expired in turn);
         * refused with an older token (renewed since): send it again as it is;
         * refused without a token while none can be had: None.
         Each request is sent again at most MAX_RESENDS times."""
@@ -473,7 +485,7 @@ class DryadSpider(SourceSpider):
         sent = request.headers.get("Authorization")
         async with self.token_lock:
             if self._token and f"Bearer {self._token}".encode() == sent:
-                if tries:
+                if tries and not self._token_worked:
                     self.crawler.stats.inc_value("envision/dryad/token_refused")
                     logger.error(
                         "dryad: the API refuses even a new OAuth token for %s; going on without a token "
