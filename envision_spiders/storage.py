@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from envision_spiders.textutil import strip_bidi
+
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
@@ -25,9 +27,9 @@ _UNSAFE = re.compile(r'[/\\\x00-\x1f\x7f<>:"|?*]')
 
 def safe_id(source_id: str) -> str:
     """A file-name-safe form of a source id: ``/`` (and other separators or characters
-    that are unsafe in file names on some system) become ``_``; never empty, never
-    starting with a dot."""
-    s = _UNSAFE.sub("_", str(source_id)).strip()
+    that are unsafe in file names on some system) become ``_``, bidirectional controls
+    go; never empty, never starting with a dot."""
+    s = _UNSAFE.sub("_", strip_bidi(str(source_id))).strip()
     if not s or s.startswith("."):
         s = "_" + s
     return s[:200]

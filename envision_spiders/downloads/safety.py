@@ -6,7 +6,8 @@
 * ``safe_relpath``: a file name from an API or an archive becomes a relative POSIX path
   that stays inside the record's folder: ``\\`` is a separator too, drive letters and
   leading ``/`` go, ``.`` and ``..`` components are dropped (``../../etc/passwd`` ->
-  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``, components
+  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``,
+  bidirectional controls (``U+202E`` making ``gnp.exe`` read as ``exe.png``) go, components
   are cut to 255 bytes keeping their extension, names Windows reserves get a ``_``.
   Nested paths stay nested, so two ``README.txt`` in different folders never collide.
 * ``assign_paths``: names that still collide (the same path twice, paths differing
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from envision_spiders.filetypes import file_extension
+from envision_spiders.textutil import strip_bidi
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_COMPONENT_BYTES = 255
@@ -99,7 +101,7 @@ def _cut(component: str) -> str:
 
 
 def _clean_component(component: str) -> str | None:
-    c = _BAD_CHARS.sub("_", component).strip()
+    c = _BAD_CHARS.sub("_", strip_bidi(component)).strip()
     c = c.rstrip(". ")  # Windows drops trailing dots and spaces: "a." and "a" would collide
     if not c or set(c) <= {"."}:
         return None
