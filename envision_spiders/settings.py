@@ -147,9 +147,10 @@ DOWNLOADER_MIDDLEWARES = {
     # Just before the retry middleware on the way out (lower = closer to the engine
     # for process_request): 429 handling sees the response before retries do.
     "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
-    # After the rate-limit wait: requests that ask for it leave with the spider's current
-    # credentials (a token renewed while they waited), only to the API's own host.
-    "envision_spiders.middlewares.credentials.FreshCredentialsMiddleware": 570,
+    # After the rate-limit wait: every request leaves with its source's credentials current
+    # now (a token renewed while it waited) where they apply, the exact origin of the
+    # API, and with none anywhere else; a 401 renews them (once for all refused requests).
+    "envision_spiders.middlewares.credentials.CredentialsMiddleware": 570,
 }
 
 SPIDER_MIDDLEWARES = {

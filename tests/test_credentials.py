@@ -211,3 +211,66 @@ def test_kaggle_config_dir_and_xdg(tmp_path):
     assert creds.user == "carol" and creds.origin == str(custom / "kaggle.json")
     (home / ".kaggle").mkdir()
     assert kaggle_config_dir({"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home) == home / ".kaggle"
+
+
+def test_dryad_a_renewed_token_refused_before_it_ever_worked_means_the_account_is_refused(caplog):
+    """The rule the crawl, the archive peeks and the downloads now share (it once lived
+    only in the Dryad spider): a new token the API refuses before accepting it once is
+    not renewed again; requests go on without a token."""
+    post = FakePost(*[(200, {"access_token": f"tok{i}", "token_type": "bearer", "expires_in": 600}) for i in (1, 2, 3)])
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        first = await creds.headers()
+        assert await creds.renew(first)  # tok1 expired: tok2
+        second = creds.current_headers()
+        assert second == {"Authorization": "Bearer tok2"}
+        # tok2 refused on a request that was already sent again with it: the account is refused
+        assert await creds.renew(second, resent=True), "sent once more, without a token"
+        return await creds.headers()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(go()) == {}
+    assert creds.refused and not creds.authenticated and creds.fetches == 2
+    assert "refuses even a new OAuth token" in caplog.text and SECRET not in caplog.text
+
+
+def test_dryad_a_renewed_token_that_worked_and_then_expired_is_renewed_again():
+    post = FakePost(*[(200, {"access_token": f"tok{i}", "token_type": "bearer", "expires_in": 600}) for i in (1, 2, 3)])
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        first = await creds.headers()
+        assert await creds.renew(first)
+        second = creds.current_headers()
+        creds.accepted(second["Authorization"])  # the API took tok2 for other requests
+        assert await creds.renew(second, resent=True)  # then refused it: expired too
+        return await creds.headers()
+
+    assert asyncio.run(go()) == {"Authorization": "Bearer tok3"}
+    assert not creds.refused and creds.fetches == 3
+
+
+def test_a_failed_token_request_is_not_repeated_on_every_request(caplog):
+    post = FakePost((500, {"error": "server_error"}))
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        return [await creds.headers() for _ in range(5)]
+
+    assert asyncio.run(go()) == [{}] * 5
+    assert creds.fetches == 1 and len(post.forms) == 1
+
+
+def test_figshare_drops_a_refused_token_and_says_so_once(caplog):
+    creds = credentials_for("figshare", "https://api.figshare.com/v2", environ={"FIGSHARE_ACCESS_TOKEN": SECRET})
+    counted = []
+    creds.count = counted.append
+    sent = asyncio.run(creds.headers())
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(creds.renew(sent)) and asyncio.run(creds.renew(sent))
+    assert asyncio.run(creds.headers()) == {} and not creds.authenticated
+    assert counted == ["token_refused"] and caplog.text.count("FIGSHARE_ACCESS_TOKEN") == 1 and SECRET not in caplog.text
+    # static tokens of other sources are never dropped: a 401 is a problem to report
+    zenodo = credentials_for("zenodo", environ={"ZENODO_TOKEN": SECRET})
+    assert not asyncio.run(zenodo.renew(asyncio.run(zenodo.headers()))) and zenodo.configured
