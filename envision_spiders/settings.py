@@ -70,7 +70,7 @@ DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
 # the record says so (extra.files_complete).
 KAGGLE_MAX_FILE_PAGES = int(_env("KAGGLE_MAX_FILE_PAGES", "50"))
 
-# --- switches (DESIGN.md) -----------------------------------------------------
+# --- switches -------------------------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
 ARCHIVE_PEEK_MAX_BYTES = int(_env("ARCHIVE_PEEK_MAX_BYTES", str(16 * 1024 * 1024)))  # per archive
 ARCHIVE_PEEK_MAX_REQUESTS = int(_env("ARCHIVE_PEEK_MAX_REQUESTS", "8"))  # per archive (a ZIP needs 1 or 2)
@@ -175,13 +175,14 @@ ITEM_PIPELINES = {
     # confident EYE_IMAGING records join the download queue (after classification and
     # persistence); with DOWNLOAD_ENABLED their files are fetched during the crawl
     "pipelines.downloads.DownloadQueuePipeline": 800,
-    # results/ rebuilt from every record on disk when the spider closes
-    "pipelines.results.ResultsPipeline": 900,
 }
 
 EXTENSIONS = {
-    # what a spider remembers between runs: last successful run, failures, saved records
+    # what a spider remembers between runs: last successful run, failures, saved records,
+    # and this run's search terms per record
     "envision_spiders.extensions.state.CrawlState": 100,
+    # results/ rebuilt from every record on disk when the spider closes (before the summary)
+    "envision_spiders.extensions.results.ResultsWriter": 300,
     # the summary at the end of every crawl (log + data/runs/)
     "envision_spiders.extensions.runsummary.RunSummary": 500,
 }

@@ -29,7 +29,6 @@ from itemadapter import ItemAdapter
 from envision_spiders.downloads.progress import LogProgress
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
-from envision_spiders.items import TermHit
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +43,14 @@ class DownloadQueuePipeline:
         self.queue = DownloadQueue(self.config.data_dir)
         self.runner: DownloadRunner | None = None
         if self.enabled:
+            # the spider's credentials, the very object its requests and peeks use
+            spider = crawler.spider
+            creds = getattr(spider, "credentials", None)
             self.runner = DownloadRunner(
                 self.config,
                 progress=LogProgress(settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0)),
                 stats=lambda key, n: crawler.stats.inc_value(key, n),
+                credentials={spider.name: creds} if creds is not None else None,
             )
 
     @classmethod
@@ -55,8 +58,6 @@ class DownloadQueuePipeline:
         return cls(crawler)
 
     def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         ok, why = gate(adapter, self.threshold)
         if not ok:

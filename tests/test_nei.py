@@ -14,19 +14,19 @@ from datetime import date, datetime, timezone
 import pytest
 from scrapy.http import JsonResponse, Request
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.localapi.nei import matches, pascal_to_snake, state_of
 from envision_spiders.spiders.nei import (
     FIRST_FISCAL_YEAR,
     INCLUDE_FIELDS,
     NeiSpider,
-    Project,
     fiscal_year_of,
     fiscal_years_to_search,
     search_body,
-    split_terms,
     split_years,
 )
+from envision_spiders.mapping.nei import Project, split_terms
+from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.persist import accumulate
 
 from .conftest import last_summary, make_spider, replay, run_crawl, sample, saved_records
@@ -283,16 +283,21 @@ def test_one_record_per_core_project_with_the_latest_year_whatever_the_order(tmp
 
 
 def test_unchanged_projects_only_add_their_terms(tmp_path):
+    saved = {"source": "nei", "source_id": "U01AA029316", "title": "kept as it is",
+             "provenance": {"source_modified": "2021-12-01T12:12:00Z", "search_terms": ["x"]}}
+    atomic_write_json(record_path(tmp_path, "nei", "U01AA029316"), saved)
     spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
-    spider.state.index["U01AA029316"] = {"source_modified": "2021-12-01T12:12:00Z", "search_terms": ["x"]}
     spider.collect(sample("nih_reporter/project_record_fy2022.json"), "biosensor")
-    assert emitted(spider) == [TermHit("nei", "U01AA029316", "biosensor")]
+    assert emitted(spider) == []
+    on_disk = json.loads(record_path(tmp_path, "nei", "U01AA029316").read_text())
+    assert on_disk["title"] == "kept as it is" and on_disk["provenance"]["search_terms"] == ["x", "biosensor"]
 
 
 def test_malformed_rows_and_pages(tmp_path):
     spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
     req = spider.search_request("oct", [2026])
-    out = list(spider.parse_search(answer(req, [row(core_project_num=None), "junk", row()]), **req.cb_kwargs))
+    nameless = row(core_project_num=None, project_num=None, appl_id=None)
+    out = list(spider.parse_search(answer(req, [nameless, "junk", row()]), **req.cb_kwargs))
     assert out == [] and list(spider.projects) == ["U01AA029316"]
     assert spider.crawler.stats.get_value("envision/bad_record") == 2
     bad = JsonResponse(SEARCH, body=b'{"meta": {"total": 3}, "results": {"a": 1}}', request=req)
@@ -346,7 +351,7 @@ def test_local_reporter_behaves_like_the_real_one(api):
 # ------------------------------------------------------------------ crawls through the engine
 def expected_projects(api, years=None) -> dict[str, dict]:
     """What a complete crawl must save: core project -> its best row, the years and terms found."""
-    from envision_spiders.spiders.nei import row_rank
+    from envision_spiders.mapping.nei import row_rank
     from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
 
     years = years or fiscal_years_to_search(None, date.today())
@@ -441,6 +446,6 @@ def test_crawl_splits_fiscal_years_and_survives_a_fault_storm(api, tmp_path):
     check_saved(saved_records(tmp_path, "nei"), expected_projects(api))
     summary = last_summary(tmp_path, "nei")
     assert summary["failures"] == 0 and summary["rate_limited"] == 3 and summary["bad_responses"] >= 2
-    assert summary["stats"]["envision/nei/year_splits"] > 0 and "envision/nei/window_overflow" not in summary["stats"]
+    assert summary["stats"]["envision/nei/window_splits"] > 0 and "envision/nei/window_overflow" not in summary["stats"]
     single = [c for c in state_of(api.state).searches if len(c["fiscal_years"]) == 1]
     assert single, "some queries went down to one fiscal year"
