@@ -59,10 +59,15 @@ DRYAD_API_URL = _env("DRYAD_API_URL", "https://datadryad.org/api/v2")
 OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
 DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
 KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
-NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+# NIH RePORTER, the source of the nei spider. NIH_REPORTER_API_URL is its older name,
+# still read (from the environment, or -s, where it beats NEI_API_URL's default).
+NEI_API_URL = _env("NEI_API_URL", "") or _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+NIH_REPORTER_API_URL = NEI_API_URL
 # The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
 # smaller is safe under both): past it the nei spider splits a query by fiscal years.
-NIH_REPORTER_RESULT_WINDOW = int(_env("NIH_REPORTER_RESULT_WINDOW", "10000"))
+# NIH_REPORTER_RESULT_WINDOW is its older name, still read.
+NEI_RESULT_WINDOW = int(_env("NEI_RESULT_WINDOW", "") or _env("NIH_REPORTER_RESULT_WINDOW", "10000"))
+NIH_REPORTER_RESULT_WINDOW = NEI_RESULT_WINDOW
 # Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
 # (set it when the API root is a proxy on another host than the token endpoint).
 DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")

@@ -127,7 +127,7 @@ def test_bidirectional_controls_leave_names_on_disk():
 
 
 def nei_row(**changes) -> dict:
-    row = copy.deepcopy(sample("nih_reporter/project_record_fy2022.json"))
+    row = copy.deepcopy(sample("nei/project_record_fy2022.json"))
     row.update(changes)
     return row
 
@@ -139,7 +139,7 @@ def nei_answer(spider, rows):
 
 
 def test_reporter_rows_without_a_core_project_number_are_kept_under_their_next_identifier(tmp_path, caplog):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL="https://api.reporter.nih.gov/v2")
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL="https://api.reporter.nih.gov/v2")
     rows = [
         nei_row(core_project_num=None, project_num="5R01EY099999-02", appl_id=111),
         nei_row(core_project_num="  ", project_num=None, appl_id=222),

@@ -32,7 +32,7 @@ HELPERS = [downloads, portal]
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
-    "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
+    "nei": (nei, "NEI_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
     "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),

@@ -113,6 +113,17 @@ def source_id(value: Any) -> str:
     return text
 
 
+def setting_with_aliases(settings: BaseSettings, name: str, *aliases: str) -> Any:
+    """A setting that also has older names: whichever was given with the higher priority
+    (``-s OLD_NAME=...`` beats the default of ``NAME``); ``name`` on a tie."""
+    best, best_priority = settings.get(name), settings.getpriority(name) or 0
+    for alias in aliases:
+        priority = settings.getpriority(alias) or 0
+        if priority > best_priority:
+            best, best_priority = settings.get(alias), priority
+    return best
+
+
 def clean_creators(creators: Any) -> list[dict[str, Any]]:
     """Creators as mappings of text: a name that is an object or a list becomes its text
     (``{"name": "X"}`` -> ``"X"``) or, when it holds none, the creator is dropped; other
@@ -140,6 +151,8 @@ def clean_creators(creators: Any) -> list[dict[str, Any]]:
 class SourceSpider(scrapy.Spider):
     #: name of the setting that holds this API's root URL
     api_setting: str = ""
+    #: older names of that setting, still read (the one given with the higher priority wins)
+    api_setting_aliases: tuple[str, ...] = ()
     #: the API's documented pace (see docs/sources/); scaled by POLITENESS_SCALE
     pace: Pace = Pace(interval=1.0)
     #: other limits a request can name with ``meta["budget"]`` (a file host's own limit,
@@ -200,7 +213,7 @@ class SourceSpider(scrapy.Spider):
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SourceSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
-        root = (settings.get(cls.api_setting) or "").strip()
+        root = str(setting_with_aliases(settings, cls.api_setting, *cls.api_setting_aliases) or "").strip()
         if not root.lower().startswith(("http://", "https://")):
             raise ValueError(f"{cls.api_setting}={root!r} is not an http(s) URL")
         spider.api_root = root.rstrip("/")

@@ -9,8 +9,8 @@
   emitted once every search is done; no modification date (incremental runs search the
   fiscal years since the one before ``since``); at most one request a second.
 * Auth: none.
-* Arguments: ``-a since=YYYY-MM-DD``, ``-a full=1``. Settings: ``NIH_REPORTER_API_URL``,
-  ``NIH_REPORTER_RESULT_WINDOW``.
+* Arguments: ``-a since=YYYY-MM-DD``, ``-a full=1``. Settings: ``NEI_API_URL``,
+  ``NEI_RESULT_WINDOW`` (older names ``NIH_REPORTER_*`` still read).
 * Docs: https://api.reporter.nih.gov/ ; docs/sources/nei.md
 """
 
@@ -25,7 +25,7 @@ from scrapy.exceptions import DontCloseSpider
 
 from envision_spiders.mapping.nei import ID_FIELDS, NEI, Project, map_project, project_key, source_modified_of
 from envision_spiders.politeness import Pace
-from envision_spiders.spiders.base import MALFORMED, SourceSpider
+from envision_spiders.spiders.base import MALFORMED, SourceSpider, setting_with_aliases
 from envision_spiders.windows import halve
 
 # RePORTER's project data starts with fiscal year 1985.
@@ -89,7 +89,8 @@ def search_body(term: str, fiscal_years: list[int], offset: int = 0, limit: int 
 
 class NeiSpider(SourceSpider):
     name = "nei"
-    api_setting = "NIH_REPORTER_API_URL"
+    api_setting = "NEI_API_URL"
+    api_setting_aliases = ("NIH_REPORTER_API_URL",)
     # NIH: no more than one request a second; no budget headers.
     pace = Pace(interval=1.0)
     # a record's fiscal years and yearly amounts grow over incremental runs
@@ -106,7 +107,8 @@ class NeiSpider(SourceSpider):
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> NeiSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.result_window = crawler.settings.getint("NIH_REPORTER_RESULT_WINDOW", RESULT_WINDOW)
+        window = setting_with_aliases(crawler.settings, "NEI_RESULT_WINDOW", "NIH_REPORTER_RESULT_WINDOW")
+        spider.result_window = int(window or RESULT_WINDOW)
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
 
