@@ -449,3 +449,29 @@ def test_crawl_splits_fiscal_years_and_survives_a_fault_storm(api, tmp_path):
     assert summary["stats"]["envision/nei/window_splits"] > 0 and "envision/nei/window_overflow" not in summary["stats"]
     single = [c for c in state_of(api.state).searches if len(c["fiscal_years"]) == 1]
     assert single, "some queries went down to one fiscal year"
+
+
+def test_the_older_setting_names_are_still_read(tmp_path):
+    """NEI_API_URL / NEI_RESULT_WINDOW are the names; NIH_REPORTER_* still work, from the
+    environment (settings.py) or given with -s (a higher priority than the default)."""
+    import subprocess
+    import sys
+
+    from scrapy.settings import Settings
+
+    from envision_spiders.spiders.base import setting_with_aliases
+
+    from .conftest import ROOT
+
+    settings = Settings({"NEI_API_URL": "https://new.example/v2", "NIH_REPORTER_API_URL": "https://new.example/v2"})
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://new.example/v2"
+    settings.set("NIH_REPORTER_API_URL", "https://old.example/v2", priority="cmdline")
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://old.example/v2"
+    settings.set("NEI_API_URL", "https://new.example/v3", priority="cmdline")
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://new.example/v3"
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API, NEI_RESULT_WINDOW=123)
+    assert spider.api_root == API and spider.result_window == 123
+    code = "from scrapy.utils.project import get_project_settings as g; s = g(); print(s['NEI_API_URL'], s['NEI_RESULT_WINDOW'])"
+    env = {"PATH": "/usr/bin:/bin", "NIH_REPORTER_API_URL": "http://127.0.0.1:9/old", "NIH_REPORTER_RESULT_WINDOW": "77"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["http://127.0.0.1:9/old", "77"]
