@@ -66,16 +66,23 @@ def _assert_caught_nothing(catcher, result, tmp_path) -> None:
     assert SECRET not in written
 
 
+def _crawl_a_zenodo_peek_redirected_to(catcher, server, rid: int, data, terms):
+    """A Zenodo record with an archive whose download the API redirects to the catcher;
+    crawled with ZENODO_TOKEN set. Returns the crawl and the record's archive listing."""
+    _zenodo_record(server, rid)
+    server.state.add_fault(path=rf"/zenodo/api/records/{rid}/files/.+/content", kind="redirect", count=-1,
+                           location=f"{catcher.base_url}/storage/caught/scans.zip")
+    result = run_crawl(server, "zenodo", data, SEARCH_TERMS=terms, ZENODO_TOKEN=SECRET)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(e["auth"] == "Bearer" for e in server.state.entries(r"/zenodo/api/records")), "the API itself gets the token"
+    (entry,) = saved_records(data, "zenodo")[str(rid)]["archives"]
+    return result, entry
+
+
 @pytest.mark.slow
 def test_a_peek_redirected_to_another_port_carries_no_token(api, catcher, tmp_path, terms):
-    _zenodo_record(api, 42)
-    api.state.add_fault(path=r"/zenodo/api/records/42/files/.+/content", kind="redirect", count=-1,
-                        location=f"{catcher.base_url}/storage/caught/scans.zip")
-    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms, ZENODO_TOKEN=SECRET)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert all(e["auth"] == "Bearer" for e in api.state.entries(r"/zenodo/api/records")), "the API itself gets the token"
+    result, entry = _crawl_a_zenodo_peek_redirected_to(catcher, api, 42, tmp_path / "d", terms)
     _assert_caught_nothing(catcher, result, tmp_path)
-    (entry,) = saved_records(tmp_path / "d", "zenodo")["42"]["archives"]
     assert entry["listed"] and entry["member_count"] == 2, "the archive was listed from where the redirect led"
 
 
@@ -97,14 +104,10 @@ def test_a_peek_of_a_file_on_another_port_carries_no_token(api, catcher, tmp_pat
 
 @pytest.mark.slow
 def test_an_https_api_redirecting_to_plain_http_does_not_send_its_token_along(https_api, catcher, tmp_path, terms):
-    _zenodo_record(https_api, 43)
-    https_api.state.add_fault(path=r"/zenodo/api/records/43/files/.+/content", kind="redirect", count=-1,
-                              location=f"{catcher.base_url}/storage/caught/scans.zip")
-    result = run_crawl(https_api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms, ZENODO_TOKEN=SECRET)
-    assert result.returncode == 0, result.stderr[-3000:]
     assert catcher.base_url.startswith("http://") and https_api.base_url.startswith("https://")
-    assert all(e["auth"] == "Bearer" for e in https_api.state.entries(r"/zenodo/api/records"))
+    result, entry = _crawl_a_zenodo_peek_redirected_to(catcher, https_api, 43, tmp_path / "d", terms)
     _assert_caught_nothing(catcher, result, tmp_path)
+    assert entry["listed"], "the archive was listed from where the redirect led"
 
 
 def test_a_download_sent_to_another_port_carries_no_token(api, catcher, tmp_path):
