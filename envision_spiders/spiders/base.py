@@ -14,11 +14,13 @@ Recipe for a new source
    :class:`~envision_spiders.politeness.Pace`). Optional: ``extra_budgets`` and
    ``files_budget`` (a file host's own limit), ``accumulated_extra`` (``extra`` keys that
    grow across runs), ``id_fields`` (where a hit keeps its id, for log lines),
-   ``landing_pages = False`` (no schema.org page to render). Credentials come from
-   :func:`envision_spiders.credentials.credentials_for` by ``name``.
-2. **Map** (module-level pure functions, no spider, no I/O): ``map_record(hit, ...) ->
-   dict`` of :class:`~envision_spiders.items.DatasetItem` fields, tested on the recorded
-   samples in ``envision_spiders/localapi/samples/{name}/``.
+   ``api_setting_aliases`` (older names of the API setting), ``landing_pages = False``
+   (no schema.org page to render). Credentials come from
+   :func:`envision_spiders.credentials.credentials_for` by ``name`` (add the source there
+   when its API takes any).
+2. **Map** (pure functions in ``envision_spiders/mapping/{name}.py``, no spider, no
+   I/O): ``map_record(hit, ...) -> dict`` of :class:`~envision_spiders.items.DatasetItem`
+   fields, tested on the recorded samples in ``envision_spiders/localapi/samples/{name}/``.
 3. **Ask** (``search_request(term, ...)``): the first request of one term, built with
    ``api_request`` / ``api_url``; paging state goes in ``cb_kwargs``, which must stay
    plain JSON (a request that fails for good is kept with them and sent again next run,
@@ -38,7 +40,9 @@ that failed last run first, then ``searches()`` (``search_request(term)`` for ev
 -> ``parse_search`` -> ``hits_arrived`` -> ``handle_hit`` -> ``needs_fetching`` ->
 ``new_item``; every API request's errback is ``on_request_failed``. Overridable hooks:
 ``searches``, ``same_version`` (when a saved copy is current), ``files_readable``,
-``api_budget``, ``pace_for``, ``on_request_failed``. Shared mechanics live elsewhere:
+``api_budget``, ``pace_for``, ``on_request_failed``. For an API that pages only so deep:
+``too_many_hits`` (search narrower windows, ``envision_spiders.windows``) and
+``window_overflow`` (what is out of reach keeps the incremental mark). Shared mechanics live elsewhere:
 credentials attached and renewed by ``CredentialsMiddleware``, archives peeked by
 ``ArchivePeekMiddleware``, pace and 429s by ``RateLimitMiddleware``, records written by
 the pipelines, terms and saved records kept by ``CrawlState``.
