@@ -59,7 +59,6 @@ class PersistPipeline:
         self.crawler = crawler
         self.stats = crawler.stats
         self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
-        self.saved_this_run: set[tuple[str, str]] = set()
 
     @classmethod
     def from_crawler(cls, crawler) -> PersistPipeline:
@@ -98,7 +97,6 @@ class PersistPipeline:
             self.stats.inc_value("envision/persist/errors")
             logger.error("Cannot save %s record %s to %s: %s", source, source_id, path, exc)
             raise DropItem(f"not saved: {exc}") from exc
-        self.saved_this_run.add((source, source_id))
         state.record_saved(source_id, record)
         self.stats.inc_value(f"envision/records/{status}" if status != "unchanged" else "envision/records/rewritten_unchanged")
         if status == "changed":

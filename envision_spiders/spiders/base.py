@@ -168,6 +168,9 @@ class SourceSpider(scrapy.Spider):
     accumulated_extra: tuple[str, ...] = ()
     #: where a hit keeps an identifier to name it in log lines, first found first
     id_fields: tuple[str, ...] = ID_FIELDS
+    #: False when the source's landing pages hold no schema.org Dataset to render
+    #: (LandingPageMiddleware, RENDER_LANDING_PAGES)
+    landing_pages: bool = True
 
     custom_settings: dict[str, Any] = {}
 
