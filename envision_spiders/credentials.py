@@ -144,12 +144,15 @@ class Credentials:
         and dropped, or never obtained, does not count)."""
         return self.configured
 
-    def applies_to(self, url: str) -> bool:
-        """The one rule: credentials go only to the exact origin (scheme, host, port) of
-        the source's site, under its path, or of a documented file host."""
-        if not self.configured:
-            return False
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is where this source's credentials belong: the exact origin
+        (scheme, host, port) of the source's site, under its path, or of a documented
+        file host."""
         return any(site and url_under(url, site) for site in (self.site, *self.file_sites))
+
+    def applies_to(self, url: str) -> bool:
+        """The one rule: credentials, when there are any, go only where they belong."""
+        return self.configured and self.covers(url)
 
     def current_headers(self) -> dict[str, str]:
         """The headers to send now, without waiting (spiders build requests

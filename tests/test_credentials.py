@@ -274,3 +274,33 @@ def test_figshare_drops_a_refused_token_and_says_so_once(caplog):
     # static tokens of other sources are never dropped: a 401 is a problem to report
     zenodo = credentials_for("zenodo", environ={"ZENODO_TOKEN": SECRET})
     assert not asyncio.run(zenodo.renew(asyncio.run(zenodo.headers()))) and zenodo.configured
+
+
+def test_every_request_refused_with_a_dropped_token_is_sent_again_without_it(tmp_path, monkeypatch):
+    """Figshare: several requests leave with a token the API refuses. The first 401 drops
+    it; the others, answered while the token is already gone, are sent again too
+    (without it) instead of reaching the spider as failures."""
+    from scrapy.http import TextResponse
+
+    from envision_spiders.middlewares.credentials import CredentialsMiddleware
+    from envision_spiders.spiders.figshare import FigshareSpider
+
+    from .conftest import make_spider
+
+    monkeypatch.setenv("FIGSHARE_ACCESS_TOKEN", SECRET)
+    spider = make_spider(FigshareSpider, tmp_path, FIGSHARE_API_URL="https://api.figshare.com/v2")
+    mw = CredentialsMiddleware.from_crawler(spider.crawler)
+
+    async def go():
+        sent = [spider.search_request(t) for t in ("alpha", "beta", "gamma")]
+        for r in sent:
+            await mw.process_request(r)
+        assert all(r.headers["Authorization"] == f"token {SECRET}".encode() for r in sent)
+        again = [await mw.process_response(r, TextResponse(r.url, status=401, request=r)) for r in sent]
+        for r in again:
+            await mw.process_request(r)
+        return again
+
+    again = asyncio.run(go())
+    assert all(r.__class__.__name__ == "Request" and "Authorization" not in r.headers for r in again)
+    assert spider.crawler.stats.get_value("envision/figshare/token_refused") == 1

@@ -75,7 +75,9 @@ class CredentialsMiddleware:
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         creds = self._credentials(request)
-        if creds is None or not creds.applies_to(request.url):
+        # covers, not applies_to: a request sent with a token dropped since (Figshare)
+        # still has its 401 answered here, with the request sent again without it
+        if creds is None or not creds.covers(request.url):
             return response
         raw = request.headers.get("Authorization")
         sent = raw.decode("latin-1") if raw is not None else None
