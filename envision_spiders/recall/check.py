@@ -360,6 +360,16 @@ def write(result: Mapping[str, Any], data_dir: str | Path, results_dir: str | Pa
     return path
 
 
+def run_figures(run_folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The recall section of the run summary and its problems, from the run's
+    ``recall.json`` (None when this run had no recall step)."""
+    data = read_json(run_folder / RESULTS_NAME) if (run_folder / RESULTS_NAME).exists() else None
+    if not isinstance(data, Mapping) or not isinstance(data.get("summary"), Mapping):
+        return None, []
+    section = {k: data.get(k) for k in ("summary_line", "summary", "review_queue", "idle_terms", "catalogue_problems")}
+    return section, [f"recall: {p}" for p in data.get("problems") or [] if isinstance(p, str)]
+
+
 def log_result(result: Mapping[str, Any]) -> None:
     for p in result["catalogue"]["problems"]:
         logger.warning("recall catalogue %s line %s: %s", p["file"], p["line"], p["problem"])

@@ -39,6 +39,10 @@ EYE_WORDS = frozenset(
     "cataract glaucoma retinopathy choroid choroidal vessel vessels slit lamp angiography tomography".split()
 )
 _ORIGINAL_WORD = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*")
+# the eye word a short name is paired with, most telling first
+EYE_PREFERENCE = {w: i for i, w in enumerate(
+    "oct octa fundus retinal retina glaucoma cataract cornea corneal macular macula retinopathy optic ocular eye "
+    "eyes ophthalmic ophthalmology choroid choroidal vessel vessels angiography tomography slit lamp".split())}
 
 
 def term_words(terms: Iterable[str]) -> set[str]:
@@ -91,9 +95,14 @@ def _fold(word: str) -> str:
 
 
 def _acronym_like(word: str) -> bool:
-    letters = [c for c in word if c.isalpha()]
-    upper = sum(c.isupper() for c in letters)
-    return any(c.isdigit() for c in word) or upper >= 2 or (0 < upper < len(letters) and not word[0].isupper())
+    """A name rather than a word: ``IDRiD``, ``LES-AV``, ``G1020``, ``PAPILA`` (not
+    ``High-Resolution`` or ``Glaucoma``)."""
+    for part in re.split(r"[-_]", word):
+        letters = [c for c in part if c.isalpha()]
+        upper = sum(c.isupper() for c in letters)
+        if any(c.isdigit() for c in part) or upper >= 2 or any(c.isupper() for c in part[1:]):
+            return True
+    return False
 
 
 def coverage(entry: Entry, terms: list[str]) -> dict[str, Any]:
@@ -111,27 +120,49 @@ def coverage(entry: Entry, terms: list[str]) -> dict[str, Any]:
     }
 
 
+def _words(text: str) -> list[str]:
+    """Words as written (``LES-AV``, ``CHASE_DB1`` kept whole; ``Eye_diseases`` split)."""
+    out = []
+    for w in _ORIGINAL_WORD.findall(unicodedata.normalize("NFC", text)):
+        out.extend([w] if "_" not in w or _acronym_like(w) else [p for p in w.split("_") if p])
+    return out
+
+
 def suggest_term(entry: Entry, terms: list[str]) -> str | None:
-    """A search term that would find the entry by its title (its words are all in it)."""
+    """A search term that would find the entry: a name (an acronym-like word) or a new
+    word of its title, first from the title, then from its aliases; a short or everyday
+    one goes with an eye word of the same text (``Fundus HRF``). None when every word is
+    covered and some term already matches the title."""
     covered = term_words(terms)
     existing = {" ".join(title_tokens(t)) for t in terms}
-    title = unicodedata.normalize("NFC", entry.title or entry.name)
-    original = _ORIGINAL_WORD.findall(title)
-    eye = next((w for w in original if _fold(w) in EYE_WORDS), None)
-    content = [w for w in original if _fold(w) and _fold(w) not in STOPWORDS and not _fold(w).isdigit()]
-    new = [w for w in content if not set(title_tokens(w)) <= covered]
-    candidates: list[str] = []
-    for w in sorted(new, key=lambda w: (not _acronym_like(w), original.index(w))):
-        f = _fold(w)
-        alone = _acronym_like(w) and len(f.replace(" ", "")) >= MIN_SINGLE_WORD and f not in COMMON_WORDS
-        if alone or not eye or _fold(eye) == f:
-            candidates.append(w)
-        else:  # short or everyday: with an eye word of the title, in the title's order
-            pair = [eye, w] if original.index(eye) < original.index(w) else [w, eye]
-            candidates.append(" ".join(pair))
-    if not candidates and len(content) >= 2:
-        candidates.append(" ".join(content[:3]))
-    for c in candidates:
-        if " ".join(title_tokens(c)) not in existing:
-            return c
-    return None
+    candidates: list[tuple[bool, int, int, str]] = []
+    for rank, text in enumerate([entry.title or entry.name, *entry.aliases]):
+        original = _words(text)
+        eye = min((w for w in original if _fold(w) in EYE_WORDS), key=lambda w: EYE_PREFERENCE.get(_fold(w), 99),
+                  default=None)
+        for pos, w in enumerate(original):
+            f = _fold(w)
+            if not f or f in STOPWORDS or f.isdigit() or set(title_tokens(w)) <= covered:
+                continue
+            long = len(f.replace(" ", "")) >= MIN_SINGLE_WORD and f not in COMMON_WORDS
+            alone = _acronym_like(w) and long
+            if alone:
+                phrase = w
+            elif eye and _fold(eye) == f:  # an eye word itself: alone only when specific ("cataract", not "eye")
+                if len(f) < MIN_SINGLE_WORD:
+                    continue
+                phrase = w
+            elif not eye:  # no eye word to pair it with: only a long word of the title itself
+                if not long or rank:
+                    continue
+                phrase = w
+            else:  # short or everyday: with an eye word of the same text, in its order
+                phrase = " ".join([eye, w] if original.index(eye) < pos else [w, eye])
+            candidates.append((not _acronym_like(w), rank, pos, phrase))
+    for *_, phrase in sorted(candidates):
+        if " ".join(title_tokens(phrase)) not in existing:
+            return phrase
+    if any(set(title_tokens(t)) <= set(title_tokens(entry.title or entry.name)) for t in terms):
+        return None
+    content = [w for w in _words(entry.title or entry.name) if _fold(w) not in STOPWORDS]
+    return " ".join(content[:3]) if len(content) >= 2 else None
