@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 # Crossref Funder Registry ids (the DOI suffixes of 10.13039/…) and ROR ids of the two
@@ -287,31 +287,31 @@ def funding_references(
     return entries, problems
 
 
-def nih_serials(funding: Any) -> set[str]:
-    """The serials (``EY012345``) of every NIH award in a record's saved ``funding``."""
-    out: set[str] = set()
-    for entry in funding if isinstance(funding, list) else []:
-        if not isinstance(entry, Mapping):
-            continue
-        awards = entry.get("nih_awards")
-        if not isinstance(awards, list):  # an older or hand-edited record: read the number again
-            awards = nih_awards(entry.get("award_number"))
-        for a in awards:
-            if isinstance(a, Mapping) and isinstance(a.get("serial"), str):
-                out.add(a["serial"])
-    return out
-
-
-def nih_cores(funding: Any) -> set[str]:
-    """The full core project numbers of every NIH award in a record's saved ``funding``."""
-    out: set[str] = set()
+def saved_awards(funding: Any) -> Iterator[Mapping[str, Any]]:
+    """Every NIH award of a record's saved ``funding`` (an entry without ``nih_awards``,
+    an older or hand-edited record, has its award number read again); odd entries are
+    skipped."""
     for entry in funding if isinstance(funding, list) else []:
         if not isinstance(entry, Mapping):
             continue
         awards = entry.get("nih_awards")
         if not isinstance(awards, list):
             awards = nih_awards(entry.get("award_number"))
-        for a in awards:
-            if isinstance(a, Mapping) and isinstance(a.get("core_project_num"), str):
-                out.add(a["core_project_num"])
-    return out
+        yield from (a for a in awards if isinstance(a, Mapping))
+
+
+def nih_serials(funding: Any) -> set[str]:
+    """The serials (``EY012345``) of every NIH award in a record's saved ``funding``."""
+    return {a["serial"] for a in saved_awards(funding) if isinstance(a.get("serial"), str)}
+
+
+def nih_cores(funding: Any) -> set[str]:
+    """The full core project numbers of every NIH award in a record's saved ``funding``."""
+    return {a["core_project_num"] for a in saved_awards(funding) if isinstance(a.get("core_project_num"), str)}
+
+
+def nei_citations(funding: Any) -> list[str]:
+    """The NEI awards (institute code EY) a record's saved ``funding`` cites, as written:
+    the core project number, else the serial; in order, without repeats."""
+    labels = (a.get("core_project_num") or a.get("serial") for a in saved_awards(funding) if a.get("ic") == NEI_IC)
+    return list(dict.fromkeys(x for x in labels if isinstance(x, str)))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envision_spiders.funding import NEI_IC, nih_awards, nih_serials
+from envision_spiders.funding import nei_citations, nih_awards, nih_serials
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
 
@@ -43,23 +43,6 @@ NEI_SOURCE = "nei"
 def _serial_of(core: str) -> str | None:
     awards = nih_awards(core)
     return awards[0]["serial"] if awards else None
-
-
-def _nei_citations(funding: Any) -> list[str]:
-    """The NEI awards a record's funding cites, as written: core number, else serial."""
-    out: list[str] = []
-    for entry in funding if isinstance(funding, list) else []:
-        if not isinstance(entry, Mapping):
-            continue
-        awards = entry.get("nih_awards")
-        if not isinstance(awards, list):
-            awards = nih_awards(entry.get("award_number"))
-        for a in awards:
-            if isinstance(a, Mapping) and a.get("ic") == NEI_IC:
-                label = a.get("core_project_num") or a.get("serial")
-                if isinstance(label, str) and label not in out:
-                    out.append(label)
-    return out
 
 
 @dataclass
@@ -100,7 +83,7 @@ class GrantLinker:
         p = c.get("prob_eye_imaging")
         self.datasets.append(_Dataset(
             path=path, source=source, source_id=str(source_id), serials=serials,
-            cited=_nei_citations(record.get("funding")), current=record.get("nei_projects"),
+            cited=nei_citations(record.get("funding")), current=record.get("nei_projects"),
             title=" ".join(str(record.get("title") or "").split())[:300],
             label=c.get("label") if c.get("label") in ("EYE_IMAGING", "NEGATIVE") else None,
             prob=float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) else None,
