@@ -367,7 +367,7 @@ def run_figures(run_folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if not isinstance(data, Mapping) or not isinstance(data.get("summary"), Mapping):
         return None, []
     section = {k: data.get(k) for k in ("summary_line", "summary", "review_queue", "idle_terms", "catalogue_problems")}
-    return section, [f"recall: {p}" for p in data.get("problems") or [] if isinstance(p, str)]
+    return section, [p for p in data.get("problems") or [] if isinstance(p, str)]  # each says "recall dropped: …"
 
 
 def log_result(result: Mapping[str, Any]) -> None:
