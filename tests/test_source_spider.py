@@ -1,16 +1,18 @@
-"""SourceSpider's search loop, in one place: the spider of its docstring's recipe, whole,
-against hand-made pages: terms and hits counted once, MAX_PER_QUERY, one fetch per
+"""SourceSpider's search loop, in one place: the spider of its docstring's recipe (taken
+from the docstring itself, so the recipe cannot rot), against hand-made pages: terms and hits counted once, MAX_PER_QUERY, one fetch per
 record per run with every term remembered, the incremental rule, malformed hits."""
 
 from __future__ import annotations
 
 import json
 import logging
+import textwrap
 
 from scrapy.http import JsonResponse, Request
 
 from envision_spiders.items import DatasetItem
 from envision_spiders.politeness import Pace
+from envision_spiders.spiders import base
 from envision_spiders.spiders.base import SourceSpider, source_id
 from envision_spiders.storage import atomic_write_json, record_path
 
@@ -21,26 +23,16 @@ def map_record(hit: dict) -> dict:
     return {"title": hit.get("title") or ""}
 
 
-class ExampleSpider(SourceSpider):
-    """The recipe's spider, as the base spider's docstring writes it."""
+def recipe_spider() -> type:
+    """The spider of the base spider's docstring ("A whole spider, ..."), run as written."""
+    doc = base.__doc__
+    block = doc[doc.index("    class ExampleSpider"):doc.index("Politeness lives")]
+    namespace = {"SourceSpider": SourceSpider, "Pace": Pace, "source_id": source_id, "map_record": map_record}
+    exec(textwrap.dedent(block), namespace)  # noqa: S102 - the project's own docstring
+    return namespace["ExampleSpider"]
 
-    name, api_setting, pace = "example", "EXAMPLE_API_URL", Pace(interval=1.0)
 
-    def search_request(self, term, page=1):
-        url = self.api_url("search", {"q": term, "page": page})
-        return self.api_request(url, self.parse_search, cb_kwargs={"term": term, "page": page})
-
-    def parse_search(self, response, term, page):
-        hits = response.json()["results"]
-        yield from self.hits_arrived(term, hits)
-        if hits and self.wants_more(term):
-            yield self.search_request(term, page + 1)
-
-    def handle_hit(self, hit, term):
-        sid = source_id(hit["id"])
-        if self.needs_fetching(sid, term, hit.get("modified")):
-            yield self.new_item(sid, source_modified=hit.get("modified"),
-                                api_url=self.api_url(f"records/{sid}"), **map_record(hit))
+ExampleSpider = recipe_spider()
 
 
 ROOT = "https://api.example.org/v1"
