@@ -177,3 +177,15 @@ def test_scrapyd_client_reaches_the_deploy_target_of_scrapy_cfg(tmp_path):
         server.shutdown()
     assert paths == ["/listprojects.json"], paths
     assert result.returncode == 0 and result.stdout.split() == ["envision"], result.stdout + result.stderr
+
+
+def test_scrapyd_working_folders_are_ignored_by_git():
+    """``cd /srv/envision-spiders && .venv/bin/scrapyd`` (as the README says) writes its eggs,
+    job logs, queues and items into the checkout: none of them may show up in git."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["eggs/envision/1700000000.egg", "logs/envision/zenodo/0a1b.log", "dbs/envision.db",
+             "items/envision/zenodo/0a1b.jl", "jobs/envision.db", "twistd.pid"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.split() == paths, result.stdout + result.stderr
