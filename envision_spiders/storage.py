@@ -3,7 +3,8 @@
 Every file the project writes that a curator or a later run relies on goes through
 :func:`atomic_write_json`: a temporary file in the same directory, flushed and
 fsynced, then ``os.replace``d over the target. A crash, a kill or a full disk leaves
-either the old file or the new one, never half of one.
+either the old file or the new one, never half of one. The file gets the mode the old one
+had, or the one the user's umask gives a new file (not ``mkstemp``'s 0600).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +40,42 @@ def record_path(data_dir: str | Path, source: str, source_id: str) -> Path:
     return Path(data_dir) / "metadata" / source / f"{safe_id(source_id)}.json"
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux says it
+    (``/proc/self/status``), else by setting and restoring it under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """The mode a rewritten file gets: the one it has, else what ``open()`` would give a
+    new file under the user's umask (``mkstemp`` makes its file 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
