@@ -19,15 +19,19 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
+from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
 
 BATCH = 256  # records per model call (and per progress line)
 
 
-class Command(ScrapyCommand):
+class Command(CheckedCommand, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
+    # an empty DATA_DIR (or --source without records) is refused before the model loads
+    needs_records = True
+    makes_results = True
 
     def syntax(self) -> str:
         return "[--source SOURCE ...] [--results-dir DIR] [--model SPEC] [--force]"
@@ -56,11 +60,7 @@ class Command(ScrapyCommand):
         configure_logging(self.settings)
         data_dir = Path(self.settings.get("DATA_DIR") or "data")
         results_dir = Path(opts.results_dir or self.settings.get("RESULTS_DIR") or "results")
-        available = sources_on_disk(data_dir)
-        sources = opts.source or available
-        missing = [s for s in sources if s not in available]
-        if missing:
-            logger.warning("No saved records for %s under %s", ", ".join(missing), data_dir / "metadata")
+        sources = opts.source or sources_on_disk(data_dir)
         classifier = classifier_for_command(self.settings, opts.model)
         if classifier is None:
             self.exitcode = 1
