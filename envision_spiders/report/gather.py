@@ -19,8 +19,9 @@ a missing, unreadable or odd file is logged and counts as empty):
 rewritten on every harvest, and a record classified NEGATIVE last week may be
 EYE_IMAGING now), and run summaries count new records, not which ones. So each report
 keeps a snapshot, ``data/report/snapshots/{run_id}.json``, of the EYE_IMAGING keys it
-showed; a record is *new* when it is EYE_IMAGING now and was not in the newest
-snapshot of an earlier run. Regenerating the report of the same run replaces that run's
+showed and of its results folder; a record is *new* when it is EYE_IMAGING now and was
+not in the newest snapshot of an earlier run of the same results folder (a page
+written elsewhere with ``-o`` keeps no snapshot). Regenerating the report of the same run replaces that run's
 snapshot and compares with the same earlier one, so ``scrapy report`` may be run any
 number of times. With no earlier snapshot (the first report) every EYE_IMAGING record
 is new, and the page says so. The run id is the one given, else ``RUN_ID``, else the
@@ -384,17 +385,26 @@ def snapshot_folder(data_dir: Path) -> Path:
     return data_dir.joinpath(*SNAPSHOT_DIR)
 
 
-def previous_snapshot(data_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``."""
+def snapshot_key(results_dir: Path) -> str:
+    """How a snapshot names the results folder its page showed."""
+    return str(Path(results_dir).resolve())
+
+
+def previous_snapshot(data_dir: Path, run_id: str, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``, of a
+    page of ``results_dir`` (snapshots older than that field count for any)."""
     folder = snapshot_folder(data_dir)
     best = None
     if not folder.is_dir():
         return None
+    wanted = snapshot_key(results_dir) if results_dir is not None else None
     for path in folder.glob("*.json"):
         if path.name.startswith("."):
             continue
         data = read_json(path)
         if not isinstance(data, Mapping) or data.get("run_id") == run_id or not isinstance(data.get("eye_imaging"), list):
+            continue
+        if wanted and data.get("results_dir") not in (None, wanted):
             continue
         stamp = parse_datetime(data.get("generated_at"))
         if stamp is None:
@@ -529,7 +539,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     groups = read_duplicate_groups(results_dir)
     in_groups = {k for g in groups for k in g["members"]}
     states, download_totals = download_states(data_dir)
-    baseline = previous_snapshot(data_dir, run)
+    baseline = previous_snapshot(data_dir, run, results_dir)
     before = set(strings(baseline.get("eye_imaging"))) if baseline else None
 
     sources: dict[str, Counter] = {}
