@@ -95,3 +95,25 @@ def _terms(tmp_path):
     p = tmp_path / "terms.txt"
     p.write_text("retinal OCT\n")
     return p
+
+
+def test_the_local_api_server_prints_every_export_a_shell_needs(tmp_path):
+    """``python -m envision_spiders.localapi`` prints the lines a curator pastes into a
+    shell to run the commands against it; without POLITENESS_SCALE=0 the spiders keep
+    the real APIs' pace (OSF: 100 requests an hour) against a local server."""
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "envision_spiders.localapi", "--port", "0", "--records", "1",
+                             "--sources", "zenodo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith("export PORTAL_API_KEY="):
+                break
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+    assert exports.get("POLITENESS_SCALE") == "0", lines
+    assert exports["ZENODO_API_URL"].startswith("http://127.0.0.1:") and "PORTAL_URL" in exports
