@@ -117,3 +117,20 @@ def test_the_local_api_server_prints_every_export_a_shell_needs(tmp_path):
     exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
     assert exports.get("POLITENESS_SCALE") == "0", lines
     assert exports["ZENODO_API_URL"].startswith("http://127.0.0.1:") and "PORTAL_URL" in exports
+
+
+def test_help_lists_every_step_and_says_what_a_bare_run_does(tmp_path):
+    """Every step the script accepts (its ``case`` block) is in ``--help``, and the help
+    says that no step at all means the real, hours-long weekly crawl."""
+    import re
+
+    script = (ROOT / "automation.sh").read_text()
+    block = script[script.index('case "$STEP" in'):script.index("esac")]
+    steps = {name for names in re.findall(r"^\s+([a-z|-]+)\)", block, re.M) for name in names.split("|")}
+    steps -= {"-h", "--help"}
+    assert {"all", "setup", "demo", "report"} <= steps
+    result = automation("--help", env=_env(tmp_path), timeout=60)
+    assert result.returncode == 0
+    listed = set(re.findall(r"^  ([a-z]+)\s", result.stdout, re.M))
+    assert steps <= listed, steps - listed
+    assert "REAL weekly pipeline" in result.stdout and "hours" in result.stdout
