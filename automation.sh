@@ -93,6 +93,7 @@ setup() {
 }
 
 scrapy_() { "$VENV/bin/scrapy" "$@"; }
+abspath() { "$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$1"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
 # Labels for every saved record the current model has not labelled yet, then results/
@@ -142,7 +143,15 @@ step_demo() {
     lock
     log_run
     weekly "$@"
-    say "demo done: records in $DATA_DIR/metadata/, results in $RESULTS_DIR/ (open $RESULTS_DIR/report.html), run summaries in $DATA_DIR/runs/$RUN_ID/"
+    # absolute paths: the script runs from its own folder, not from the caller's
+    local page
+    page=$(abspath "$RESULTS_DIR/report.html")
+    say "demo done: records in $(abspath "$DATA_DIR/metadata"), results in $(abspath "$RESULTS_DIR"), run summaries in $(abspath "$DATA_DIR/runs/$RUN_ID")"
+    if [ -f "$page" ]; then
+        say "demo review page: file://$page"
+    else
+        say "demo: no review page at $page (see the report step above)"
+    fi
 }
 
 # Every step runs through run_step. Exit status 0: on to the next step. 3: the step
