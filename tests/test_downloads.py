@@ -545,6 +545,9 @@ def test_candidates_from_queue_and_results(tmp_path):
     ]
     (cfg.results_dir / "zenodo_eye_imaging.json").write_text(json.dumps(rows))
     (cfg.results_dir / "osf_eye_imaging.json").write_text("{broken")
+    figshare = [{"source": "figshare", "source_id": "7", "label": "EYE_IMAGING", "prob_eye_imaging": 0.9},
+                {"source": "figshare", "source_id": "8", "label": "EYE_IMAGING", "prob_eye_imaging": 0.85}]
+    (cfg.results_dir / "figshare_eye_imaging.json").write_text(json.dumps(figshare))
     q = DownloadQueue(cfg.data_dir)
     q.add("figshare", "7", label="EYE_IMAGING", prob=0.9, threshold=0.8, origin="crawl")
     q.add("figshare", "8", label="EYE_IMAGING", prob=0.85, threshold=0.8, origin="crawl")
@@ -552,6 +555,28 @@ def test_candidates_from_queue_and_results(tmp_path):
     got = collect_candidates(cfg, ["figshare", "osf", "zenodo"], q)
     assert [(c["source"], c["source_id"]) for c in got] == [("figshare", "7"), ("zenodo", "1")]
     assert q.contains("zenodo", "1") and q.contains("figshare", "8")  # below this run's threshold: stays queued
+
+
+def test_a_record_queued_during_the_crawl_is_judged_by_its_results_now(tmp_path):
+    """The crawl queues a confident record before anything knows its duplicates; the
+    download step must take the verdict of the results classify wrote since (the demo
+    downloaded 105 duplicates that were queued as they came). A queued record now
+    marked as a duplicate, or no longer EYE_IMAGING, leaves the queue; one that has no
+    results row yet waits for it."""
+    cfg = config(tmp_path, threshold=0.8)
+    cfg.results_dir.mkdir(parents=True)
+    q = DownloadQueue(cfg.data_dir)
+    for sid in ("mirror", "canonical", "relabelled", "unclassified"):
+        q.add("kaggle", sid, label="EYE_IMAGING", prob=0.97, threshold=0.8, origin="crawl")
+    eye = [{"source": "kaggle", "source_id": "mirror", "label": "EYE_IMAGING", "prob_eye_imaging": 0.97,
+            "duplicate_of": {"source": "zenodo", "source_id": "42"}},
+           {"source": "kaggle", "source_id": "canonical", "label": "EYE_IMAGING", "prob_eye_imaging": 0.97}]
+    every = eye + [{"source": "kaggle", "source_id": "relabelled", "label": "NEGATIVE", "prob_eye_imaging": 0.2}]
+    (cfg.results_dir / "kaggle_eye_imaging.json").write_text(json.dumps(eye))
+    (cfg.results_dir / "kaggle_all_results.json").write_text(json.dumps(every))
+    got = collect_candidates(cfg, ["kaggle"], q)
+    assert [c["source_id"] for c in got] == ["canonical"]
+    assert sorted(e["source_id"] for e in q.entries()) == ["canonical", "unclassified"]
 
 
 def run_command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -639,22 +664,36 @@ def test_pipeline_queues_only_passing_records(tmp_path):
 
 @pytest.mark.slow
 def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
+    """During a crawl only records whose results say they are no duplicate are fetched:
+    new records wait for `scrapy download` (after classify), a duplicate never goes."""
+    from envision_spiders.results import write_results
     from tests.conftest import run_crawl
 
-    api.generate("zenodo", 12, seed=5)
+    api.generate("zenodo", 30, seed=5)
     terms = tmp_path / "terms.txt"
-    terms.write_text("fundus\n")
+    terms.write_text("fundus\nOCT\n")
     data_dir = tmp_path / "data"
-    result = run_crawl(
-        api, "zenodo", data_dir,
-        "-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
-              '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}',
-        SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0",
-    )
+    args = ("-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
+                  '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}')
+    settings = dict(SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0")
+    result = run_crawl(api, "zenodo", data_dir, *args, **settings)
+    assert result.returncode == 0, result.stderr[-4000:]
+    queued = {e["source_id"] for e in DownloadQueue(data_dir).entries()}
+    assert queued and not (data_dir / "downloads" / "zenodo").exists(), "nothing is known of their duplicates yet"
+    assert f"{len(queued)} confident records stay queued for `scrapy download`" in result.stderr
+
+    # classify rewrote the results: one record is a duplicate of another source's
+    write_results(data_dir, data_dir / "results")
+    rows_path = data_dir / "results" / "zenodo_eye_imaging.json"
+    rows = json.loads(rows_path.read_text())
+    rows[0]["duplicate_of"] = {"source": "figshare", "source_id": "1"}
+    rows_path.write_text(json.dumps(rows))
+    duplicate = rows[0]["source_id"]
+    result = run_crawl(api, "zenodo", data_dir, *args, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-4000:]
     manifests = sorted((data_dir / "downloads" / "zenodo").glob("*/manifest.json"))
     records = {p.stem for p in (data_dir / "metadata" / "zenodo").glob("*.json")}
-    assert manifests and {p.parent.name for p in manifests} <= records
+    assert len(records) > 1 and {p.parent.name for p in manifests} == records - {duplicate}
     for path in manifests:
         m = json.loads(path.read_text())
         record = json.loads((data_dir / "metadata" / "zenodo" / f"{path.parent.name}.json").read_text())
@@ -663,4 +702,4 @@ def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
             assert entry["status"] == "downloaded" and entry["checksum_computed"] == entry["checksum_expected"]
             assert (path.parent / entry["name"]).stat().st_size == entry["expected_size"]
     assert "envision/download/files_downloaded" in result.stderr
-    assert not DownloadQueue(data_dir).entries()  # all complete
+    assert [e["source_id"] for e in DownloadQueue(data_dir).entries()] == [duplicate]  # `scrapy download` drops it

@@ -38,11 +38,12 @@ import aiohttp
 
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
+from envision_spiders.selection import BELOW_THRESHOLD, reason_kind, select_records
 from envision_spiders.storage import read_json, record_path, safe_id
 
 from .manifest import EventLog, RecordManifest
 from .progress import BaseProgress, human_bytes
-from .queue import DownloadQueue, gate, read_results, results_path
+from .queue import DownloadQueue, read_results
 from .safety import LOCK_NAME, UnsafeURL, assign_paths, check_url, redact_url
 from .transfer import (
     DOWNLOADED,
@@ -215,33 +216,53 @@ def plan_record(config: DownloadConfig, candidate: Mapping[str, Any]) -> RecordP
 
 
 def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue) -> list[dict[str, Any]]:
-    """Records to download: queued ones still above the threshold, then records of
-    the results files passing the gate (queued too, so a failure is retried)."""
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, Any]] = []
+    """Records to download: those :func:`envision_spiders.selection.select_records`
+    selects, queued ones first (a failure of an earlier run is retried first), each
+    queued too so that a failure is retried next run.
+
+    A queued record is judged by its results row as it is now, not by what the crawl
+    that queued it knew: a record its results now mark as a duplicate, or as no longer
+    EYE_IMAGING, leaves the queue; one below this run's threshold stays queued; one
+    without a results row yet (a crawl queued it and nothing classified since) waits."""
     sources = list(sources)
+    selection = select_records(config.results_dir, sources, config.threshold)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    listed: dict[str, set[str]] = {}
     for entry in queue.entries(sources):
         key = (str(entry["source"]), str(entry["source_id"]))
-        prob = entry.get("prob_eye_imaging")
-        ok, why = gate(entry, config.threshold)
-        if not ok:
-            logger.info("%s %s stays queued but is not downloaded now: %s", key[0], key[1], why)
+        if key in seen:
             continue
-        if key not in seen and isinstance(prob, (int, float)):
-            seen.add(key)
-            out.append(entry)
-    for source in sources:
-        for record in read_results(results_path(config.results_dir, source)):
-            ok, _ = gate(record, config.threshold)
-            key = (str(record.get("source") or source), str(record["source_id"]))
-            if not ok or key in seen:
-                continue
-            seen.add(key)
-            queue.add(key[0], key[1], label=record.get("label"), prob=record.get("prob_eye_imaging"),
-                      threshold=config.threshold, origin="results")
-            out.append({"source": key[0], "source_id": key[1], "label": record.get("label"),
-                        "prob_eye_imaging": record.get("prob_eye_imaging")})
+        seen.add(key)
+        why = selection.why_not(key)
+        if why is None:
+            out.append(_candidate(key, selection.rows[key]))
+        elif key in selection.refused and reason_kind(why) == BELOW_THRESHOLD:
+            logger.info("%s %s stays queued but is not downloaded now: %s", key[0], key[1], why)
+        elif key in selection.refused or key[1] in listed.setdefault(key[0], _all_results_ids(config, key[0])):
+            logger.info("%s %s leaves the download queue: %s", key[0], key[1],
+                        why if key in selection.refused else "its results no longer say EYE_IMAGING")
+            queue.remove(*key)
+        else:
+            logger.info("%s %s stays queued: it has no results row yet (`scrapy classify` writes it, with its "
+                        "duplicates marked)", key[0], key[1])
+    for key, row in selection.rows.items():
+        if key in seen:
+            continue
+        seen.add(key)
+        queue.add(key[0], key[1], label=row.get("label"), prob=row.get("prob_eye_imaging"),
+                  threshold=config.threshold, origin="results")
+        out.append(_candidate(key, row))
     return out
+
+
+def _candidate(key: tuple[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"source": key[0], "source_id": key[1], "label": row.get("label"), "prob_eye_imaging": row.get("prob_eye_imaging")}
+
+
+def _all_results_ids(config: DownloadConfig, source: str) -> set[str]:
+    """Ids of every classified record of a source (``{source}_all_results.json``)."""
+    return {str(r["source_id"]) for r in read_results(config.results_dir / f"{source}_all_results.json")}
 
 
 class RecordLock:
