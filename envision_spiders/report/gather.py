@@ -42,6 +42,7 @@ from typing import Any
 
 from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
 from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
+from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
 
@@ -459,6 +460,7 @@ class Report:
     duplicates: dict[str, int]  # groups, records (non-canonical members)
     downloads: dict[str, Any]
     crawl: dict[str, Any]
+    funnel: Funnel | None = None  # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
 
     @property
@@ -552,6 +554,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     eye_keys: list[str] = []
     seen: set[str] = set()
     problems: list[str] = []
+    counter = FunnelCounter(threshold)
     lo, hi = BORDERLINE
     for name in result_sources(results_dir):
         path = results_dir / f"{name}_all_results.json"
@@ -566,6 +569,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
             if key in seen:
                 continue
             seen.add(key)
+            counter.add(source, record)
             label = record.get("label") if record.get("label") in (EYE_IMAGING, NEGATIVE) else "unclassified"
             counts[label] += 1
             p = _number(record.get("prob_eye_imaging"))
@@ -613,5 +617,6 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         duplicates={"groups": len(groups) or len(canonicals), "records": len(duplicate_records)},
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
+        funnel=counter.finish(data_dir),
         problems=problems,
     )
