@@ -610,6 +610,28 @@ def test_dry_run_lists_sizes_and_totals_and_changes_nothing(api, tmp_path):
     assert "download finished: 1 records (1 complete)" in result.stderr
 
 
+def test_dry_run_marks_files_that_will_wait_for_credentials(api, tmp_path):
+    """Dryad and Kaggle serve files only to authenticated clients: without credentials a
+    real run leaves their records queued; the dry run must say so, not count them as
+    files to download."""
+    cfg = config(tmp_path)
+    cfg.results_dir.mkdir(parents=True)
+    u1, f1 = served(api, "rec23/a.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "23", [file_entry("a.png", u1, f1)])
+    _, f2 = served(api, "rec24/b.csv", 2_000)
+    put_record(cfg.data_dir, "kaggle", "o/s", [file_entry("b.csv", f"{api.base_url}/dl/auth/rec24/b.csv", f2)])
+    for source, sid in (("zenodo", "23"), ("kaggle", "o/s")):
+        (cfg.results_dir / f"{source}_eye_imaging.json").write_text(json.dumps(
+            [{"source": source, "source_id": sid, "label": "EYE_IMAGING", "prob_eye_imaging": 0.95}]))
+    result = run_command(tmp_path, "--dry-run", HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle"),
+                         KAGGLE_API_URL=f"{api.base_url}/dl/api/v1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "get   a.png" in out and "wait  b.csv  1.95kB  (needs credentials)" in out
+    assert "total: 1 files to download, 1000 bytes" in out and "1 wait for credentials" in out
+    assert "wait: kaggle serves files only to authenticated clients" in out and "KAGGLE_API_TOKEN" in out
+
+
 def test_command_exits_1_when_a_file_failed(api, tmp_path):
     cfg = config(tmp_path)
     cfg.results_dir.mkdir(parents=True)

@@ -46,6 +46,7 @@ from .progress import BaseProgress, human_bytes
 from .queue import DownloadQueue, read_results
 from .safety import LOCK_NAME, UnsafeURL, assign_paths, check_url, redact_url
 from .transfer import (
+    CREDENTIAL_HINTS,
     DOWNLOADED,
     FAILED,
     SKIPPED,
@@ -352,6 +353,13 @@ class DownloadRunner:
         if self._stats is not None:
             self._stats(f"envision/download/{key}", n)
 
+    def credentials_wait(self, source: str) -> str | None:
+        """Why the files of ``source`` wait for credentials (not a failure), or None."""
+        if source in FILES_NEED_CREDENTIALS and not self.credentials(source).configured:
+            return (f"{source} serves files only to authenticated clients and no credentials are set "
+                    f"({CREDENTIAL_HINTS[source]})")
+        return None
+
     def credentials(self, source: str) -> Credentials:
         creds = self._credentials.get(source)
         if creds is None:
@@ -414,9 +422,9 @@ class DownloadRunner:
             self.log.append(source, sid, "skipped", reason=plan.problem)
             self.stat("records_missing")
             return RecordReport(source, sid, "missing", reason=plan.problem)
-        if source in FILES_NEED_CREDENTIALS and not self.credentials(source).configured:
+        why = self.credentials_wait(source)
+        if why:
             # not a failure: the record stays queued until the curator sets credentials
-            why = f"{source} serves files only to authenticated clients and no credentials are set"
             if source not in self._told_no_credentials:
                 self._told_no_credentials.add(source)
                 logger.warning("%s: %s (see .env.example); its records stay queued", source, why)
@@ -517,10 +525,13 @@ class _ThrottledSave:
             self.manifest.save(self.reason)
 
 
-def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
-    """What a download run would do, one line per file and per record, with totals."""
+def dry_run_lines(plans: list[RecordPlan], waiting: Mapping[str, str] | None = None) -> list[str]:
+    """What a download run would do, one line per file and per record, with totals.
+    ``waiting``: source -> why its files wait for credentials (they are not fetched,
+    and not counted as to download)."""
+    waiting = waiting or {}
     lines: list[str] = []
-    total_files = total_bytes = unknown = skipped = present = 0
+    total_files = total_bytes = unknown = skipped = present = waits = 0
     for plan in plans:
         if plan.problem:
             lines.append(f"{plan.source} {plan.source_id}: NOT DOWNLOADABLE: {plan.problem}")
@@ -536,6 +547,10 @@ def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
                 present += 1
                 lines.append(f"    have  {p.entry['name']}  {human_bytes(size)} (checked, not fetched, when run)")
                 continue
+            if plan.source in waiting:
+                waits += 1
+                lines.append(f"    wait  {p.entry['name']}  {human_bytes(size)}  (needs credentials)")
+                continue
             total_files += 1
             if size is None:
                 unknown += 1
@@ -547,8 +562,12 @@ def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
     lines.append(
         f"total: {total_files} files to download, {total_bytes} bytes ({human_bytes(total_bytes)})"
         + (f" + {unknown} of unknown size" if unknown else "")
-        + f"; {present} already on disk; {skipped} skipped; {len(plans)} records"
+        + f"; {present} already on disk; {skipped} skipped"
+        + (f"; {waits} wait for credentials" if waits else "")
+        + f"; {len(plans)} records"
     )
+    for source in sorted({p.source for p in plans} & set(waiting)):
+        lines.append(f"wait: {waiting[source]}")
     return lines
 
 

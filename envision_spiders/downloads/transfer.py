@@ -59,6 +59,15 @@ ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha-256": "sha2
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
+# what a curator sets for a source's files (environment or .env)
+CREDENTIAL_HINTS = {
+    "kaggle": "set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)",
+    "dryad": "set DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET (Dryad refuses anonymous file downloads)",
+    "zenodo": "set ZENODO_TOKEN",
+    "figshare": "set FIGSHARE_ACCESS_TOKEN",
+    "osf": "set OSF_TOKEN",
+}
+
 # statuses of a file in a manifest
 DOWNLOADED = "downloaded"
 VERIFIED_EXISTING = "verified-existing"
@@ -578,13 +587,7 @@ class FileTransfer:
     def _auth_reason(self, status: int) -> str:
         if self.credentials.configured:
             return f"HTTP {status}: the server refused {self.credentials.describe()}"
-        hint = {
-            "kaggle": "set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)",
-            "dryad": "set DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET (Dryad refuses anonymous file downloads)",
-            "zenodo": "set ZENODO_TOKEN",
-            "figshare": "set FIGSHARE_ACCESS_TOKEN",
-            "osf": "set OSF_TOKEN",
-        }.get(self.credentials.source, "this file needs credentials")
+        hint = CREDENTIAL_HINTS.get(self.credentials.source, "this file needs credentials")
         return f"HTTP {status}: authentication required; {hint}"
 
     @staticmethod
