@@ -533,6 +533,55 @@ def test_ratelimit_remaining_zero_pauses_before_a_429(api, tmp_path):
     assert starts[1] - starts[0] >= 0.9
 
 
+def test_the_progress_line_never_passes_100_percent_and_ends_at_the_real_total(api, tmp_path):
+    """Files of unknown size, files already on disk, records that wait for credentials
+    and a file that fails: the overall line counts what is really transferred, never
+    shows more than 100 % and ends with its bytes equal to its total."""
+    import re
+
+    from envision_spiders.downloads.progress import LogProgress
+
+    cfg = config(tmp_path, retries=0)
+    known_url, known = served(api, "rec30/known.png", 30_000)
+    unknown_url, unknown = served(api, "rec30/unknown.bin", 70_000)
+    have_url, have = served(api, "rec30/have.png", 20_000)
+    bad_url, bad = served(api, "rec30/bad.png", 10_000)
+    put_record(cfg.data_dir, "zenodo", "30", [
+        file_entry("known.png", known_url, known), file_entry("have.png", have_url, have),
+        {"name": "unknown.bin", "url": unknown_url, "size_bytes": None, "checksum": None},
+        file_entry("bad.png", bad_url, bad, "md5:" + "0" * 32),
+    ])
+    folder = cfg.downloads_dir / "zenodo" / "30"
+    folder.mkdir(parents=True)
+    (folder / "have.png").write_bytes(have.data)
+    _, wait = served(api, "rec31/w.csv", 5_000)
+    put_record(cfg.data_dir, "kaggle", "o/w", [file_entry("w.csv", f"{api.base_url}/dl/auth/rec31/w.csv", wait)])
+    lines = []
+
+    class Recording(LogProgress):
+        def file_advanced(self, key, n):
+            super().file_advanced(key, n)
+            lines.append(self.line())
+
+        def close(self):
+            lines.append(self.line())
+
+    creds = credentials_for("kaggle", f"{api.base_url}/dl/api/v1", environ={}, home=tmp_path)
+    runner = DownloadRunner(cfg, progress=Recording(interval=3600), credentials={"kaggle": creds})
+
+    async def go():
+        async with runner:
+            return await runner.run([cand("zenodo", "30"), cand("kaggle", "o/w")])
+
+    asyncio.run(go())
+    assert runner.counts["files_downloaded"] == 2 and runner.counts["files_failed"] == 1
+    shares = [int(m.group(1)) for line in lines if (m := re.search(r"\((\d+)%\)", line))]
+    assert shares and max(shares) <= 100, lines
+    progress = runner.progress
+    assert progress.done == progress.expected == known.size + unknown.size + bad.size, lines[-1]
+    assert lines[-1].startswith(f"downloads: {lines[-1].split(' of ')[0].split(': ')[1]} of ") and "(100%)" in lines[-1]
+
+
 # ------------------------------------------------------------------ candidates and the command
 def test_candidates_from_queue_and_results(tmp_path):
     cfg = config(tmp_path, threshold=0.8)

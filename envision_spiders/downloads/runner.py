@@ -371,8 +371,17 @@ class DownloadRunner:
         await self.open()
         plans = [plan_record(self.config, c) for c in candidates]
         for plan in plans:
-            self.progress.add_expected(plan.expected_bytes)
+            self._plan_progress(plan)
         return list(await asyncio.gather(*(self._guarded(plan) for plan in plans)))
+
+    def _plan_progress(self, plan: RecordPlan, planned: bool = True) -> None:
+        """The record's files join the progress total (``planned``), or leave it."""
+        for p in plan.files:
+            if p.job is not None:
+                if planned:
+                    self.progress.plan_file(p.job.key, p.job.expected_size)
+                else:
+                    self.progress.unplan_file(p.job.key)
 
     def submit(self, candidate: Mapping[str, Any]) -> bool:
         """Start a record's download as a task on the running loop (crawl use);
@@ -382,7 +391,7 @@ class DownloadRunner:
             return False
         self._active.add(key)
         plan = plan_record(self.config, candidate)
-        self.progress.add_expected(plan.expected_bytes)
+        self._plan_progress(plan)
         task = asyncio.ensure_future(self._guarded(plan))
         self._tasks.add(task)
 
@@ -414,6 +423,8 @@ class DownloadRunner:
                 logger.exception("download of %s %s stopped: %s", plan.source, plan.source_id, exc)
                 self.stat("record_errors")
                 return RecordReport(plan.source, plan.source_id, "incomplete", reason=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._plan_progress(plan, planned=False)  # whatever this record did not transfer
 
     async def download_record(self, plan: RecordPlan) -> RecordReport:
         source, sid = plan.source, plan.source_id
