@@ -117,6 +117,11 @@ DOWNLOAD_THRESHOLD = _env_float("DOWNLOAD_THRESHOLD", 0.80)
 # terminal or a log line every DOWNLOAD_PROGRESS_INTERVAL seconds (auto | bar | log | off).
 DOWNLOAD_MAX_BYTES = _env_int("DOWNLOAD_MAX_BYTES", 100 * 1024**3)
 DOWNLOAD_MIN_FREE_BYTES = _env_int("DOWNLOAD_MIN_FREE_BYTES", 1024**3)
+# A body whose length neither the record nor the server states is cut here; after
+# DOWNLOAD_TIMEOUT seconds a transfer must average DOWNLOAD_MIN_SPEED bytes a second (a
+# file of N bytes has DOWNLOAD_TIMEOUT + N / DOWNLOAD_MIN_SPEED seconds in all; 0: no limit).
+DOWNLOAD_MAX_UNKNOWN_BYTES = _env_int("DOWNLOAD_MAX_UNKNOWN_BYTES", 16 * 1024**3)
+DOWNLOAD_MIN_SPEED = _env_float("DOWNLOAD_MIN_SPEED", 16384)
 DOWNLOAD_CONCURRENCY = _env_int("DOWNLOAD_CONCURRENCY", 8)
 DOWNLOAD_PROGRESS = _env("DOWNLOAD_PROGRESS", "auto")
 DOWNLOAD_PROGRESS_INTERVAL = _env_float("DOWNLOAD_PROGRESS_INTERVAL", 30)

@@ -439,6 +439,92 @@ def test_free_disk_check_before_each_file(api, tmp_path):
     assert api.state.count("/storage/rec16/") == 0
 
 
+GB = 10**9
+
+
+def test_a_declared_size_larger_than_the_free_space_is_refused_before_a_byte(api, tmp_path):
+    """The record does not say the size; the server declares 50 GB (Content-Length of a
+    virtual file). Before anything is written it is compared with the free space."""
+    from envision_spiders.localapi.core import sparse_reader
+
+    cfg = config(tmp_path, min_free_bytes=GB, free_space=lambda folder: 10 * GB, max_bytes=0)
+    api.state.add_file("rec40/huge.bin", ServedFile(size=50 * GB, reader=sparse_reader(50 * GB, {})))
+    put_record(cfg.data_dir, "zenodo", "40",
+               [{"name": "huge.bin", "url": f"{api.base_url}/storage/rec40/huge.bin", "size_bytes": None, "checksum": None}])
+    run(cfg, cand("zenodo", "40"))
+    entry = manifest(cfg, "zenodo", "40")["files"][0]
+    assert entry["status"] == "failed", entry
+    assert "the server declares 50000000000 bytes" in entry["reason"] and "10.00 GB free" in entry["reason"]
+    assert api.state.bytes_for("/storage/rec40/") < 64 << 20, "the body was not read (what the socket buffers took only)"
+    assert not list((cfg.downloads_dir / "zenodo" / "40").glob("huge.bin*")), "nothing written"
+
+
+class ShrinkingDisk:
+    """Free space that drops below the reserve once ``after`` bytes were written to the
+    record folder (another process filling the disk)."""
+
+    def __init__(self, folder: Path, after: int) -> None:
+        self.folder, self.after, self.full = folder, after, True
+
+    def __call__(self, folder: Path) -> int:
+        written = sum(p.stat().st_size for p in self.folder.rglob("*.part")) if self.folder.exists() else 0
+        return 10 * GB if written < self.after or not self.full else GB // 2
+
+
+@pytest.mark.parametrize("takes_ranges", [True, False])
+def test_the_free_space_floor_stops_a_file_and_keeps_only_a_resumable_part(api, tmp_path, takes_ranges):
+    folder = tmp_path / "data" / "downloads" / "zenodo" / "41"
+    disk = ShrinkingDisk(folder, after=3 << 20)
+    cfg = config(tmp_path, min_free_bytes=GB, free_space=disk, retries=0)
+    url, f = served(api, "rec41/scan.nii", 8 << 20, ignore_range=not takes_ranges)
+    put_record(cfg.data_dir, "zenodo", "41", [file_entry("scan.nii", url, f)])
+    run(cfg, cand("zenodo", "41"))
+    entry = manifest(cfg, "zenodo", "41")["files"][0]
+    assert entry["status"] == "failed" and "below DOWNLOAD_MIN_FREE_BYTES" in entry["reason"], entry
+    part = folder / "scan.nii.part"
+    if not takes_ranges:
+        assert "the partial file is deleted: the server cannot resume it" in entry["reason"]
+        assert not part.exists()
+        return
+    assert "is kept: the next run resumes it" in entry["reason"]
+    assert 3 << 20 <= part.stat().st_size < f.size
+    events = [json.loads(line)["event"] for line in (cfg.downloads_dir / "zenodo" / "download-log.jsonl").open()]
+    assert "failed" in events
+    disk.full = False  # space again: the next run resumes where it stopped
+    api.state.reset_counters()
+    run(cfg, cand("zenodo", "41"))
+    assert manifest(cfg, "zenodo", "41")["files"][0]["status"] == "downloaded"
+    assert (folder / "scan.nii").read_bytes() == f.data
+    assert [e["range"] for e in api.state.entries("/storage/rec41/")][0].startswith("bytes=")
+
+
+def test_a_body_of_unknown_length_is_cut(api, tmp_path):
+    """Neither the record nor the server states a size (a chunked answer that does not
+    end): the file is cut at DOWNLOAD_MAX_UNKNOWN_BYTES, and nothing of it stays."""
+    cfg = config(tmp_path, max_bytes=0, max_unknown_bytes=2 << 20)
+    put_record(cfg.data_dir, "zenodo", "42", [{"name": "stream.bin", "url": f"{api.base_url}/dl/endless?stop={64 << 20}",
+                                               "size_bytes": None, "checksum": None}])
+    run(cfg, cand("zenodo", "42"))
+    entry = manifest(cfg, "zenodo", "42")["files"][0]
+    assert entry["status"] == "skipped" and "DOWNLOAD_MAX_UNKNOWN_BYTES" in entry["reason"], entry
+    assert not list((cfg.downloads_dir / "zenodo" / "42").glob("stream.bin*"))
+
+
+def test_a_sender_that_trickles_a_byte_per_read_meets_a_deadline(api, tmp_path):
+    """One byte every 20 ms never trips a read timeout; after the grace (DOWNLOAD_TIMEOUT)
+    the transfer must average DOWNLOAD_MIN_SPEED, so it is stopped within seconds."""
+    import time
+
+    cfg = config(tmp_path, timeout=1.0, min_speed=1000.0, retries=0)
+    _, f = served(api, "rec43/slow.png", 2_000)
+    put_record(cfg.data_dir, "zenodo", "43", [file_entry("slow.png", f"{api.base_url}/dl/trickle/rec43/slow.png?interval=0.02", f)])
+    started = time.monotonic()
+    run(cfg, cand("zenodo", "43"))
+    entry = manifest(cfg, "zenodo", "43")["files"][0]
+    assert entry["status"] == "failed" and "below DOWNLOAD_MIN_SPEED" in entry["reason"], entry
+    assert time.monotonic() - started < 30  # 2,000 bytes at 50 a second would take 40 s
+
+
 def test_missing_record_and_empty_record(api, tmp_path):
     cfg = config(tmp_path)
     put_record(cfg.data_dir, "datacite", "10.1/empty", [])

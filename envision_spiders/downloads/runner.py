@@ -57,6 +57,7 @@ from .transfer import (
     HostGates,
     RecordBudget,
     TransferPolicy,
+    free_bytes,
     parse_checksum,
     verify_existing,
 )
@@ -94,9 +95,12 @@ class DownloadConfig:
     backoff_max: float = 300.0
     ratelimit_retries: int = 8
     ratelimit_max_wait: float = 3600.0
-    timeout: float = 60.0  # seconds without a byte before an attempt is given up
+    timeout: float = 60.0  # seconds without a byte before an attempt is given up (and the grace of min_speed)
+    max_unknown_bytes: int = 16 * 1024**3  # a body whose length neither the record nor the server states
+    min_speed: float = 16384.0  # bytes a second an attempt must average after `timeout` (0: no deadline)
     user_agent: str = "envision-spiders"
     api_roots: dict[str, str] = field(default_factory=dict)
+    free_space: Callable[[Path], int] = free_bytes  # bytes free on the disk of a folder (tests give their own)
 
     @property
     def downloads_dir(self) -> Path:
@@ -118,6 +122,8 @@ class DownloadConfig:
             ratelimit_retries=settings.getint("RATELIMIT_MAX_RETRIES", 8),
             ratelimit_max_wait=settings.getfloat("RATELIMIT_MAX_WAIT", 3600.0),
             timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60.0),
+            max_unknown_bytes=settings.getint("DOWNLOAD_MAX_UNKNOWN_BYTES", 16 * 1024**3),
+            min_speed=settings.getfloat("DOWNLOAD_MIN_SPEED", 16384.0),
             user_agent=settings.get("USER_AGENT") or "envision-spiders",
             api_roots={s: settings.get(name) for s, name in API_SETTINGS.items() if settings.get(name)},
         )
@@ -318,6 +324,10 @@ class DownloadRunner:
             backoff=Backoff(base=config.backoff_base * config.scale, cap=config.backoff_max * max(config.scale, 0.0)),
             default_429_wait=max(1.0, 60.0 * config.scale),
             min_free_bytes=config.min_free_bytes,
+            max_unknown_bytes=config.max_unknown_bytes,
+            grace=config.timeout,
+            min_speed=config.min_speed,
+            free_space=config.free_space,
             user_agent=config.user_agent,
         )
         self._tasks: set[asyncio.Task] = set()
