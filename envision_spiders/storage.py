@@ -9,6 +9,7 @@ had, or the one the user's umask gives a new file (not ``mkstemp``'s 0600).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,17 +24,28 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
+# what an atomic write adds to a file's name for its temporary file: ".<name>.<8 random>.tmp"
+ATOMIC_TEMP_OVERHEAD = len("." + "." + "x" * 8 + TMP_SUFFIX)
 _UNSAFE = re.compile(r'[/\\\x00-\x1f\x7f<>:"|?*]')
+
+
+# bytes of a safe id: with ".json" and the temporary name of an atomic write
+# (".<name>.<random>.tmp") it stays under the file systems' 255 bytes
+SAFE_ID_BYTES = 200
 
 
 def safe_id(source_id: str) -> str:
     """A file-name-safe form of a source id: ``/`` (and other separators or characters
     that are unsafe in file names on some system) become ``_``; never empty, never
-    starting with a dot."""
+    starting with a dot; at most SAFE_ID_BYTES of UTF-8 — a longer id is cut and ends
+    with ``~`` and a hash of the whole id, so two long ids never share a file."""
     s = _UNSAFE.sub("_", str(source_id)).strip()
     if not s or s.startswith("."):
         s = "_" + s
-    return s[:200]
+    if len(s.encode("utf-8")) > SAFE_ID_BYTES:
+        tag = "~" + hashlib.sha256(str(source_id).encode("utf-8")).hexdigest()[:12]
+        s = s.encode("utf-8")[: SAFE_ID_BYTES - len(tag)].decode("utf-8", "ignore") + tag
+    return s
 
 
 def record_path(data_dir: str | Path, source: str, source_id: str) -> Path:

@@ -155,6 +155,33 @@ def test_assign_paths_never_collide():
     assert paths[7].startswith("x~") and paths[7].endswith("/inner.png")  # "x" is a file already
 
 
+@pytest.mark.timeout(20)
+def test_long_names_leave_room_for_every_suffix_and_stay_distinct():
+    """Names are cut with room for the ``.part`` and ``.part.json`` the downloader adds,
+    keeping their extension; two long names cut to the same bytes get ``~2`` inside the
+    limit (the cut used to drop the ``~2`` again, and assign_paths never returned)."""
+    from envision_spiders.downloads.safety import MAX_NAME_BYTES, MAX_PATH_BYTES, PART_SUFFIX
+
+    names = ["a" * 300 + ".png", "a" * 300 + "b.png", "é" * 300 + ".nii.gz", "é" * 300 + ".nii.gz",
+             "n" * 300 + ".part", "/".join(["d" * 255] * 31) + "/f.png", "x" * 600]
+    paths = assign_paths((n, f"f{i}") for i, n in enumerate(names))
+    assert len({p.casefold() for p in paths}) == len(paths)
+    for name, path in zip(names, paths):
+        last = path.rsplit("/", 1)[-1]
+        assert len(("." + last + PART_SUFFIX + ".json.abcdefgh.tmp").encode()) <= 255, path
+        assert len(path.encode()) <= MAX_PATH_BYTES and len(last.encode()) <= MAX_NAME_BYTES
+    assert paths[0].endswith(".png") and paths[1].endswith("~2.png") and paths[3].endswith("~2.nii.gz")
+    assert not paths[4].endswith(".part")
+
+
+def test_long_ids_make_short_distinct_file_names():
+    from envision_spiders.storage import SAFE_ID_BYTES, safe_id
+
+    a, b = safe_id("é" * 300), safe_id("é" * 299 + "x")
+    assert a != b and max(len(a.encode()), len(b.encode())) <= SAFE_ID_BYTES
+    assert safe_id("10.5061/dryad.8515") == "10.5061_dryad.8515"
+
+
 def test_check_url():
     assert check_url("https://zenodo.org/api/records/1/files/a.zip/content")
     for bad in ["file:///etc/passwd", "data:text/plain,hi", "ftp://x/y", "javascript:alert(1)", "https://u:p@h/x",
@@ -439,6 +466,66 @@ def test_free_disk_check_before_each_file(api, tmp_path):
     assert api.state.count("/storage/rec16/") == 0
 
 
+def test_an_over_long_name_downloads_and_no_file_error_escapes_its_file(api, tmp_path, monkeypatch):
+    """A 300-character name became 255 bytes, then ``.part`` made it too long: the error
+    escaped the per-file handling, the manifest said verified files were pending, and
+    every run ended unhealthy. Now it downloads, and an error of one file (here one
+    planted in the transfer) ends that file only."""
+    from envision_spiders.downloads import transfer
+
+    cfg = config(tmp_path)
+    long_url, long = served(api, "rec44/long.png", 3_000)
+    ok_url, ok = served(api, "rec44/ok.png", 2_000)
+    boom_url, boom = served(api, "rec44/boom.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "44", [file_entry("z" * 300 + ".png", long_url, long), file_entry("ok.png", ok_url, ok),
+                                             file_entry("boom.png", boom_url, boom)])
+    real_run = transfer.FileTransfer.run
+
+    async def broken(self, job):
+        if job.name == "boom.png":
+            raise RuntimeError("planted")
+        return await real_run(self, job)
+
+    monkeypatch.setattr(transfer.FileTransfer, "run", broken)
+    reports, runner = run(cfg, cand("zenodo", "44"))
+    m = manifest(cfg, "zenodo", "44")
+    status = {f["name"]: f["status"] for f in m["files"]}
+    assert status == {"z" * 227 + ".png": "downloaded", "ok.png": "downloaded", "boom.png": "failed"}, status
+    assert "planted" in next(f["reason"] for f in m["files"] if f["name"] == "boom.png")
+    assert m["totals"]["pending"] == 0 and not runner.counts["record_errors"]
+    monkeypatch.setattr(transfer.FileTransfer, "run", real_run)
+    reports, runner = run(cfg, cand("zenodo", "44"))
+    m = manifest(cfg, "zenodo", "44")
+    assert reports[0].status == "complete" and m["status"] == "complete", m
+    assert sorted(f["status"] for f in m["files"]) == ["downloaded", "verified-existing", "verified-existing"]
+    assert files_on_disk(cfg.downloads_dir / "zenodo" / "44")["z" * 227 + ".png"] == long.data
+
+
+def test_a_file_verified_before_is_never_reported_pending(api, tmp_path):
+    """Until a run looks at a file again, its manifest shows what the last run knew: a
+    file verified then and untouched since is verified, not pending (a run killed in
+    the middle leaves that manifest)."""
+    from envision_spiders.downloads.manifest import RecordManifest
+    from envision_spiders.downloads.runner import plan_record
+
+    cfg = config(tmp_path)
+    url, f = served(api, "rec45/a.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "45", [file_entry("a.png", url, f)])
+    run(cfg, cand("zenodo", "45"))
+    plan = plan_record(cfg, cand("zenodo", "45"))
+    m = RecordManifest(plan.folder, plan.header)
+    p = plan.files[0]
+    entry = m.add_file(p.job, name="a.png", original_name="a.png", url=url, file_id="a.png", expected_size=f.size,
+                       checksum_expected=f"md5:{f.md5}", algorithm="md5")
+    assert entry["status"] == "verified-existing"
+    (plan.folder / "a.png").write_bytes(b"changed")
+    m = RecordManifest(plan.folder, plan.header)
+    entry = m.add_file(p.job, name="a.png", original_name="a.png", url=url, file_id="a.png", expected_size=f.size,
+                       checksum_expected=f"md5:{f.md5}", algorithm="md5")
+    assert entry["status"] == "pending"
+
+
+GB = 10**9
 GB = 10**9
 
 

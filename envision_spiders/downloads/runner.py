@@ -24,6 +24,7 @@ Per record:
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -481,8 +482,10 @@ class DownloadRunner:
         self.log.append(source, sid, "started", files=len(jobs), expected_bytes=plan.expected_bytes)
         budget = RecordBudget(self.config.max_bytes)
         saver = _ThrottledSave(manifest, plan.skip_reason)
-        outcomes = await asyncio.gather(*(self._one_file(job, manifest, budget, saver) for job in jobs))
-        manifest.save(plan.skip_reason)
+        try:
+            outcomes = await asyncio.gather(*(self._one_file(job, manifest, budget, saver) for job in jobs))
+        finally:
+            manifest.save(plan.skip_reason)  # what is known, even when the run is cancelled
         report = RecordReport(source, sid, manifest.status(), reason=plan.skip_reason)
         report.counts.update(f["status"] for f in manifest.files)
         report.bytes = sum(o.size_on_disk or 0 for o in outcomes if o.status == DOWNLOADED)
@@ -498,17 +501,20 @@ class DownloadRunner:
         return report
 
     async def _one_file(self, job: FileJob, manifest: RecordManifest, budget: RecordBudget, saver: _ThrottledSave) -> FileOutcome:
-        existing = await verify_existing(job, manifest.previous_entry(job.name))
-        if existing is not None:
-            outcome = existing
-            budget.take(outcome.size_on_disk or 0)
-            self.progress.file_finished(job.key, True)
-        else:
-            transfer = FileTransfer(
-                self.session, self.gates, self.credentials(job.source), self.policy, budget,
-                progress=self.progress, on_event=self._event,
-            )
-            outcome = await transfer.run(job)
+        try:
+            existing = await verify_existing(job, manifest.previous_entry(job.name))
+            if existing is not None:
+                outcome = existing
+                budget.take(outcome.size_on_disk or 0)
+                self.progress.file_finished(job.key, True)
+            else:
+                transfer = FileTransfer(
+                    self.session, self.gates, self.credentials(job.source), self.policy, budget,
+                    progress=self.progress, on_event=self._event,
+                )
+                outcome = await transfer.run(job)
+        except Exception as exc:  # an error of one file ends that file, never its record or the run
+            outcome = self._unexpected(job, exc)
         manifest.record_outcome(job, outcome)
         saver.touch()
         detail = {"bytes": outcome.size_on_disk, "checksum": outcome.computed, "reason": outcome.reason}
@@ -519,6 +525,18 @@ class DownloadRunner:
         if outcome.status in (FAILED, SKIPPED):
             logger.warning("%s %s: %s %s: %s", job.source, job.source_id, job.name, outcome.status, outcome.reason)
         return outcome
+
+    def _unexpected(self, job: FileJob, exc: Exception) -> FileOutcome:
+        """The outcome of a file whose handling raised. A name the file system refuses
+        (too long, invalid there) is skipped, not failed: it would fail every run and
+        keep every run unhealthy; anything else fails (and is retried next run)."""
+        self.progress.file_finished(job.key, False)
+        self.stat("file_errors")
+        if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+            return FileOutcome(SKIPPED, reason=f"the file system refuses the name {job.name!r}: {exc.strerror or exc}",
+                               finished_at=time.time())
+        logger.exception("%s %s: %s: unexpected error", job.source, job.source_id, job.name)
+        return FileOutcome(FAILED, reason=f"unexpected error: {type(exc).__name__}: {exc}", finished_at=time.time())
 
     def _event(self, event: str, job: FileJob, detail: dict[str, Any]) -> None:
         self.log.append(job.source, job.source_id, event, job.name, **detail)
