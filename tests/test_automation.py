@@ -72,6 +72,16 @@ def test_demo_runs_the_weekly_pipeline_offline_and_sums_it_up(tmp_path, classifi
     assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "report"]
     assert summary["classify"]["records"] > 0 and set(summary["spiders"]) >= {"zenodo", "nei", "osf"}
     assert (tmp_path / "demo-results" / "report.html").exists()
+    # duplicates are neither downloaded nor posted, and the funnel's figures nest
+    rows = [r for p in (tmp_path / "demo-results").glob("*_all_results.json") for r in json.loads(p.read_text())]
+    duplicates = {(r["source"], str(r["source_id"])) for r in rows if r.get("duplicate_of")}
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "demo" / "downloads").glob("*/*/manifest.json")]
+    assert not duplicates & {(m["source"], str(m["source_id"])) for m in manifests}
+    posted = json.loads((tmp_path / "demo" / "portal" / "posted.json").read_text())["portals"]
+    assert not duplicates & {(e["source"], str(e["source_id"])) for p in posted.values() for e in p["datasets"].values()}
+    f = summary["funnel"]
+    assert f["found"] == len(rows) >= f["eye_imaging"] >= f["confident"] >= f["canonical"] >= f["downloaded"]
+    assert f["canonical"] >= f["posted"] and f"run testrun funnel: {f['found']} found" in out
     # where the page really is, whatever folder the curator ran the script from
     assert f"demo review page: file://{(tmp_path / 'demo-results' / 'report.html').resolve()}" in out
 
