@@ -39,7 +39,7 @@ import aiohttp
 
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
-from envision_spiders.selection import BELOW_THRESHOLD, reason_kind, select_records
+from envision_spiders.selection import BELOW_THRESHOLD, DUPLICATE, reason_kind, select_records
 from envision_spiders.storage import read_json, record_path, safe_id
 
 from .manifest import EventLog, RecordManifest
@@ -237,6 +237,7 @@ def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: Do
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     listed: dict[str, set[str]] = {}
+    left: Counter = Counter()  # queued records not taken this run, by what happens to them
     for entry in queue.entries(sources):
         key = (str(entry["source"]), str(entry["source_id"]))
         if key in seen:
@@ -245,15 +246,19 @@ def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: Do
         why = selection.why_not(key)
         if why is None:
             out.append(_candidate(key, selection.rows[key]))
-        elif key in selection.refused and reason_kind(why) == BELOW_THRESHOLD:
-            logger.info("%s %s stays queued but is not downloaded now: %s", key[0], key[1], why)
+            continue
+        if key in selection.refused and reason_kind(why) == BELOW_THRESHOLD:
+            what = "stay queued: below this run's threshold"
         elif key in selection.refused or key[1] in listed.setdefault(key[0], _all_results_ids(config, key[0])):
-            logger.info("%s %s leaves the download queue: %s", key[0], key[1],
-                        why if key in selection.refused else "its results no longer say EYE_IMAGING")
+            what = ("leave the queue: their results mark them as duplicates" if reason_kind(why) == DUPLICATE
+                    else "leave the queue: their results no longer say EYE_IMAGING")
             queue.remove(*key)
         else:
-            logger.info("%s %s stays queued: it has no results row yet (`scrapy classify` writes it, with its "
-                        "duplicates marked)", key[0], key[1])
+            what = "stay queued: no results row yet (`scrapy classify` writes it, with the duplicates marked)"
+        left[what] += 1
+        logger.debug("download queue: %s %s: %s (%s)", key[0], key[1], what, why)
+    for what, n in sorted(left.items()):
+        logger.info("download: %d queued records %s", n, what)
     for key, row in selection.rows.items():
         if key in seen:
             continue
