@@ -2,8 +2,7 @@
 
 A misspelt setting (``-s MAX_PER_QUERYY=5``, ``DOWNLOAD_TRESHOLD`` in ``.env``), a value
 that does not parse for a numeric or on/off setting, an unknown spider, ``-a`` argument
-or ``--source``, a ``DATA_DIR`` without records or a ``RESULTS_DIR`` that does not exist
-each get one line saying what is wrong and what would be right — a Scrapy ``UsageError``:
+or ``--source``, or a ``RESULTS_DIR`` that does not exist each get one line saying what is wrong and what would be right — a Scrapy ``UsageError``:
 no traceback, exit status 2 — instead of a traceback, a silently ignored value, or a run
 that does nothing and says it succeeded.
 
@@ -163,13 +162,17 @@ def has_records(data_dir: Path, sources: Iterable[str] | None = None) -> bool:
     return False
 
 
-def folder_problems(data_dir: Path, results_dir: Path, *, needs_records: bool, needs_results: bool,
-                    makes_results: bool, sources: Iterable[str] | None = None) -> list[str]:
+def no_records_problem(data_dir: Path, sources: Iterable[str] | None = None) -> str | None:
+    """What is wrong when ``data_dir`` holds no saved records (of ``sources``), or None."""
+    if has_records(data_dir, sources):
+        return None
+    which = f" of {', '.join(sources)}" if sources else ""
+    return (f"DATA_DIR {data_dir} holds no saved records{which} (nothing under {data_dir / 'metadata'}): "
+            "run `scrapy crawl all` first, or set DATA_DIR to the folder that holds metadata/")
+
+
+def folder_problems(data_dir: Path, results_dir: Path, *, needs_results: bool, makes_results: bool) -> list[str]:
     problems = []
-    if needs_records and not has_records(data_dir, sources):
-        which = f" of {', '.join(sources)}" if sources else ""
-        problems.append(f"DATA_DIR {data_dir} holds no saved records{which} (nothing under {data_dir / 'metadata'}): "
-                        "run `scrapy crawl all` first, or set DATA_DIR to the folder that holds metadata/")
     if needs_results and not results_dir.is_dir():
         problems.append(f"RESULTS_DIR {results_dir} does not exist: run `scrapy classify` first (it writes the "
                         "results there), or set RESULTS_DIR to the folder that holds the *_eye_imaging.json files")
@@ -190,10 +193,8 @@ class CheckedCommand:
     options, the settings, ``--source`` and the folders the command reads are checked,
     and the first problems end the command with one ``UsageError`` line.
 
-    ``needs_records``: the command reads saved records (``DATA_DIR/metadata``);
-    ``needs_results``: it reads ``RESULTS_DIR``; ``makes_results``: it writes it."""
+    ``needs_results``: the command reads ``RESULTS_DIR``; ``makes_results``: it writes it."""
 
-    needs_records = False
     needs_results = False
     makes_results = False
 
@@ -208,10 +209,8 @@ class CheckedCommand:
             problems += source_problems(given, spider_loader(settings).list())
         if not problems:
             results_dir = getattr(opts, "results_dir", None) or settings.get("RESULTS_DIR") or "results"
-            problems += folder_problems(
-                Path(settings.get("DATA_DIR") or "data"), Path(results_dir), needs_records=self.needs_records,
-                needs_results=self.needs_results, makes_results=self.makes_results, sources=given or None,
-            )
+            problems += folder_problems(Path(settings.get("DATA_DIR") or "data"), Path(results_dir),
+                                        needs_results=self.needs_results, makes_results=self.makes_results)
         problems += self.more_problems(args, opts)
         if problems:
             raise UsageError("\n".join(problems), print_help=False)

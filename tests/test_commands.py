@@ -68,8 +68,6 @@ def _error_line(stderr: str) -> str:
     (["download", "-s", "DOWNLOAD_THRESHOLD=high"], {}, "DOWNLOAD_THRESHOLD='high' (-s) is not a number"),
     (["classify", "--source", "zenodoo"], {}, "--source zenodoo: no such source; did you mean zenodo?"),
     (["download", "--source", "figshar"], {}, "--source figshar: no such source; did you mean figshare?"),
-    (["classify"], {}, "holds no saved records"),
-    (["classify", "--source", "osf"], {"SAVED": "zenodo"}, "holds no saved records of osf"),
     (["report"], {"RESULTS_DIR": "missing"}, "RESULTS_DIR"),
     (["post", "--dry-run"], {"RESULTS_DIR": "missing"}, "does not exist: run `scrapy classify` first"),
 ])
@@ -78,9 +76,6 @@ def test_bad_input_from_the_user_is_one_line_and_exit_status_2(tmp_path, args, e
     one line saying what is wrong and what would be right, no traceback, no work done."""
     values = crawl_env(None, tmp_path / "data", RESULTS_DIR=str(tmp_path / "results"))
     (tmp_path / "results").mkdir()
-    if env.pop("SAVED", None):
-        (tmp_path / "data" / "metadata" / "zenodo").mkdir(parents=True)
-        (tmp_path / "data" / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1"}')
     if env.get("RESULTS_DIR") == "missing":
         env["RESULTS_DIR"] = str(tmp_path / "no-such-results")
     result = scrapy(*args, env={**values, **env})
@@ -88,6 +83,24 @@ def test_bad_input_from_the_user_is_one_line_and_exit_status_2(tmp_path, args, e
     assert message in _error_line(result.stderr)
     assert not (tmp_path / "data" / "models").exists(), "no model is built for a refused command"
     assert not (tmp_path / "data" / "runs").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize("args, which", [(["classify"], ""), (["classify", "--source", "osf"], " of osf")])
+def test_classify_on_a_data_dir_without_records_says_so_and_builds_no_model(tmp_path, args, which):
+    """Nothing to label: one line, a non-zero status (3: the step ran and found a problem,
+    so a weekly run after a scrape that saved nothing still ends with its report), and no
+    model loaded or built."""
+    data = tmp_path / "data"
+    (data / "metadata" / "zenodo").mkdir(parents=True)
+    (data / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1"}')
+    if not which:
+        (data / "metadata" / "zenodo" / "1.json").unlink()
+    result = scrapy(*args, env=crawl_env(None, data, RESULTS_DIR=str(tmp_path / "results")), timeout=300)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "holds no saved records" in line]
+    assert f"ERROR: classify: DATA_DIR {data} holds no saved records{which}" in line
+    assert not (data / "models").exists() and "Classifier" not in result.stderr
 
 
 def test_a_misspelt_setting_in_dot_env_is_named(tmp_path):
