@@ -15,16 +15,17 @@ usage() {
 Usage: ./automation.sh [STEP] [ARGS...]
 
 Without a STEP it runs "all": the REAL weekly pipeline against the live APIs of the seven
-sources (scrape, classify, download, post, report). It takes hours (OSF allows anonymous
+sources (scrape, classify, download, post, recall, report). It takes hours (OSF allows anonymous
 clients 100 requests an hour) and downloads the files of every confident EYE_IMAGING
 record. To try the project first, run "./automation.sh demo" (offline, a few minutes).
 
 Steps:
-  all        the weekly pipeline (the default): scrape, classify, download, post, report
+  all        the weekly pipeline (the default): scrape, classify, download, post, recall, report
   scrape     scrapy crawl all: every spider in one process (ARGS go to scrapy crawl)
   classify   scrapy classify: label saved records, write results/ and the review page
   download   scrapy download: the files of confident EYE_IMAGING records
   post       scrapy post: confident EYE_IMAGING records to the portal (skipped without PORTAL_URL)
+  recall     scrapy recall: the reference catalogue of known datasets against the saved records
   report     scrapy report: the review page results/report.html
   demo       the whole pipeline offline against the local API server (data/demo, results/demo)
   test       set up, then run the test suite (ARGS go to pytest)
@@ -116,6 +117,11 @@ step_post() {
     scrapy_ post "$@"
 }
 
+# How much of the reference catalogue (known eye imaging datasets) this run found,
+# labelled, downloaded and posted, and why not: results/recall.json and the run's figures.
+# Exit 3 when recall dropped since the previous check (the run goes on, ends unhealthy).
+step_recall() { say "recall: the reference catalogue against the saved records"; scrapy_ recall "$@"; }
+
 step_test() {
     say "tests"
     CI=true "$VENV/bin/python" -m pytest -q "$@"
@@ -190,6 +196,7 @@ weekly() {
     run_step classify step_classify
     run_step download step_download
     run_step post step_post
+    run_step recall step_recall
     run_step report step_report
 }
 
@@ -201,8 +208,9 @@ case "$STEP" in
     classify) lock; log_run; setup; trap finish_run EXIT; run_step classify step_classify "$@" ;;
     download) lock; log_run; setup; trap finish_run EXIT; run_step download step_download "$@" ;;
     post) lock; log_run; setup; trap finish_run EXIT; run_step post step_post "$@" ;;
+    recall) lock; log_run; setup; trap finish_run EXIT; run_step recall step_recall "$@" ;;
     report) lock; log_run; setup; step_report "$@" ;;
     all) lock; log_run; setup; weekly "$@" ;;
     -h|--help|help) usage ;;
-    *) die "unknown step '$STEP' (steps: all scrape classify download post report demo test setup; ./automation.sh help says what each does)" ;;
+    *) die "unknown step '$STEP' (steps: all scrape classify download post recall report demo test setup; ./automation.sh help says what each does)" ;;
 esac
