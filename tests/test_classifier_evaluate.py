@@ -124,6 +124,9 @@ def test_commands_are_registered_under_their_dashed_names(tmp_path):
 
 @pytest.mark.parametrize("command", [["classify"], ["evaluate-classifier", "--file", str(PROBES)]])
 def test_commands_exit_1_with_one_clear_line_when_the_model_cannot_load(tmp_path, command):
+    # a record to classify: on an empty DATA_DIR classify loads no model at all
+    (tmp_path / "metadata" / "zenodo").mkdir(parents=True)
+    (tmp_path / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1", "title": "OCT"}')
     result = scrapy([*command, "--model", str(tmp_path / "no-model")], tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Cannot load the classifier" in result.stderr and "no such folder" in result.stderr

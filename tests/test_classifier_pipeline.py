@@ -47,7 +47,6 @@ def item(i: int, title: str, description: str, **fields) -> DatasetItem:
 
 def run_items(pipeline, items, during=None):
     async def main():
-        pipeline.open_spider()
         tasks = [asyncio.ensure_future(pipeline.process_item(i)) for i in items]
         if during:
             await during(tasks)
@@ -127,6 +126,35 @@ def test_a_model_that_cannot_load_leaves_items_unlabelled_and_logs_once(tmp_path
     errors = [r for r in caplog.records if r.name == "pipelines.classify"]
     assert len(errors) == 1 and "missing-model" in errors[0].getMessage()
     assert crawler.stats.get_value("envision/classify/unclassified") == 3
+
+
+def test_the_model_loads_only_when_a_record_needs_it(tmp_path, monkeypatch):
+    """An incremental crawl that finds nothing new ends within seconds: a model load
+    started when the spider opened was still running as the process exited, failed at
+    interpreter shutdown, and was reported as a broken model being rebuilt ("The
+    default classifier ... does not load ...; rebuilding it"). Nothing loads until a
+    record needs a label."""
+    loads = []
+
+    class Model:
+        model_id = "fake@1"
+
+        def reusable(self, classification, text):
+            return False
+
+        def classify(self, texts):
+            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in texts]
+
+    def load(spec, root):
+        loads.append(spec)
+        return Model()
+
+    monkeypatch.setattr("pipelines.classify.shared_classifier", load)
+    crawler = crawler_for(tmp_path, tmp_path / "models")
+    assert run_items(ClassifyPipeline.from_crawler(crawler), []) == []
+    assert loads == [], "a crawl without records loaded the model"
+    out = run_items(ClassifyPipeline.from_crawler(crawler), [item(i, *POSITIVE) for i in range(3)])
+    assert loads == [""] and [o.classification["label"] for o in out] == ["EYE_IMAGING"] * 3
 
 
 def test_persistence_keeps_the_saved_label_of_an_item_not_classified_this_run(tmp_path):

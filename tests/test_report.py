@@ -223,6 +223,24 @@ def test_the_run_id_comes_from_the_newest_run_folder_and_snapshots_are_pruned(tm
     assert kept == [f"2026070{week}T000000Z.json" for week in (2, 3, 4)]
 
 
+def test_a_page_for_another_results_folder_leaves_no_snapshot(tmp_path):
+    """The snapshots in DATA_DIR say which records the last review page showed; a page
+    written elsewhere (``-o``) or for another RESULTS_DIR (a demo's) must not count as
+    the last page of this one, or next week's "new" column is wrong."""
+    data, results = dirs(tmp_path)
+    write_results(results, [result("zenodo", str(i), label="EYE_IMAGING", p=0.9) for i in range(2)])
+    write_report(data, results, run_id="20260701T000000Z")
+    demo = tmp_path / "demo-results"
+    write_results(demo, [result("kaggle", str(i), label="EYE_IMAGING", p=0.9) for i in range(5)])
+    write_report(data, demo, run_id="20260702T000000Z")  # the demo's page, with this DATA_DIR
+    write_report(data, results, output=tmp_path / "mail" / "report.html", run_id="20260703T000000Z")
+    assert not snapshot_path(data, "20260703T000000Z").exists(), "a page written outside RESULTS_DIR"
+    write_results(results, [result("zenodo", str(i), label="EYE_IMAGING", p=0.9) for i in range(3)])
+    report = gather(data, results, run_id="20260708T000000Z")
+    assert report.baseline["run_id"] == "20260701T000000Z"
+    assert report.new_keys == {"zenodo:2"}
+
+
 # ------------------------------------------------------------------ modalities and archives
 def test_modalities_come_from_file_names_archive_members_and_file_types(tmp_path):
     data, results = dirs(tmp_path)

@@ -20,8 +20,9 @@ a missing, unreadable or odd file is logged and counts as empty):
 rewritten on every harvest, and a record classified NEGATIVE last week may be
 EYE_IMAGING now), and run summaries count new records, not which ones. So each report
 keeps a snapshot, ``data/report/snapshots/{run_id}.json``, of the EYE_IMAGING keys it
-showed; a record is *new* when it is EYE_IMAGING now and was not in the newest
-snapshot of an earlier run. Regenerating the report of the same run replaces that run's
+showed and of its results folder; a record is *new* when it is EYE_IMAGING now and was
+not in the newest snapshot of an earlier run of the same results folder (a page
+written elsewhere with ``-o`` keeps no snapshot). Regenerating the report of the same run replaces that run's
 snapshot and compares with the same earlier one, so ``scrapy report`` may be run any
 number of times. With no earlier snapshot (the first report) every EYE_IMAGING record
 is new, and the page says so. The run id is the one given, else ``RUN_ID``, else the
@@ -42,6 +43,7 @@ from typing import Any
 
 from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
 from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
+from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
 
@@ -387,17 +389,26 @@ def snapshot_folder(data_dir: Path) -> Path:
     return data_dir.joinpath(*SNAPSHOT_DIR)
 
 
-def previous_snapshot(data_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``."""
+def snapshot_key(results_dir: Path) -> str:
+    """How a snapshot names the results folder its page showed."""
+    return str(Path(results_dir).resolve())
+
+
+def previous_snapshot(data_dir: Path, run_id: str, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``, of a
+    page of ``results_dir`` (snapshots older than that field count for any)."""
     folder = snapshot_folder(data_dir)
     best = None
     if not folder.is_dir():
         return None
+    wanted = snapshot_key(results_dir) if results_dir is not None else None
     for path in folder.glob("*.json"):
         if path.name.startswith("."):
             continue
         data = read_json(path)
         if not isinstance(data, Mapping) or data.get("run_id") == run_id or not isinstance(data.get("eye_imaging"), list):
+            continue
+        if wanted and data.get("results_dir") not in (None, wanted):
             continue
         stamp = parse_datetime(data.get("generated_at"))
         if stamp is None:
@@ -452,6 +463,7 @@ class Report:
     duplicates: dict[str, int]  # groups, records (non-canonical members)
     downloads: dict[str, Any]
     crawl: dict[str, Any]
+    funnel: Funnel | None = None  # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
     # results/recall.json and results/grants.json (report.recallpage), None where missing
     extras: dict[str, Any] = field(default_factory=dict)
@@ -534,7 +546,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     groups = read_duplicate_groups(results_dir)
     in_groups = {k for g in groups for k in g["members"]}
     states, download_totals = download_states(data_dir)
-    baseline = previous_snapshot(data_dir, run)
+    baseline = previous_snapshot(data_dir, run, results_dir)
     before = set(strings(baseline.get("eye_imaging"))) if baseline else None
 
     sources: dict[str, Counter] = {}
@@ -547,6 +559,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     eye_keys: list[str] = []
     seen: set[str] = set()
     problems: list[str] = []
+    counter = FunnelCounter(threshold)
     lo, hi = BORDERLINE
     for name in result_sources(results_dir):
         path = results_dir / f"{name}_all_results.json"
@@ -561,6 +574,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
             if key in seen:
                 continue
             seen.add(key)
+            counter.add(source, record)
             label = record.get("label") if record.get("label") in (EYE_IMAGING, NEGATIVE) else "unclassified"
             counts[label] += 1
             p = _number(record.get("prob_eye_imaging"))
@@ -608,6 +622,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         duplicates={"groups": len(groups) or len(canonicals), "records": len(duplicate_records)},
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
+        funnel=counter.finish(data_dir),
         problems=problems,
         extras=read_extras(results_dir),
     )
