@@ -150,15 +150,45 @@ def make_spider(spidercls, data_dir: Path, *, open_state: bool = True, spider_kw
     return spider
 
 
+def models_cache() -> Path:
+    """Where the test suite keeps the default classifier between sessions and shares it
+    between parallel workers: ``CLASSIFIER_MODELS_DIR`` when set, else a folder of the
+    user's cache (``$XDG_CACHE_HOME``, default ``~/.cache``) named after the model's
+    fingerprint. A changed input (recipe, training records, library versions) is another
+    folder, so branches checked out side by side never rebuild each other's model and a
+    stale model is never used; the repository itself stays untouched."""
+    configured = os.environ.get("CLASSIFIER_MODELS_DIR")
+    if configured:
+        return Path(configured)
+    from envision_spiders.classifier.model import fingerprint, input_versions
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "envision-spiders" / "test-models" / fingerprint(input_versions())
+
+
+def pytest_collection_finish(session):
+    """Build the default classifier before the first test when a selected test needs it,
+    outside any test's timeout: the build is a fixed cost of the session (about a minute
+    of CPU, several on a loaded machine), not part of the test that happens to come
+    first. Under pytest-xdist every worker gets here; one builds, the others wait on the
+    build's file lock."""
+    if session.config.option.collectonly:
+        return
+    if any("classifier_models" in getattr(item, "fixturenames", ()) for item in session.items):
+        from envision_spiders.classifier import build_default_model
+
+        build_default_model(models_cache())
+
+
 @pytest.fixture(scope="session")
-def classifier_models(tmp_path_factory) -> Path:
-    """A models folder holding the default classifier, built once per test session from
-    packaged parts only (HF_HUB_OFFLINE=1 above: no hub). With CLASSIFIER_MODELS_DIR set
-    in the environment, that folder is reused across sessions (and rebuilt only when the
-    model's inputs change)."""
+def classifier_models() -> Path:
+    """A models folder holding the default classifier, built from packaged parts only
+    (HF_HUB_OFFLINE=1 above: no hub) the first time any session needs it, then reused:
+    see :func:`models_cache`. ``build_default_model`` holds a file lock while it builds,
+    so parallel workers (pytest-xdist) wait for one build and load its result."""
     from envision_spiders.classifier import build_default_model
 
-    root = Path(os.environ.get("CLASSIFIER_MODELS_DIR") or tmp_path_factory.mktemp("models"))
+    root = models_cache()
     build_default_model(root)
     return root
 
