@@ -120,6 +120,113 @@ def run_crawl(
     )
 
 
+def crawl_in_process(
+    api_server,
+    spider: str,
+    data_dir: Path,
+    *args: str,
+    **settings: Any,
+) -> subprocess.CompletedProcess:
+    """``scrapy crawl <spider>`` as :func:`run_crawl` runs it, in this process: the same
+    environment (``settings.py`` is evaluated again under it and ``os.environ`` is that
+    environment while the crawl runs, so tokens and settings come from where they come
+    from in a real run), the same ``-a name=value`` / ``-s NAME=value`` arguments, run id,
+    log and exit status (the project's crawl command's own report decides it), through
+    Scrapy's AsyncCrawlerRunner on this process's asyncio reactor. A crawl in a
+    subprocess pays a new Python and the import of Scrapy and the project (seconds per
+    crawl, several times that on a loaded machine); use this where a test checks what a
+    component does in a whole crawl, and :func:`run_crawl` where the process itself is
+    the subject (command line, exit of the process, signals). The result has
+    ``returncode`` and ``stderr`` (the crawl's log) like run_crawl's, and ``crawler``."""
+    import importlib.util
+    import io
+    import logging
+    from unittest import mock
+
+    from scrapy.crawler import AsyncCrawlerRunner
+    from scrapy.settings import Settings
+
+    from envision_spiders.commands.crawl import Command
+    from envision_spiders.extensions.runsummary import new_run_id
+
+    spargs: dict[str, str] = {}
+    overrides: dict[str, str] = {}
+    options = iter(args)
+    for option in options:
+        target = {"-a": spargs, "-s": overrides}.get(option)
+        if target is None:
+            raise ValueError(f"crawl_in_process takes -a and -s arguments only, not {option!r}")
+        name, _, value = next(options).partition("=")
+        target[name] = value
+    log = io.StringIO()
+    env = crawl_env(api_server, data_dir, **settings)
+    with mock.patch.dict(os.environ, env, clear=True):
+        spec = importlib.util.spec_from_file_location("_envision_settings_under_test", ROOT / "envision_spiders" / "settings.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        project = Settings()
+        project.setmodule(module, priority="project")
+        for name, value in overrides.items():
+            project.set(name, value, priority="cmdline")
+        run_id = project.get("RUN_ID") or new_run_id()
+        project.set("RUN_ID", run_id, priority="cmdline")
+        handler = logging.StreamHandler(log)
+        handler.setLevel(project.get("LOG_LEVEL"))
+        handler.setFormatter(logging.Formatter(project.get("LOG_FORMAT"), project.get("LOG_DATEFORMAT")))
+        root = logging.getLogger()
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(min(level or logging.WARNING, handler.level))
+        command = Command()
+        command.settings = project
+        runner = AsyncCrawlerRunner(project)
+        crawler = runner.create_crawler(spider)
+        try:
+            _run_on_reactor(lambda: runner.crawl(crawler, **spargs))
+        except Exception:
+            logging.getLogger(__name__).exception("the crawl failed to start")
+            command.exitcode = 1
+        finally:
+            if runner.bootstrap_failed:
+                command.exitcode = 1
+            command._report(run_id, [spider])
+            root.removeHandler(handler)
+            root.setLevel(level)
+    result = subprocess.CompletedProcess(["scrapy", "crawl", spider, *args], command.exitcode, "", log.getvalue())
+    result.crawler = crawler
+    return result
+
+
+_REACTOR_STARTED = False
+
+
+def _run_on_reactor(start) -> Any:
+    """Run what ``start()`` returns (a coroutine or task) on the asyncio loop of the reactor installed above, the reactor
+    marked running (Scrapy's downloads and threads need that) but never blocking in
+    ``reactor.run()``: each in-process crawl runs the loop until its own end."""
+    import asyncio
+
+    from twisted.internet import reactor
+
+    global _REACTOR_STARTED
+    if not _REACTOR_STARTED:
+        reactor.startRunning(installSignalHandlers=False)
+        _REACTOR_STARTED = True
+    loop = reactor._asyncioEventloop
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(start())
+
+
+def pytest_sessionfinish(session):
+    """Stop the reactor that in-process crawls started (its thread pool would keep the
+    process alive)."""
+    if _REACTOR_STARTED:
+        from twisted.internet import reactor
+
+        reactor.stop()
+        reactor._asyncioEventloop.run_forever()  # until the shutdown triggers have run
+
+
 def last_summary(data_dir: Path, spider: str) -> dict:
     runs = sorted((data_dir / "runs").glob(f"*/{spider}.json"))
     assert runs, f"no run summary for {spider} under {data_dir}/runs"
