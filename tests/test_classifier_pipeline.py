@@ -21,7 +21,7 @@ from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.classify import ClassifyPipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import ROOT, crawl_env, last_summary, run_crawl, saved_records
+from .conftest import ROOT, crawl_env, crawl_in_process, last_summary, saved_records
 
 POSITIVE = ("Retinal OCT volumes of 300 eyes with diabetic macular edema",
             "Spectral-domain OCT B-scans acquired on a Heidelberg Spectralis, with fluid segmentation masks.")
@@ -141,14 +141,13 @@ def test_persistence_keeps_the_saved_label_of_an_item_not_classified_this_run(tm
     assert json.loads(record_path(tmp_path, "zenodo", "1").read_text())["classification"] == new_label
 
 
-# ------------------------------------------------------------------ through the engine
+# ------------------------------------------------------------------ through the engine (in this process)
 
 
-@pytest.mark.slow
 def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classifier_models):
     api.generate("zenodo", 40, seed=5)
     settings = {"CLASSIFY_ENABLED": "1", "CLASSIFIER_MODELS_DIR": str(classifier_models)}
-    result = run_crawl(api, "zenodo", tmp_path, **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     records = saved_records(tmp_path, "zenodo")
     assert records and all(r["classification"]["model_id"].startswith("envision-default@") for r in records.values())
@@ -159,14 +158,14 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
     assert {r["label"] for r in rows} == {"EYE_IMAGING", "NEGATIVE"}  # the corpus holds both
 
     # a full re-run finds the same texts: nothing is classified again
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats.get("envision/classify/cached") == len(records) and "envision/classify/classified" not in stats
 
     # records whose title changed are classified again, and only those
     changed = api.modify("zenodo", 0.2)
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats["envision/classify/classified"] == changed
