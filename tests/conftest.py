@@ -138,13 +138,11 @@ def crawl_in_process(
     component does in a whole crawl, and :func:`run_crawl` where the process itself is
     the subject (command line, exit of the process, signals). The result has
     ``returncode`` and ``stderr`` (the crawl's log) like run_crawl's, and ``crawler``."""
-    import importlib.util
     import io
     import logging
     from unittest import mock
 
     from scrapy.crawler import AsyncCrawlerRunner
-    from scrapy.settings import Settings
 
     from envision_spiders.commands.crawl import Command
     from envision_spiders.extensions.runsummary import new_run_id
@@ -161,11 +159,7 @@ def crawl_in_process(
     log = io.StringIO()
     env = crawl_env(api_server, data_dir, **settings)
     with mock.patch.dict(os.environ, env, clear=True):
-        spec = importlib.util.spec_from_file_location("_envision_settings_under_test", ROOT / "envision_spiders" / "settings.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        project = Settings()
-        project.setmodule(module, priority="project")
+        project = _project_settings()
         for name, value in overrides.items():
             project.set(name, value, priority="cmdline")
         run_id = project.get("RUN_ID") or new_run_id()
@@ -195,6 +189,73 @@ def crawl_in_process(
     result = subprocess.CompletedProcess(["scrapy", "crawl", spider, *args], command.exitcode, "", log.getvalue())
     result.crawler = crawler
     return result
+
+
+def _project_settings():
+    """The project's settings as a new process computes them: ``settings.py`` evaluated
+    again under the current ``os.environ`` (the module the test process imported read
+    the environment once, at its import)."""
+    import importlib.util
+
+    from scrapy.settings import Settings
+
+    spec = importlib.util.spec_from_file_location("_envision_settings_under_test", ROOT / "envision_spiders" / "settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings = Settings()
+    settings.setmodule(module, priority="project")
+    return settings
+
+
+def scrapy_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``scrapy <args>`` with environment ``env``, in this process, for the commands that
+    run no crawler (post, download, report, classify, export-addf, ...): Scrapy's own
+    command line (``scrapy.cmdline.execute``) with the settings a new process would
+    compute, run from the repository root with ``os.environ`` set to ``env``; stdout,
+    stderr (the log) and the exit status are captured as ``subprocess.run`` gives them,
+    and the process-wide logging set-up of the command is undone afterwards. A traceback
+    escaping the command is printed to stderr with exit status 1, as Python would."""
+    import contextlib
+    import io
+    import logging
+    import traceback
+    from unittest import mock
+
+    from scrapy import cmdline
+    from scrapy.utils import log as scrapy_log
+    from twisted.python import log as twisted_log
+
+    out, err = io.StringIO(), io.StringIO()
+    observers = list(twisted_log.theLogPublisher.observers)
+    levels = {name: logging.getLogger(name).level for name in scrapy_log.DEFAULT_LOGGING["loggers"]}
+    root_level = logging.root.level
+    cwd = os.getcwd()
+    code: int | str | None = 0
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            os.chdir(ROOT)
+            cmdline.execute(["scrapy", *args], _project_settings())
+        except SystemExit as exc:
+            code = exc.code
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os.chdir(cwd)
+            scrapy_log._uninstall_scrapy_root_handler()
+            for observer in list(twisted_log.theLogPublisher.observers):
+                if observer not in observers:
+                    twisted_log.removeObserver(observer)
+            logging.captureWarnings(False)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            logging.root.setLevel(root_level)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): printed, status 1
+        err.write(f"{code}\n")
+        code = 1
+    return subprocess.CompletedProcess(["scrapy", *args], code, out.getvalue(), err.getvalue())
 
 
 _REACTOR_STARTED = False
