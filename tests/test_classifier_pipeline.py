@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +20,7 @@ from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.classify import ClassifyPipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import ROOT, crawl_env, crawl_in_process, last_summary, saved_records
+from .conftest import crawl_env, crawl_in_process, last_summary, saved_records, scrapy_in_process
 
 POSITIVE = ("Retinal OCT volumes of 300 eyes with diabetic macular edema",
             "Spectral-domain OCT B-scans acquired on a Heidelberg Spectralis, with fluid segmentation masks.")
@@ -173,8 +172,7 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
 
 
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *command], cwd=ROOT, capture_output=True, text=True,
-                          env=crawl_env(None, data_dir, **settings), timeout=300)
+    return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from envision_spiders.downloads.transfer import parse_checksum
 from envision_spiders.localapi import ServedFile
 from envision_spiders.localapi.downloads import cut_once, state_of
 from envision_spiders.storage import atomic_write_json, read_jsonl, record_path
-from tests.conftest import ROOT, crawl_env
+from tests.conftest import crawl_env, scrapy_in_process
 
 TOKEN = "tok-NEVER-in-files-or-logs"
 
@@ -556,8 +555,7 @@ def test_candidates_from_queue_and_results(tmp_path):
 
 def run_command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     values = crawl_env(None, tmp_path / "data", RESULTS_DIR=str(tmp_path / "results"), DOWNLOAD_MIN_FREE_BYTES="0", **env)
-    return subprocess.run([sys.executable, "-m", "scrapy", "download", *args], cwd=ROOT, env=values,
-                          capture_output=True, text=True, timeout=120)
+    return scrapy_in_process(["download", *args], values)
 
 
 def test_dry_run_lists_sizes_and_totals_and_changes_nothing(api, tmp_path):
