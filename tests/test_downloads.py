@@ -635,15 +635,14 @@ def test_pipeline_queues_only_passing_records(tmp_path):
     assert stats["envision/download/not_queued"] == 2
 
 
-@pytest.mark.slow
 def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
-    from tests.conftest import run_crawl
+    from tests.conftest import crawl_in_process
 
     api.generate("zenodo", 12, seed=5)
     terms = tmp_path / "terms.txt"
     terms.write_text("fundus\n")
     data_dir = tmp_path / "data"
-    result = run_crawl(
+    result = crawl_in_process(
         api, "zenodo", data_dir,
         "-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
               '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}',
