@@ -13,7 +13,8 @@ a missing, unreadable or odd file is logged and counts as empty):
   member names);
 * ``data/runs/{run_id}/{spider}.json``: crawl summaries (the latest run that has any);
 * ``data/downloads/{source}/{id}/manifest.json`` and the queue ``data/downloads/.queue/``;
-* ``data/report/snapshots/{run_id}.json``: what earlier reports counted as EYE_IMAGING.
+* ``data/report/snapshots/{run_id}.json``: what earlier reports counted as EYE_IMAGING;
+* ``results/recall.json`` and ``results/grants.json`` (:mod:`.recallpage`).
 
 "New EYE_IMAGING since the last run": harvest dates cannot say it (``harvested_at`` is
 rewritten on every harvest, and a record classified NEGATIVE last week may be
@@ -43,6 +44,8 @@ from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
 from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
+
+from .recallpage import read_extras
 
 logger = logging.getLogger(__name__)
 
@@ -450,6 +453,8 @@ class Report:
     downloads: dict[str, Any]
     crawl: dict[str, Any]
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
+    # results/recall.json and results/grants.json (report.recallpage), None where missing
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def totals(self) -> Counter:
@@ -604,4 +609,5 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
         problems=problems,
+        extras=read_extras(results_dir),
     )

@@ -40,6 +40,7 @@ from .gather import (
     Report,
     band,
 )
+from .recallpage import grants_section, recall_section
 
 # Row fields in the embedded JSON, in order (report.js reads them by these positions).
 ROW_FIELDS = ("source", "source_id", "title", "url", "doi", "p", "confidence", "modalities", "file_types",
@@ -383,6 +384,8 @@ TEMPLATE = """<!DOCTYPE html>
 </section>
 {eye_table}
 {borderline_table}
+{recall}
+{grants}
 <section class="panel crawl" id="crawl"><h2>Last crawl</h2>{crawl}</section>
 <footer>
   <p>Every number on this page comes from <code>results/</code> (classified records and <code>duplicates.json</code>),
@@ -433,6 +436,8 @@ def render(report: Report) -> str:
         borderline_table=table_section("borderline", "Borderline: NEGATIVE, but maybe not",
                                        f"NEGATIVE records with prob_eye_imaging between {lo:.1f} and {hi:.1f}, "
                                        "closest to the line first: where a second look pays off.", False),
+        recall=recall_section(report.extras.get("recall")),
+        grants=grants_section(report.extras.get("grants")),
         crawl=crawl_table(report),
         data=embed_json(payload(report)),
     )
