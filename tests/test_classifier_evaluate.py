@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from envision_spiders.classifier.evaluate import (
     write_report,
 )
 
-from .conftest import ROOT, crawl_env
+from .conftest import crawl_env, scrapy_in_process
 
 PROBES = Path(__file__).parent / "fixtures" / "classifier" / "probes.jsonl"
 
@@ -99,8 +98,7 @@ def test_cross_validation_on_the_built_in_examples():
 
 
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *command], cwd=ROOT, capture_output=True, text=True,
-                          env=crawl_env(None, data_dir, **settings), timeout=300)
+    return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +20,7 @@ from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.classify import ClassifyPipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import ROOT, crawl_env, last_summary, run_crawl, saved_records
+from .conftest import crawl_env, crawl_in_process, last_summary, saved_records, scrapy_in_process
 
 POSITIVE = ("Retinal OCT volumes of 300 eyes with diabetic macular edema",
             "Spectral-domain OCT B-scans acquired on a Heidelberg Spectralis, with fluid segmentation masks.")
@@ -169,14 +168,13 @@ def test_persistence_keeps_the_saved_label_of_an_item_not_classified_this_run(tm
     assert json.loads(record_path(tmp_path, "zenodo", "1").read_text())["classification"] == new_label
 
 
-# ------------------------------------------------------------------ through the engine
+# ------------------------------------------------------------------ through the engine (in this process)
 
 
-@pytest.mark.slow
 def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classifier_models):
     api.generate("zenodo", 40, seed=5)
     settings = {"CLASSIFY_ENABLED": "1", "CLASSIFIER_MODELS_DIR": str(classifier_models)}
-    result = run_crawl(api, "zenodo", tmp_path, **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     records = saved_records(tmp_path, "zenodo")
     assert records and all(r["classification"]["model_id"].startswith("envision-default@") for r in records.values())
@@ -187,14 +185,14 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
     assert {r["label"] for r in rows} == {"EYE_IMAGING", "NEGATIVE"}  # the corpus holds both
 
     # a full re-run finds the same texts: nothing is classified again
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats.get("envision/classify/cached") == len(records) and "envision/classify/classified" not in stats
 
     # records whose title changed are classified again, and only those
     changed = api.modify("zenodo", 0.2)
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats["envision/classify/classified"] == changed
@@ -202,8 +200,7 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
 
 
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *command], cwd=ROOT, capture_output=True, text=True,
-                          env=crawl_env(None, data_dir, **settings), timeout=300)
+    return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
 
 @pytest.mark.slow

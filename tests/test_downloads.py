@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from envision_spiders.downloads.transfer import parse_checksum
 from envision_spiders.localapi import ServedFile
 from envision_spiders.localapi.downloads import cut_once, state_of
 from envision_spiders.storage import atomic_write_json, read_jsonl, record_path
-from tests.conftest import ROOT, crawl_env
+from tests.conftest import crawl_env, scrapy_in_process
 
 TOKEN = "tok-NEVER-in-files-or-logs"
 
@@ -803,8 +802,7 @@ def test_a_record_queued_during_the_crawl_is_judged_by_its_results_now(tmp_path)
 
 def run_command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     values = crawl_env(None, tmp_path / "data", RESULTS_DIR=str(tmp_path / "results"), DOWNLOAD_MIN_FREE_BYTES="0", **env)
-    return subprocess.run([sys.executable, "-m", "scrapy", "download", *args], cwd=ROOT, env=values,
-                          capture_output=True, text=True, timeout=120)
+    return scrapy_in_process(["download", *args], values)
 
 
 def test_dry_run_lists_sizes_and_totals_and_changes_nothing(api, tmp_path):
@@ -902,12 +900,11 @@ def test_pipeline_queues_only_passing_records(tmp_path):
     assert stats["envision/download/not_queued"] == 2
 
 
-@pytest.mark.slow
 def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
     """During a crawl only records whose results say they are no duplicate are fetched:
     new records wait for `scrapy download` (after classify), a duplicate never goes."""
     from envision_spiders.results import write_results
-    from tests.conftest import run_crawl
+    from tests.conftest import crawl_in_process
 
     api.generate("zenodo", 30, seed=5)
     terms = tmp_path / "terms.txt"
@@ -916,7 +913,7 @@ def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
     args = ("-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
                   '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}')
     settings = dict(SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0")
-    result = run_crawl(api, "zenodo", data_dir, *args, **settings)
+    result = crawl_in_process(api, "zenodo", data_dir, *args, **settings)
     assert result.returncode == 0, result.stderr[-4000:]
     queued = {e["source_id"] for e in DownloadQueue(data_dir).entries()}
     assert queued and not (data_dir / "downloads" / "zenodo").exists(), "nothing is known of their duplicates yet"
@@ -929,7 +926,7 @@ def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
     rows[0]["duplicate_of"] = {"source": "figshare", "source_id": "1"}
     rows_path.write_text(json.dumps(rows))
     duplicate = rows[0]["source_id"]
-    result = run_crawl(api, "zenodo", data_dir, *args, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", data_dir, *args, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-4000:]
     manifests = sorted((data_dir / "downloads" / "zenodo").glob("*/manifest.json"))
     records = {p.stem for p in (data_dir / "metadata" / "zenodo").glob("*.json")}

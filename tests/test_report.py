@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from envision_spiders.report.gather import (
 )
 from envision_spiders.report.render import ROW_FIELDS, csp_hash, embed_json, payload
 
-from .conftest import ROOT
+from .conftest import scrapy_in_process
 from .report_data import (
     archive,
     result,
@@ -370,20 +369,17 @@ def test_scrapy_report_writes_the_page_and_its_snapshot(tmp_path):
     write_results(results, mixed_records())
     env = {"DATA_DIR": str(data), "RESULTS_DIR": str(results), "RUN_ID": "20260708T000000Z",
            "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "scrapy", "report"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = scrapy_in_process(["report"], env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == str(results / "report.html")
     assert "report: " in done.stderr and "EYE_IMAGING datasets" in done.stderr
     assert (results / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert snapshot_path(data, "20260708T000000Z").exists()
-    bad = subprocess.run([sys.executable, "-m", "scrapy", "report", "--threshold", "2"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    bad = scrapy_in_process(["report", "--threshold", "2"], env)
     assert bad.returncode != 0 and "--threshold" in bad.stderr
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    failed = subprocess.run([sys.executable, "-m", "scrapy", "report", "-o", str(blocked / "report.html")], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    failed = scrapy_in_process(["report", "-o", str(blocked / "report.html")], env)
     assert failed.returncode == 1 and "cannot write the review page" in failed.stderr
 
 

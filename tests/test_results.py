@@ -13,7 +13,7 @@ from envision_spiders.items import RESULT_FIELDS
 from envision_spiders.results import classified_record, size_mb, write_results
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import run_crawl
+from .conftest import crawl_in_process
 
 
 def classification(p: float, model: str = "m@1") -> dict:
@@ -125,7 +125,7 @@ def test_a_scrape_that_returns_nothing_leaves_results_intact(api, tmp_path):
     write_results(data, results)
     before = read(results / "zenodo_all_results.json")
     # the local API server holds no record: every search comes back empty
-    proc = run_crawl(api, "zenodo", data, SEARCH_TERMS=str(terms_file(tmp_path)))
+    proc = crawl_in_process(api, "zenodo", data, SEARCH_TERMS=str(terms_file(tmp_path)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read(results / "zenodo_all_results.json") == before
     assert len(read(results / "zenodo_eye_imaging.json")) == 2

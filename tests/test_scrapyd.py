@@ -4,6 +4,7 @@ real scrapyd on 127.0.0.1 lists the spiders and runs one against the local API s
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,8 +22,14 @@ BIN = Path(sys.executable).parent
 
 
 def build_egg(out: Path) -> Path:
+    """scrapyd-deploy's egg of the project, built from a copy of the checkout: the build
+    writes setup.py, build/ and *.egg-info next to scrapy.cfg, and parallel workers must
+    not share (or leave behind) those in the repository."""
+    source = out / "checkout"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "results", "build", "dist", "*.egg-info", "setup.py", "__pycache__", "artifacts", "out"))
     egg = out / "envision.egg"
-    result = subprocess.run([str(BIN / "scrapyd-deploy"), f"--build-egg={egg}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(BIN / "scrapyd-deploy"), f"--build-egg={egg}"], cwd=source, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return egg
 
