@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import json
 import logging
 import os
@@ -123,6 +124,14 @@ def url_under(url: str, root: str) -> bool:
     return not rpath or path == rpath or path.startswith(rpath + "/")
 
 
+class Renewal(enum.IntEnum):
+    """What a 401 did to the credentials (false when the request is not worth sending again)."""
+
+    NO = 0  # nothing to change: the refusal stands
+    AGAIN = 1  # the credentials changed after the request left (renewed for another refusal)
+    RENEWED = 2  # this refusal changed them (a new token, or none any more)
+
+
 class Credentials:
     """No credentials: every source without any configured, and the base interface."""
 
@@ -168,11 +177,12 @@ class Credentials:
     def accepted(self, sent: str | None) -> None:
         """A request sent with ``Authorization: sent`` got an answer other than 401."""
 
-    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> bool:
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
         """After a 401 to a request sent with the headers ``sent`` (``resent``: that was
-        already a second try): True when the request is worth sending again with the
-        credentials current now (another token, or none)."""
-        return False
+        already a second try): true when the request is worth sending again with the
+        credentials current now (another token, or none); RENEWED when this refusal is
+        what changed them, AGAIN when they had changed since the request left."""
+        return Renewal.NO
 
     def describe(self) -> str:
         return "no credentials"
@@ -203,19 +213,20 @@ class StaticCredentials(Credentials):
     def current_headers(self) -> dict[str, str]:
         return {"Authorization": f"{self.scheme} {self._value}"} if self._value else {}
 
-    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> bool:
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
         refused = (sent or {}).get("Authorization")
         if not self.drop_when_refused or refused is None:
-            return False
-        if refused == f"{self.scheme} {self._value}":
-            self._value = ""
-            self.dropped = True
-            self.count("token_refused")
-            logger.error(
-                "%s: %s was refused (HTTP 401); going on without it (everything read is public): check the token",
-                self.source, self.origin,
-            )
-        return True  # sent again without the token
+            return Renewal.NO
+        if refused != f"{self.scheme} {self._value}":
+            return Renewal.AGAIN  # dropped already: sent again without the token
+        self._value = ""
+        self.dropped = True
+        self.count("token_refused")
+        logger.error(
+            "%s: %s was refused (HTTP 401); going on without it (everything read is public): check the token",
+            self.source, self.origin,
+        )
+        return Renewal.RENEWED
 
     def describe(self) -> str:
         who = f"user {self.user} " if self.user else ""
@@ -367,12 +378,16 @@ class DryadOAuth(Credentials):
         if sent is not None and sent == self._bearer():
             self._worked = True
 
-    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> bool:
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
         if not self.configured:
-            return False
+            return Renewal.NO
         refused = (sent or {}).get("Authorization")
         async with self.lock:
-            if refused is not None and refused == self._bearer():
+            if self._bearer() != refused:
+                # renewed (or dropped) since the request left: it was in flight when its
+                # token expired, and another refused request asked for the new one
+                return Renewal.AGAIN
+            if refused is not None:
                 if resent and not self._worked:
                     # a renewed token refused before the API ever accepted it: the API
                     # refuses what this account gets; asking again would only repeat it
@@ -385,7 +400,7 @@ class DryadOAuth(Credentials):
                     logger.info("dryad: the API refused the OAuth token (expired?); asking for a new one")
                     if await self._fetch():
                         self.count("token_renewed")
-            return self._bearer() != refused
+            return Renewal.RENEWED if self._bearer() != refused else Renewal.NO
 
     def describe(self) -> str:
         return f"OAuth client credentials from {self.origin} (token from {self.token_url})"

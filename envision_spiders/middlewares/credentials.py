@@ -19,8 +19,9 @@ leave with a token renewed meanwhile):
 
 On the way back, a 401 to a request that carried credentials asks them to
 ``renew``; when that is worth it (a new token, or, for a source whose reads are all
-public, no token any more), the request is sent again ahead of the queue, at most
-``MAX_RESENDS`` times, with its retry and redirect history cleared. Any other answer
+public, no token any more), the request is sent again ahead of the queue, with its retry
+and redirect history cleared: at most ``MAX_RESENDS`` times for refusals that renewed the
+credentials, at most ``MAX_SENT_AGAIN`` in all. Any other answer
 to a request with credentials tells them they work (a renewed token that is refused
 before it ever worked means the account is refused, see ``DryadOAuth``).
 
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from envision_spiders.credentials import Renewal
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -38,8 +41,15 @@ if TYPE_CHECKING:
 
     from envision_spiders.credentials import Credentials
 
-RESENDS = "credentials_resends"  # meta: how many times a refused request was sent again
+# meta: how often a request's own refusal renewed the credentials; after MAX_RESENDS the
+# request, not the token, is what the API refuses
+RESENDS = "credentials_resends"
 MAX_RESENDS = 2
+# meta: how often it was sent again in all. A request in flight when its token expired is
+# sent again with the token another refusal brought: nobody's fault and no token fetched,
+# so it does not count against MAX_RESENDS; this bound only stops it going round for ever
+SENT_AGAIN = "credentials_sent_again"
+MAX_SENT_AGAIN = 8
 # what one journey of a request leaves in its meta; a request sent again starts afresh
 SPENT_META = ("download_latency", "download_slot", "retry_times", "ratelimit_retries", "first_attempt_at",
               "retry_not_before", "redirect_times", "redirect_ttl", "redirect_urls", "redirect_reasons")
@@ -85,11 +95,16 @@ class CredentialsMiddleware:
             creds.accepted(sent)
             return response
         tries = request.meta.get(RESENDS, 0)
-        if tries >= MAX_RESENDS or not await creds.renew({"Authorization": sent} if sent else {}, resent=tries > 0):
+        again_so_far = request.meta.get(SENT_AGAIN, 0)
+        if tries >= MAX_RESENDS or again_so_far >= MAX_SENT_AGAIN:
+            return response
+        renewal = await creds.renew({"Authorization": sent} if sent else {}, resent=again_so_far > 0)
+        if not renewal:
             return response
         self.crawler.stats.inc_value("envision/credentials/resent")
         meta = {k: v for k, v in request.meta.items() if k not in SPENT_META}
-        meta[RESENDS] = tries + 1
+        meta[RESENDS] = tries + (renewal is Renewal.RENEWED)
+        meta[SENT_AGAIN] = again_so_far + 1
         spider = self.crawler.spider
         if meta.get("budget") in getattr(spider, "budget_keys", ()):
             # with or without a token may be budgets of their own (Dryad)
