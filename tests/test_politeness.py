@@ -149,3 +149,30 @@ def test_hourly_window_pauses_then_lets_requests_through(tmp_path):
 
     times = asyncio.run(send(4))
     assert times[2] - times[0] >= 0.29 and times[3] - times[1] >= 0.29
+
+
+def test_a_request_counts_in_its_window_until_its_answer_arrived():
+    """The server counts a request when it receives it, at the latest when it answers:
+    a request that took 5 s keeps the next one of a 1-per-10-s window waiting 10 s
+    from its answer, not from its sending (flaky OSF test: 101 in a server window)."""
+    b = WindowBudget(((1, 10.0),))
+    stamp = b.take(0.0)
+    b.done(stamp, 5.0)
+    assert b.wait(10.0) == pytest.approx(5.0)
+    assert b.wait(15.0) == 0
+    # a request still in flight keeps its sending time
+    in_flight = WindowBudget(((1, 10.0),))
+    in_flight.take(0.0)
+    assert in_flight.wait(9.0) == pytest.approx(1.0) and in_flight.wait(10.0) == 0
+    # answers arriving out of order: the window holds the `limit` latest ones
+    b2 = WindowBudget(((2, 10.0),))
+    first, second = b2.take(0.0), b2.take(1.0)
+    b2.done(second, 2.0)
+    b2.done(first, 8.0)
+    assert b2.wait(9.0) == pytest.approx(3.0), "frees when the earlier of the two answers (2.0) leaves"
+
+
+def test_a_request_that_never_reached_the_server_spends_nothing():
+    b = WindowBudget(((1, 3600.0),))
+    b.refund(b.take(0.0))
+    assert b.wait(1.0) == 0 and b.used(1.0, 3600.0) == 0
