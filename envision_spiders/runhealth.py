@@ -33,7 +33,8 @@ from envision_spiders.textutil import utcnow_iso
 logger = logging.getLogger("envision_spiders.runhealth")
 
 SPIDER_FIGURES = ("terms_searched", "hits", "unique_records", "new", "changed", "unchanged", "requests",
-                  "retries", "rate_limited", "failures", "bytes", "elapsed_seconds", "finish_reason")
+                  "retries", "rate_limited", "pacing_waits", "failures", "bytes", "elapsed_seconds", "finish_reason",
+                  "unreachable")
 
 
 def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], results_dir: Path | None = None,
@@ -44,6 +45,7 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], resul
         if status != 0:
             problems.append(f"step {name} failed (exit status {status}); the steps after it did not run")
     spiders: dict[str, Any] = {}
+    unreachable: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
         data = read_json(path)
         if not isinstance(data, dict) or "spider" not in data:
@@ -51,11 +53,15 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], resul
         spiders[data["spider"]] = {k: data.get(k) for k in SPIDER_FIGURES} | {
             "healthy": data.get("healthy", True), "problems": data.get("problems", [])}
         problems += [f"{data['spider']}: {p}" for p in data.get("problems", [])]
+        if data.get("unreachable"):
+            unreachable[data["spider"]] = data["unreachable"]
     summary: dict[str, Any] = {
         "run_id": run_id,
         "written_at": utcnow_iso(),
         "steps": [{"step": name, "exit_status": status} for name, status in steps],
         "spiders": spiders,
+        # sources whose API host could not be resolved or connected to: skipped this run
+        "unreachable_sources": unreachable,
     }
     results = read_json(folder / "results" / "summary.json")
     if isinstance(results, dict):
@@ -120,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("run %s %s", args.run_id, Funnel(**summary["funnel"]).line())
     if summary.get("recall"):
         logger.info("run %s: %s", args.run_id, summary["recall"]["summary_line"])
+    if summary["unreachable_sources"]:
+        logger.error("run %s: unreachable sources, skipped this run: %s", args.run_id,
+                     "; ".join(f"{name} ({why.split(';')[0]})" for name, why in summary["unreachable_sources"].items()))
     if summary["healthy"]:
         logger.info("run %s healthy; summary in %s", args.run_id, path)
         return 0

@@ -190,6 +190,13 @@ RETRY_BACKOFF_MAX = _env_float("RETRY_BACKOFF_MAX", 300)  # one wait never excee
 RETRY_MAX_ELAPSED = _env_float("RETRY_MAX_ELAPSED", 1800)  # give up after this long in total
 RATELIMIT_MAX_RETRIES = _env_int("RATELIMIT_MAX_RETRIES", 8)  # 429s in a row for one request
 RATELIMIT_MAX_WAIT = _env_float("RATELIMIT_MAX_WAIT", 3600)  # cap on one Retry-After
+# A source whose API host gave this many connection failures in a row (DNS lookup failed,
+# connection refused or timed out), over at least UNREACHABLE_SECONDS and with no answer
+# in between, is stopped with one line ("osf: api.osf.io unreachable (DNS lookup failed);
+# source skipped this run") and the run ends unhealthy; the other sources go on.
+# Connection failures never spend a rate budget (the server never saw them).
+UNREACHABLE_TRIES = _env_int("UNREACHABLE_TRIES", 3)
+UNREACHABLE_SECONDS = _env_float("UNREACHABLE_SECONDS", 30)
 
 DOWNLOADER_MIDDLEWARES = {
     # Scrapy's RetryMiddleware (550) retries at once; ours waits with backoff and jitter

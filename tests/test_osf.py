@@ -635,8 +635,8 @@ def test_hourly_budget_pauses_the_spider_and_the_server_never_counts_more(api, t
     assert not [e for e in log if e["status"] == 429], "the server never had to refuse a request"
     stamps = [e["time"] for e in log]
     assert max(sum(1 for t in stamps[i:] if t - s < period) for i, s in enumerate(stamps)) <= 100
-    assert re.search(r"osf: pausing requests to 127\.0\.0\.1 for \d+ s: its request budget \(100 per \d+ s\) is spent",
-                     result.stderr)
+    assert re.search(r"osf: pacing: waiting \d+ s before the next request to 127\.0\.0\.1: its request budget "
+                     r"\(100 per \d+ s\) is spent", result.stderr)
     assert max(b["time"] - a["time"] for a, b in zip(log, log[1:])) > period * 0.8, "the spider waited"
     summary = last_summary(tmp_path, "osf")
     # archive peeks (file downloads and their redirects) are not API requests: osf.io serves them

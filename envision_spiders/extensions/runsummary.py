@@ -40,7 +40,9 @@ SUMMARY_FIELDS = (
     ("unchanged", ("envision/records/unchanged",)),
     ("requests", ("downloader/request_count",)),
     ("retries", ("retry/count",)),
+    # answered 429 by the server ("rate-limited"), apart from our own pacing waits
     ("rate_limited", ("envision/ratelimit/429",)),
+    ("pacing_waits", ("envision/pacing/waits",)),
     ("failures", ("envision/failures",)),
     ("bad_records", ("envision/bad_record",)),
     ("bytes", ("downloader/response_bytes",)),
@@ -58,7 +60,8 @@ MIN_MEDIAN = 10  # too few hits before to judge a drop
 def health(summary: dict, previous: list[dict]) -> list[str]:
     """What is wrong with a spider's run, in words a curator can act on ([] = healthy)."""
     problems = []
-    if summary["finish_reason"] != "finished":
+    # an unreachable source says so in its own words (SourceSpider.report_problem)
+    if summary["finish_reason"] not in ("finished", "unreachable"):
         problems.append(f"the crawl did not finish normally ({summary['finish_reason']})")
     if summary["failures"]:
         problems.append(f"{summary['failures']} requests failed for good (kept in data/failures/, retried next run)")
@@ -125,6 +128,8 @@ class RunSummary:
             "finished_at": utcnow_iso(),
             "elapsed_seconds": elapsed,
             **figures,
+            # "<host> unreachable (<why>); source skipped this run", or None
+            "unreachable": stats.get("envision/unreachable"),
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
         problems = list(getattr(spider, "problems", [])) + health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
@@ -132,11 +137,11 @@ class RunSummary:
         summary["problems"] = problems
         logger.info(
             "%s summary: %d terms searched, %d hits, %d unique records (%d new, %d changed, %d unchanged); "
-            "%d requests, %d retries, %d rate-limited, %d failures, %d malformed answers, %d bad records, "
-            "%.1f MB, %.1f s; finish reason: %s",
+            "%d requests, %d retries, %d rate-limited (429), %d pacing waits, %d failures, %d malformed answers, "
+            "%d bad records, %.1f MB, %.1f s; finish reason: %s",
             spider.name, figures["terms_searched"], figures["hits"], figures["unique_records"], figures["new"],
             figures["changed"], figures["unchanged"], figures["requests"], figures["retries"],
-            figures["rate_limited"], figures["failures"], figures["bad_responses"], figures["bad_records"],
+            figures["rate_limited"], figures["pacing_waits"], figures["failures"], figures["bad_responses"], figures["bad_records"],
             figures["bytes"] / 1e6, elapsed, reason,
         )
         for problem in problems:

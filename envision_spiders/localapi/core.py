@@ -190,7 +190,8 @@ class ServerState:
         self.sources: dict[str, Any] = {}  # name -> source state (see the source modules)
         self.files: dict[str, ServedFile] = {}  # path under /storage/ -> file
         self.faults: list[Fault] = []
-        self.rate_windows: dict[str, list[RateWindow]] = {}  # path prefix -> windows
+        # path prefix (or a regular expression of the path, starting with "^") -> windows
+        self.rate_windows: dict[str, list[RateWindow]] = {}
         self.requests: collections.Counter = collections.Counter()  # path -> count
         self.bytes_sent: collections.Counter = collections.Counter()  # path -> body bytes
         self.log: list[dict[str, Any]] = []  # one entry per request
@@ -314,7 +315,7 @@ async def accounting_and_faults(request: web.Request, handler: Callable) -> web.
         limited = 0.0
         header: str | None = "Retry-After"
         for prefix, windows in state.rate_windows.items():
-            if path.startswith(prefix):
+            if re.match(prefix, path) if prefix.startswith("^") else path.startswith(prefix):
                 for w in windows:
                     wait = w.check(time.monotonic())
                     if wait > limited:

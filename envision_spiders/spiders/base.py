@@ -12,7 +12,8 @@ Recipe for a new source
    folder, the state file), ``api_setting`` (the setting holding the API root: add it to
    ``settings.py`` and ``localapi``), ``pace`` (the API's documented limit, a
    :class:`~envision_spiders.politeness.Pace`). Optional: ``extra_budgets`` and
-   ``files_budget`` (a file host's own limit), ``accumulated_extra`` (``extra`` keys that
+   ``files_budget`` (a file host's own limit, or a class of request with a budget of
+   its own, named by its requests' ``meta["request_class"]``, like Zenodo's searches), ``accumulated_extra`` (``extra`` keys that
    grow across runs), ``id_fields`` (where a hit keeps its id, for log lines),
    ``api_setting_aliases`` (older names of the API setting), ``landing_pages = False``
    (no schema.org page to render). Credentials come from
@@ -90,6 +91,7 @@ from twisted.python.failure import Failure
 from envision_spiders.credentials import FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.extensions.state import CrawlState, terms_hash
 from envision_spiders.items import DatasetItem
+from envision_spiders.middlewares.ratelimit import CrawlStopping
 from envision_spiders.politeness import Pace
 from envision_spiders.terms import load_terms
 from envision_spiders.textutil import iso, name_text, parse_datetime, utcnow_iso
@@ -539,6 +541,10 @@ class SourceSpider(scrapy.Spider):
         (logged, counted); everything else that reaches here exhausted its retries
         and is kept for the next run."""
         request = failure.request
+        if failure.check(CrawlStopping):
+            # dropped because the crawl is stopping or the host is unreachable: the
+            # next run searches again (the incremental mark did not move)
+            return
         response = getattr(failure.value, "response", None)
         if response is not None:
             status = response.status
