@@ -237,6 +237,10 @@ ITEM_PIPELINES = {
 }
 
 EXTENSIONS = {
+    # a progress line per spider every PROGRESS_INTERVAL seconds instead of Scrapy's
+    # "Crawled N pages"; Scrapy's settings and component dumps once per process
+    "scrapy.extensions.logstats.LogStats": None,
+    "envision_spiders.extensions.progress.Progress": 0,
     # what a spider remembers between runs: last successful run, failures, saved records,
     # and this run's search terms per record
     "envision_spiders.extensions.state.CrawlState": 100,
@@ -248,7 +252,9 @@ EXTENSIONS = {
 
 LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 LOG_FORMAT = "%(asctime)s [%(name)s] %(levelname)s: %(message)s"
-LOGSTATS_INTERVAL = 60.0
+# seconds between two progress lines of a spider ("zenodo: term 12/47, 318 records (301
+# new), 0 failures; ..."); 0: none
+PROGRESS_INTERVAL = _env_float("PROGRESS_INTERVAL", 60)
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 

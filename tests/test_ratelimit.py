@@ -144,6 +144,10 @@ def test_crawl_all_goes_on_without_an_unreachable_source(api, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 3, result.stderr[-3000:]
     assert result.stderr.count("osf: 127.0.0.1 unreachable (connection refused); source skipped this run") == 1
+    # seven crawlers, and Scrapy's dumps once; a component that is off is not a warning
+    assert result.stderr.count("Overridden settings:") == 1
+    assert result.stderr.count("Enabled downloader middlewares:") == 1
+    assert "WARNING: Disabled" not in result.stderr and "INFO: Disabled pipelines.classify.ClassifyPipeline" in result.stderr
     end = result.stderr[result.stderr.index("crawl (run"):]
     assert "osf" in end and "unreachable (connection refused)" in end
     assert saved_records(tmp_path, "zenodo") and saved_records(tmp_path, "nei"), "the other sources went on"

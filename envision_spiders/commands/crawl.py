@@ -13,6 +13,7 @@ import logging
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
+from envision_spiders.extensions.progress import quiet_repeats
 from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY, new_run_id
 from envision_spiders.storage import read_json
 from envision_spiders.usercheck import CheckedCommand, spider_loader, spider_problems
@@ -54,6 +55,8 @@ class Command(CheckedCommand, ScrapyCrawl):
         names = sorted(self.crawler_process.spider_loader.list())
         if not names:
             raise UsageError("no spiders found")
+        # seven crawlers: Scrapy's settings and component dumps once, not seven times
+        quiet_repeats()
         crawlers = []
         for name in names:
             crawler = self._create_crawler(name)

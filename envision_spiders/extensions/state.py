@@ -30,7 +30,7 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,19 @@ _SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "si
 
 # Saved records kept in memory after a read (components ask for the one in the pipelines).
 SAVED_CACHE_SIZE = 1024
+# An incremental run looks back this much further than the last successful run,
+# for records indexed late and clocks that disagree.
+SINCE_OVERLAP = timedelta(days=1)
+
+
+def mark_text(mark: Any) -> str:
+    """The incremental mark in the words the log uses at the end of the run that sets it
+    and at the start of the next: ``incremental mark 2026-12-07T02:00:00Z (changes since
+    2026-12-06)``."""
+    dt = parse_datetime(mark)
+    if dt is None:
+        return "no incremental mark yet (a full run)"
+    return f"incremental mark {iso(dt)} (changes since {dt - SINCE_OVERLAP:%Y-%m-%d})"
 # A state for crawlers that run without the extension (components tested on their own).
 _DETACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -190,18 +203,20 @@ class CrawlState:
                     self.failures_path,
                     "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in mine).encode("utf-8"),
                 )
-        complete = getattr(spider, "covers_everything", lambda: False)()
-        if reason == "finished" and self.new_failures == 0 and complete:
+        # an unreachable source says why among the spider's problems
+        reasons = [] if reason in ("finished", "unreachable") else [f"the crawl did not finish ({reason})"]
+        if self.new_failures:
+            reasons.append(f"{self.new_failures} requests failed")
+        reasons += getattr(spider, "incomplete_reasons", lambda: ["it is not a source spider"])()
+        if not reasons:
             atomic_write_json(
                 self.state_path,
                 {"last_success": self.started_at, "terms_sha": getattr(spider, "terms_sha", None)},
             )
-            logger.info("%s: run complete; the next run asks only for changes since %s", self.name, self.started_at)
-        elif reason == "finished" and complete:
-            logger.warning(
-                "%s: %d requests failed; the mark of the last successful run stays at %s",
-                self.name, self.new_failures, self._mark.get("last_success") or "(none)",
-            )
+            logger.info("%s: run complete; %s", self.name, mark_text(self.started_at))
+        else:
+            logger.warning("%s: this run did not move the incremental mark (%s); it stays: %s",
+                           self.name, "; ".join(reasons), mark_text(self._mark.get("last_success")))
 
     # ---------------------------------------------------------------- API for spiders
     def last_success(self, terms_sha: str | None) -> datetime | None:

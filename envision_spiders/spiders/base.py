@@ -80,7 +80,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -89,7 +89,7 @@ from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
 from envision_spiders.credentials import FILES_NEED_CREDENTIALS, Credentials, credentials_for
-from envision_spiders.extensions.state import CrawlState, terms_hash
+from envision_spiders.extensions.state import SINCE_OVERLAP, CrawlState, mark_text, terms_hash
 from envision_spiders.items import DatasetItem
 from envision_spiders.middlewares.ratelimit import CrawlStopping
 from envision_spiders.politeness import Pace
@@ -98,9 +98,6 @@ from envision_spiders.textutil import iso, name_text, parse_datetime, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
-# An incremental run looks back this much further than the last successful run,
-# for records indexed late and clocks that disagree.
-SINCE_OVERLAP = timedelta(days=1)
 # Requests that failed for good last time go before everything else this time.
 RETRY_FIRST_PRIORITY = 1000
 # Where a record may keep an identifier worth naming in a log line about it.
@@ -278,7 +275,16 @@ class SourceSpider(scrapy.Spider):
     def covers_everything(self) -> bool:
         """True when this run searched every term completely (it may then move the
         "last successful run" mark)."""
-        return not self.max_per_query and not self.hit_cap_reached and not self.problems
+        return not self.incomplete_reasons()
+
+    def incomplete_reasons(self) -> list[str]:
+        """Why this run did not search everything (and so keeps the incremental mark)."""
+        reasons = []
+        if self.max_per_query:
+            reasons.append(f"MAX_PER_QUERY={self.max_per_query} capped the hits of each term")
+        if self.hit_cap_reached:
+            reasons.append("part of a term's results was out of the API's reach")
+        return reasons + self.problems
 
     def report_problem(self, text: str) -> None:
         """A problem that makes this run unhealthy (said in the summary, the log and the
@@ -289,12 +295,14 @@ class SourceSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[Any]:
-        since = self.since
-        logger.info(
-            "%s: %d search terms against %s; %s",
-            self.name, len(self.terms), self.api_root,
-            f"changes since {since:%Y-%m-%d}" if since else "full run",
-        )
+        if self.since_arg:
+            scope = f"changes since {self.since_arg:%Y-%m-%d} (-a since)"
+        elif self.full:
+            scope = "a full run (-a full=1)"
+        else:
+            # the words the run that set the mark ended with (CrawlState.spider_closed)
+            scope = mark_text(self.since and self.since + SINCE_OVERLAP)
+        logger.info("%s: %d search terms against %s; %s", self.name, len(self.terms), self.api_root, scope)
         for request in self.retry_previous_failures():
             yield request
         async for request in self.searches():
