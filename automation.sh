@@ -232,7 +232,7 @@ finish_run() {
     local rc=$?
     trap - EXIT
     if [ "${#STEPS_RUN[@]}" -gt 0 ] && [ -x "$VENV/bin/python" ]; then
-        if ! "$VENV/bin/python" -m envision_spiders.runhealth --data-dir "$DATA_DIR" --run-id "$RUN_ID" "${STEPS_RUN[@]}"; then
+        if ! "$VENV/bin/python" -m envision_spiders.runhealth --data-dir "$DATA_DIR" --run-id "$RUN_ID" "${STEPS_RUN[@]}" ${STOPPED:+--stopped "$STOPPED"}; then
             [ "$rc" -ne 0 ] || rc=1
         fi
     fi

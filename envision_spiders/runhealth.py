@@ -38,11 +38,14 @@ SPIDER_FIGURES = ("terms_searched", "hits", "unique_records", "new", "changed", 
 
 
 def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], results_dir: Path | None = None,
-                threshold: float = 0.80) -> dict[str, Any]:
+                threshold: float = 0.80, stopped: str | None = None) -> dict[str, Any]:
     folder = Path(data_dir) / "runs" / run_id
     problems: list[str] = []
-    for name, status in steps:
-        if status != 0:
+    if stopped:
+        where = f" during step {steps[-1][0]}" if steps else ""
+        problems.append(f"the run was stopped by SIG{stopped}{where}; the steps after it did not run")
+    for i, (name, status) in enumerate(steps):
+        if status != 0 and not (stopped and i == len(steps) - 1):
             problems.append(f"step {name} failed (exit status {status}); the steps after it did not run")
     spiders: dict[str, Any] = {}
     unreachable: dict[str, str] = {}
@@ -62,6 +65,8 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], resul
         "spiders": spiders,
         # sources whose API host could not be resolved or connected to: skipped this run
         "unreachable_sources": unreachable,
+        # the signal (TERM, INT) that stopped the run, or None
+        "stopped_by": stopped,
     }
     results = read_json(folder / "results" / "summary.json")
     if isinstance(results, dict):
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--step", action="append", default=[], metavar="NAME=STATUS",
                         help="a step this run ran and its exit status, in order")
+    parser.add_argument("--stopped", default=None, metavar="SIGNAL",
+                        help="the run was stopped by this signal (TERM, INT) during its last step")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
     from scrapy.utils.project import get_project_settings
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.step:
         name, _, status = item.partition("=")
         steps.append((name, int(status or 0)))
-    summary = run_summary(Path(args.data_dir), args.run_id, steps, Path(args.results_dir), threshold)
+    summary = run_summary(Path(args.data_dir), args.run_id, steps, Path(args.results_dir), threshold, args.stopped)
     path = Path(args.data_dir) / "runs" / args.run_id / "summary.json"
     atomic_write_json(path, summary)
     if "funnel" in summary:

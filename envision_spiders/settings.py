@@ -196,7 +196,7 @@ RATELIMIT_MAX_WAIT = _env_float("RATELIMIT_MAX_WAIT", 3600)  # cap on one Retry-
 # source skipped this run") and the run ends unhealthy; the other sources go on.
 # Connection failures never spend a rate budget (the server never saw them).
 UNREACHABLE_TRIES = _env_int("UNREACHABLE_TRIES", 3)
-UNREACHABLE_SECONDS = _env_float("UNREACHABLE_SECONDS", 30)
+UNREACHABLE_SECONDS = _env_float("UNREACHABLE_SECONDS", 10)
 
 DOWNLOADER_MIDDLEWARES = {
     # Scrapy's RetryMiddleware (550) retries at once; ours waits with backoff and jitter

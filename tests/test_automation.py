@@ -204,4 +204,5 @@ def test_sigterm_stops_the_run_promptly_and_it_is_still_summed_up(tmp_path, api)
     assert zenodo["finish_reason"] == "shutdown"
     summary = json.loads((tmp_path / "data" / "runs" / "testrun" / "summary.json").read_text())
     assert [s["step"] for s in summary["steps"]] == ["scrape"] and not summary["healthy"]
+    assert summary["stopped_by"] == "TERM" and "the run was stopped by SIGTERM during step scrape" in summary["problems"][0]
     assert not (tmp_path / "data" / ".automation.lock.owner").exists()

@@ -110,7 +110,7 @@ class RateLimitMiddleware:
         self.max_retries = settings.getint("RATELIMIT_MAX_RETRIES", 8)
         self.max_wait = settings.getfloat("RATELIMIT_MAX_WAIT", 3600.0)
         self.unreachable_tries = max(1, settings.getint("UNREACHABLE_TRIES", 3))
-        self.unreachable_seconds = settings.getfloat("UNREACHABLE_SECONDS", 30.0)
+        self.unreachable_seconds = settings.getfloat("UNREACHABLE_SECONDS", 10.0)
         self.budgets: dict[str, WindowBudget] = {}
         self._announced: dict[str, float] = {}
         # connection failures in a row of the API's host: count, time of the first
