@@ -33,6 +33,7 @@ stands (:mod:`.decisions`), the earlier ones are its history.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -192,6 +193,12 @@ class Ledger:
         self.folder = Path(data_dir) / LEDGER_DIR
         self.path = self.folder / LEDGER_NAME
         self.damaged: list[int] = []  # line numbers skipped by the last read()
+
+    @property
+    def identity(self) -> str:
+        """Which data folder's ledger this is, as a short name (the review page keeps a
+        curator's choices in the browser under it, and its exported file carries it)."""
+        return hashlib.sha256(str(self.folder.resolve()).encode("utf-8")).hexdigest()[:16]
 
     def read(self) -> list[Decision]:
         """Every decision in the order recorded; damaged lines (a write cut short, a hand
