@@ -1,10 +1,13 @@
 """Queue confident EYE_IMAGING records for download; with ``DOWNLOAD_ENABLED``, fetch them.
 
-Runs after classification and persistence (priority 800): a record passes the gate
-when its classification (``item["classification"]["label"]`` /
+Runs after classification and persistence (priority 800): a record is queued when it
+passes the gate of ``scrapy download`` (:func:`envision_spiders.downloads.queue.gate`):
+a curator accepted it, or its classification (``item["classification"]["label"]`` /
 ``["prob_eye_imaging"]``, or top-level ``label`` / ``prob_eye_imaging``) says
-``EYE_IMAGING`` with ``prob_eye_imaging >= DOWNLOAD_THRESHOLD`` and it is not a
-``duplicate_of`` another record. A record without a classification is not queued.
+``EYE_IMAGING`` with ``prob_eye_imaging >= DOWNLOAD_THRESHOLD``, no curator rejected it
+or waits to decide (``DOWNLOAD_REQUIRES_REVIEW``: only accepted records) and it is not a
+``duplicate_of`` another record. The curators' ledger is read again when it changes
+during the crawl. A record without a classification is not queued.
 
 Every passing record goes to the queue under ``data/downloads/.queue/`` (idempotent:
 queuing again rewrites the same entry; see ``envision_spiders.downloads.queue``), so
@@ -30,6 +33,7 @@ from envision_spiders.downloads.progress import LogProgress
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
 from envision_spiders.items import TermHit
+from envision_spiders.review.decisions import LiveReview
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ class DownloadQueuePipeline:
         self.threshold = self.config.threshold
         self.enabled = settings.getbool("DOWNLOAD_ENABLED", False)
         self.queue = DownloadQueue(self.config.data_dir)
+        self.review = LiveReview(self.config.data_dir, self.config.results_dir)
         self.runner: DownloadRunner | None = None
         if self.enabled:
             self.runner = DownloadRunner(
@@ -58,12 +63,13 @@ class DownloadQueuePipeline:
         if isinstance(item, TermHit):
             return item
         adapter = ItemAdapter(item)
-        ok, why = gate(adapter, self.threshold)
+        source, source_id = adapter.get("source"), str(adapter.get("source_id"))
+        decision = self.review.get().standing(f"{source}:{source_id}")
+        ok, why = gate(adapter, self.threshold, decision, self.config.requires_review)
         if not ok:
             if why != "not classified":
                 self.crawler.stats.inc_value("envision/download/not_queued")
             return item
-        source, source_id = adapter["source"], str(adapter["source_id"])
         label, prob = classification_of(adapter)
         try:
             new = self.queue.add(source, source_id, label=label, prob=prob, threshold=self.threshold, origin="crawl")

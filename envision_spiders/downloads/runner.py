@@ -38,11 +38,12 @@ import aiohttp
 
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
+from envision_spiders.review import Review
 from envision_spiders.storage import read_json, record_path, safe_id
 
 from .manifest import EventLog, RecordManifest
 from .progress import BaseProgress, human_bytes
-from .queue import DownloadQueue, gate, read_results, results_path
+from .queue import REJECTED, WAITING, DownloadQueue, classification_of, gate, read_results, results_path
 from .safety import LOCK_NAME, UnsafeURL, assign_paths, check_url, redact_url
 from .transfer import (
     DOWNLOADED,
@@ -93,6 +94,7 @@ class DownloadConfig:
     ratelimit_retries: int = 8
     ratelimit_max_wait: float = 3600.0
     timeout: float = 60.0  # seconds without a byte before an attempt is given up
+    requires_review: bool = False  # only records a curator accepted (DOWNLOAD_REQUIRES_REVIEW)
     user_agent: str = "envision-spiders"
     api_roots: dict[str, str] = field(default_factory=dict)
 
@@ -116,6 +118,7 @@ class DownloadConfig:
             ratelimit_retries=settings.getint("RATELIMIT_MAX_RETRIES", 8),
             ratelimit_max_wait=settings.getfloat("RATELIMIT_MAX_WAIT", 3600.0),
             timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60.0),
+            requires_review=settings.getbool("DOWNLOAD_REQUIRES_REVIEW", False),
             user_agent=settings.get("USER_AGENT") or "envision-spiders",
             api_roots={s: settings.get(name) for s, name in API_SETTINGS.items() if settings.get(name)},
         )
@@ -214,33 +217,57 @@ def plan_record(config: DownloadConfig, candidate: Mapping[str, Any]) -> RecordP
     return plan
 
 
-def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue) -> list[dict[str, Any]]:
-    """Records to download: queued ones still above the threshold, then records of
-    the results files passing the gate (queued too, so a failure is retried)."""
+def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue,
+                      review: Review | None = None, counts: Counter | None = None) -> list[dict[str, Any]]:
+    """Records to download: queued ones still passing the gate, then records of the
+    results files passing it (queued too, so a failure is retried). The curators'
+    decisions come from ``review`` (default: the ledger under ``config.data_dir``); a
+    queued record a curator rejected leaves the queue. ``counts`` (when given) gets
+    ``rejected`` (records of these sources a curator rejected) and ``awaiting_review``
+    (records the gate held back for a curator)."""
+    review = review if review is not None else Review.load(config.data_dir, config.results_dir)
+    counts = counts if counts is not None else Counter()
     seen: set[tuple[str, str]] = set()
+    held: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []
     sources = list(sources)
+
+    counts["rejected"] += len(review.rejected(sources))
+
+    def check(record: Mapping[str, Any], key: tuple[str, str]) -> tuple[bool, str]:
+        ok, why = gate(record, config.threshold, review.standing(f"{key[0]}:{key[1]}"), config.requires_review)
+        if not ok and key not in held and why.startswith(WAITING):
+            held.add(key)
+            counts["awaiting_review"] += 1
+        return ok, why
+
     for entry in queue.entries(sources):
         key = (str(entry["source"]), str(entry["source_id"]))
-        prob = entry.get("prob_eye_imaging")
-        ok, why = gate(entry, config.threshold)
+        ok, why = check(entry, key)
+        if why.startswith(REJECTED):
+            logger.info("%s %s leaves the download queue: %s", key[0], key[1], why)
+            queue.remove(*key)
+            continue
         if not ok:
             logger.info("%s %s stays queued but is not downloaded now: %s", key[0], key[1], why)
             continue
-        if key not in seen and isinstance(prob, (int, float)):
+        if key not in seen:
             seen.add(key)
             out.append(entry)
     for source in sources:
         for record in read_results(results_path(config.results_dir, source)):
-            ok, _ = gate(record, config.threshold)
             key = (str(record.get("source") or source), str(record["source_id"]))
+            ok, _ = check(record, key)
             if not ok or key in seen:
                 continue
             seen.add(key)
-            queue.add(key[0], key[1], label=record.get("label"), prob=record.get("prob_eye_imaging"),
-                      threshold=config.threshold, origin="results")
-            out.append({"source": key[0], "source_id": key[1], "label": record.get("label"),
-                        "prob_eye_imaging": record.get("prob_eye_imaging")})
+            label, prob = classification_of(record)
+            queue.add(key[0], key[1], label=label, prob=prob, threshold=config.threshold, origin="results")
+            out.append({"source": key[0], "source_id": key[1], "label": label, "prob_eye_imaging": prob})
+    if counts["rejected"] or counts["awaiting_review"]:
+        logger.info("download: %d records rejected by curators are not downloaded; %d wait for a curator%s",
+                    counts["rejected"], counts["awaiting_review"],
+                    " (DOWNLOAD_REQUIRES_REVIEW is on)" if config.requires_review else "")
     return out
 
 

@@ -83,8 +83,12 @@ class Review:
                     best = (pos, d)
         return best[1] if best else None
 
-    def decided_keys(self) -> list[str]:
-        return list(self.history)
+    def rejected(self, sources: Iterable[str]) -> list[str]:
+        """Records of these sources with a decision of their own, on which a rejection
+        stands (what download and post count as "rejected by curators")."""
+        wanted = set(sources)
+        return [k for k in self.history
+                if k.partition(":")[0] in wanted and (d := self.standing(k)) is not None and d.decision == "reject"]
 
 
 def effective_label(model_label: str | None, decision: Decision | None) -> tuple[str | None, str | None]:

@@ -1,0 +1,135 @@
+"""Curators' decisions gate what is downloaded and posted: the shared gate, the crawl's
+download queue, and the whole flow crawl -> classify -> review -> download / post against
+the local API server and the portal stand-in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envision_spiders.downloads.queue import DownloadQueue, gate
+from envision_spiders.localapi.portal import state_of
+from envision_spiders.review import Ledger, decision_from
+
+from .conftest import ROOT, crawl_env, run_crawl
+
+
+def decided(decision: str, **more):
+    return decision_from({"source": "zenodo", "source_id": "1", "decision": decision, "curator": "alice",
+                          "reason": more.pop("reason", "seen"), **more})
+
+
+def test_the_gate_honours_decisions_and_evidence():
+    confident = {"label": "EYE_IMAGING", "prob_eye_imaging": 0.95}
+    low = {"label": "NEGATIVE", "prob_eye_imaging": 0.2}
+    assert gate(confident, 0.8) == (True, "")
+    assert gate(confident, 0.8, requires_review=True) == (False, "waiting for a curator: not reviewed yet")
+    assert gate(confident, 0.8, decided("accept"), requires_review=True) == (True, "")
+    ok, why = gate(confident, 0.8, decided("reject", code="not-eye", reason="coronary"))
+    assert not ok and why == "rejected by alice (not-eye: coronary)"
+    assert gate(confident, 0.8, decided("unsure"))[1] == "waiting for a curator: alice marked it unsure"
+    # an accept wins over the model's label and threshold; a duplicate is never selected
+    assert gate(low, 0.8, decided("accept")) == (True, "")
+    assert gate({"source_id": "x"}, 0.8, decided("accept")) == (True, ""), "accepted before it was classified"
+    assert gate({**confident, "duplicate_of": "zenodo:2"}, 0.8, decided("accept"))[1].startswith("duplicate of")
+    # text and file evidence that disagree hold a confident record back, in either shape
+    assert gate({**confident, "disagreement": True}, 0.8)[1] == "waiting for a curator: its text and its files disagree"
+    assert gate({"classification": {**confident, "disagreement": True}}, 0.8)[0] is False
+    assert gate({**confident, "disagreement": True}, 0.8, decided("accept")) == (True, "")
+    # results records keep the model's label apart from the curator's: the gate reads the model's
+    assert gate({"label": "NEGATIVE", "model_label": "EYE_IMAGING", "prob_eye_imaging": 0.95}, 0.8) == (True, "")
+
+
+def test_the_crawl_queues_no_rejected_record_and_sees_decisions_made_meanwhile(tmp_path):
+    from scrapy.utils.test import get_crawler
+
+    from pipelines.downloads import DownloadQueuePipeline
+
+    crawler = get_crawler(settings_dict={"DATA_DIR": str(tmp_path), "RESULTS_DIR": str(tmp_path / "results"),
+                                         "DOWNLOAD_THRESHOLD": 0.8, "DOWNLOAD_ENABLED": False})
+    pipe = DownloadQueuePipeline.from_crawler(crawler)
+    item = {"source": "zenodo", "source_id": "1", "classification": {"label": "EYE_IMAGING", "prob_eye_imaging": 0.9}}
+    Ledger(tmp_path).append([decided("reject", code="not-eye")])
+    pipe.process_item(dict(item))
+    assert DownloadQueue(tmp_path).entries() == []
+    Ledger(tmp_path).append([decided("accept", curator="bob")])  # during the crawl
+    pipe.process_item(dict(item))
+    assert [e["source_id"] for e in DownloadQueue(tmp_path).entries()] == ["1"]
+
+
+def scrapy(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def downloaded(data_dir: Path) -> set[str]:
+    return {p.parent.name for p in (data_dir / "downloads" / "zenodo").glob("*/manifest.json")}
+
+
+@pytest.mark.slow
+def test_classify_review_then_download_and_post_skip_rejected_records(api, tmp_path, classifier_models):
+    api.generate("zenodo", 24, seed=11)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("fundus\noptical coherence tomography\nretina\n")
+    data_dir = tmp_path / "data"
+    crawled = run_crawl(api, "zenodo", data_dir, SEARCH_TERMS=str(terms))
+    assert crawled.returncode == 0, crawled.stderr[-3000:]
+    env = crawl_env(api, data_dir, CLASSIFIER_MODELS_DIR=str(classifier_models), DOWNLOAD_MIN_FREE_BYTES="0",
+                    REVIEW_CURATOR="alice", **api.portal_settings())
+    result = scrapy(env, "classify")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((data_dir / "results" / "zenodo_eye_imaging.json").read_text())
+    confident = [r["source_id"] for r in rows if r["prob_eye_imaging"] >= 0.8 and not r["duplicate_of"]]
+    assert len(confident) >= 4, f"the generated corpus should hold confident EYE_IMAGING records: {rows}"
+    rejected, accepted, rest = confident[:2], confident[2], confident[3:]
+
+    result = scrapy(env, "review", "reject", *(f"zenodo:{i}" for i in rejected), "--code", "not-eye",
+                    "--reason", "not the eye")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = scrapy(env, "review", "accept", f"zenodo:{accepted}", "--reason", "fundus photographs")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # downloads (DOWNLOAD_REQUIRES_REVIEW off): every confident record but the rejected ones
+    result = scrapy(env, "download", "--progress", "off")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert downloaded(data_dir) == set(confident) - set(rejected)
+    assert "2 records rejected by curators are not downloaded" in result.stderr
+
+    # posts (POST_REQUIRES_REVIEW on by default): only the accepted record, the rest wait
+    portal = state_of(api.state)
+    result = scrapy({**env, "RUN_ID": "p1"}, "post")
+    assert result.returncode == 0, result.stderr[-3000:]
+    title = {r["source_id"]: r["title"] for r in rows}
+    assert [p["body"]["title"] for p in portal.posts()] == [title[accepted]]
+    summary = json.loads((data_dir / "runs" / "p1" / "post.json").read_text())
+    assert (summary["posted"], summary["rejected"], summary["awaiting_review"]) == (1, 2, len(rest))
+    assert f"{len(rest)} EYE_IMAGING records wait for a curator" in result.stderr
+
+    # off: confident records nobody rejected go too, never the rejected ones
+    result = scrapy({**env, "RUN_ID": "p2", "POST_REQUIRES_REVIEW": "0"}, "post")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((data_dir / "runs" / "p2" / "post.json").read_text())
+    assert (summary["posted"], summary["rejected"], summary["unchanged_skipped"]) == (len(rest), 2, 1)
+    assert not {title[i] for i in rejected} & {p["body"]["title"] for p in portal.posts()}
+
+    # a posted record rejected afterwards is listed for withdrawal; the portal cannot remove it
+    result = scrapy(env, "review", "reject", f"zenodo:{accepted}", "--curator", "bob", "--code", "no-images")
+    assert result.returncode == 0 and "was accepted by alice" in result.stdout
+    result = scrapy({**env, "RUN_ID": "p3"}, "post")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((data_dir / "runs" / "p3" / "post.json").read_text())
+    assert summary["to_withdraw"] == 1 and summary["to_withdraw_datasets"][0]["source_id"] == accepted
+    assert "rejected by a curator after they were posted" in result.stderr
+    datasets = len(portal.datasets)
+    result = scrapy({**env, "RUN_ID": "p4"}, "post", "--withdraw")
+    assert result.returncode == 1
+    assert "cannot remove a dataset" in result.stderr and "Traceback" not in result.stderr
+    assert len(portal.datasets) == datasets and not [r for r in portal.requests if r["method"] != "POST"]
+
+    # DOWNLOAD_REQUIRES_REVIEW: only accepted records (none stands accepted now)
+    result = scrapy({**env, "DOWNLOAD_REQUIRES_REVIEW": "1"}, "download", "--dry-run")
+    assert result.returncode == 0 and "total: 0 files to download" in result.stdout and "; 0 records" in result.stdout
