@@ -50,9 +50,10 @@ def _prob(row: Mapping[str, Any]) -> float | None:
     return float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) else None
 
 
-def tier_of(row: Mapping[str, Any], decision: Decision | None, new: bool) -> int | None:
-    """The tier of a results record (see the module doc), None when it does not wait."""
-    if row.get("duplicate_of") or (decision is not None and decision.decision != "unsure"):
+def tier_of(row: Mapping[str, Any], verdict: str | None, new: bool) -> int | None:
+    """The tier of a results record (see the module doc) whose standing decision is
+    ``verdict`` (accept, reject, unsure or None); None when it does not wait."""
+    if row.get("duplicate_of") or verdict in ("accept", "reject"):
         return None
     label = row.get("model_label") if "model_label" in row else row.get("label")
     p = _prob(row)
@@ -84,7 +85,7 @@ def waiting(rows: Iterable[Mapping[str, Any]], review: Review, before: set[str] 
     for row in rows:
         key = f"{row.get('source')}:{row.get('source_id')}"
         decision = review.standing(key)
-        tier = tier_of(row, decision, new_since(review.group_of.get(key, (key,)), before))
+        tier = tier_of(row, decision.decision if decision else None, new_since(review.group_of.get(key, (key,)), before))
         if tier is not None:
             out.append(Waiting(tier, row, decision))
     out.sort(key=lambda w: order(w.tier, w.row))
