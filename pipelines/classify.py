@@ -29,7 +29,7 @@ from pathlib import Path
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from envision_spiders.classifier import Classifier, models_dir, record_text, shared_classifier
+from envision_spiders.classifier import Classifier, curated_examples, models_dir, record_text, shared_classifier
 from envision_spiders.items import TermHit
 from envision_spiders.storage import read_json, record_path
 
@@ -49,6 +49,7 @@ class ClassifyPipeline:
         self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.spec = settings.get("CLASSIFIER_MODEL") or ""
         self.models_root = models_dir(settings)
+        self.settings = settings
         self.batch_size = max(1, settings.getint("CLASSIFY_BATCH_SIZE", 32))
         self.batch_wait = max(0.0, settings.getfloat("CLASSIFY_BATCH_WAIT", 1.0))
         self._model: asyncio.Future | None = None
@@ -63,7 +64,11 @@ class ClassifyPipeline:
 
     def open_spider(self) -> None:
         loop = asyncio.get_running_loop()
-        self._model = loop.run_in_executor(_WORKER, shared_classifier, self.spec, self.models_root)
+        self._model = loop.run_in_executor(_WORKER, self._load)
+
+    def _load(self) -> Classifier:
+        # the default model learns from the curators' decisions under DATA_DIR too
+        return shared_classifier(self.spec, self.models_root, curated_examples(self.settings))
 
     async def _classifier(self) -> Classifier | None:
         if self._model is None:  # called outside a crawl, without open_spider
