@@ -16,23 +16,13 @@ from envision_spiders.report import write_report
 from envision_spiders.review import Ledger, Review, decision_from
 
 from .conftest import ROOT
-from .test_report_browser import ARGS, ARTIFACTS, CHROMIUM, keys
+from .test_report_browser import ARTIFACTS, CHROMIUM, browser, keys  # noqa: F401 (browser: the fixture)
 from .test_review_commands import setup_records
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)),
                        reason=f"no Chromium binary at {CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(ctx, path, errors):
