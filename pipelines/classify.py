@@ -149,3 +149,10 @@ class ClassifyPipeline:
         self._flush()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        if self._model is not None and not self._model.done():
+            # A model still loading when the spider closes (being rebuilt because the
+            # curators' decisions changed it, in a run that found nothing new) is waited
+            # for: left to the interpreter's exit, the build fails halfway and is retried by
+            # every crawler of the process, and then by the classify step.
+            logger.info("waiting for the classifier to finish loading before the spider closes")
+            await self._classifier()

@@ -210,8 +210,12 @@ def test_the_page_lists_the_queue_once_and_the_rejections_with_their_reasons(tmp
 
     data, results = setup_records(tmp_path)
     save(data, "osf", "q", 0.05, title="Tables of visual fields")
+    # a licence only a rejected record has still gets its index
+    save(data, "zenodo", "6", 0.95, title="Skin OCT", license="LicenseRef-only-here")
     Ledger(data).append([decision_from({"source": "zenodo", "source_id": "1", "decision": "reject", "code": "not-eye",
-                                        "reason": "coronary", "curator": "alice"})])
+                                        "reason": "coronary", "curator": "alice"}),
+                         decision_from({"source": "zenodo", "source_id": "6", "decision": "reject", "code": "not-eye",
+                                        "curator": "bob", "decided_at": "2026-01-01T00:00:00Z"})])
     write_results(data, results)
     # a NEGATIVE record whose text and files disagree waits too, in no other table (results/
     # carry evidence and disagreement once the classifier gives reasons)
@@ -221,7 +225,7 @@ def test_the_page_lists_the_queue_once_and_the_rejections_with_their_reasons(tmp
     (results / "osf_all_results.json").write_text(json.dumps(osf))
     report, html = build_report(data, results, run_id="r1")
     assert [r["key"] for r in report.queue.rows] == ["zenodo:2", "zenodo:5", "zenodo:3", "osf:q"]
-    assert [r["key"] for r in report.rejected.rows] == ["zenodo:1"]
+    assert [r["key"] for r in report.rejected.rows] == ["zenodo:1", "zenodo:6"], "newest decision first"
     assert report.rejected.rows[0]["review"]["reason"] == "coronary"
     assert "zenodo:1" not in {r["key"] for r in report.eye.rows}
     assert report.queue.rows[-1]["reasons"] == [("EYE_IMAGING", "412 .e2e files")]
@@ -230,7 +234,9 @@ def test_the_page_lists_the_queue_once_and_the_rejections_with_their_reasons(tmp
     assert queue["refs"][:3] == [["eye", 1], ["eye", 0], ["borderline", 0]] and queue["refs"][3] == ["queue", 0]
     assert len(queue["rows"]) == 1, "rows of other tables are not embedded twice"
     assert queue["tiers"] == [0, 0, 1, 2]
-    row = data_["tables"]["rejected"]["rows"][0]
+    row, other = data_["tables"]["rejected"]["rows"]
     assert row[ROW_FIELDS.index("review")][:4] == ["reject", "coronary", "not-eye", "alice"]
+    assert data_["licenses"][other[ROW_FIELDS.index("license")]] == "LicenseRef-only-here"
+    assert data_["models"][row[ROW_FIELDS.index("model_id")]] == "m@1"
     assert data_["review"]["known"] == [d.id for d in Ledger(data).read()]
     assert 'id="queue"' in html and 'id="rejected"' in html and 'id="review-bar"' in html

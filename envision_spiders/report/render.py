@@ -106,7 +106,8 @@ def when(value: Any) -> str:
 
 # ------------------------------------------------------------------ the embedded rows
 def payload(report: Report) -> dict[str, Any]:
-    rows = report.eye.rows + report.borderline.rows
+    # every row of every table (the queue's come mostly from the two first; sets only)
+    rows = report.eye.rows + report.borderline.rows + report.rejected.rows + report.queue.rows
     sources = sorted(set(report.sources) | {r["source"] for r in rows})
     licenses = sorted({r["license"] for r in rows}, key=lambda s: (s == "not stated", s.lower()))
     access = sorted({r["access"] for r in rows}, key=lambda s: (s == "unknown", s))
@@ -115,6 +116,8 @@ def payload(report: Report) -> dict[str, Any]:
     acc_i = {s: i for i, s in enumerate(access)}
     mod_bit = {t: 1 << i for i, (t, _) in enumerate(MODALITIES)}
     dl_i = {s: i for i, s in enumerate(DOWNLOAD_STATES)}
+    models = sorted({r.get("model_id") or "" for r in rows})
+    model_i = {m: i for i, m in enumerate(models)}
 
     def pack(row: dict[str, Any], bands: tuple | None) -> list[Any]:
         bands_i = {b[0]: i for i, b in enumerate(bands or ())}
@@ -129,7 +132,8 @@ def payload(report: Report) -> dict[str, Any]:
             ", ".join(row.get("duplicate_rules") or []),
             row["tier"] if bands is None else bands_i.get(band(row["p"], bands), -1),
             [review.get(k) or "" for k in DECISION_FIELDS] if review else 0, row.get("model_label") or "",
-            row.get("model_id") or "", [list(r) for r in row.get("reasons") or []], 1 if row.get("disagreement") else 0,
+            model_i[row.get("model_id") or ""], [list(r) for r in row.get("reasons") or []],
+            1 if row.get("disagreement") else 0,
         ]
 
     def bands_of(bands: tuple) -> list[dict[str, Any]]:
@@ -142,6 +146,7 @@ def payload(report: Report) -> dict[str, Any]:
         "access": access,
         "modalities": [{"tag": t, "label": label} for t, label in MODALITIES],
         "downloadStates": DOWNLOAD_STATES,
+        "models": models,
         "baseline": report.baseline,
         "tables": {
             "eye": {"rows": [pack(r, EYE_BANDS) for r in report.eye.rows], "bands": bands_of(EYE_BANDS),

@@ -95,7 +95,7 @@
     store.decisions[rowKey(r)] = {
       id: newId(), source: D.sources[r[F.source]], source_id: r[F.source_id], doi: r[F.doi] || null,
       decision: decision, reason: reason, code: code || null, curator: store.curator, decided_at: nowIso(),
-      based_on: rv ? rv[5] : null, model_id: r[F.model_id] || null, model_label: r[F.model_label] || null,
+      based_on: rv ? rv[5] : null, model_id: D.models[r[F.model_id]] || null, model_label: r[F.model_label] || null,
       prob_eye_imaging: r[F.p]
     };
     persist();
@@ -602,7 +602,7 @@
       (rv[6] && rv[6] !== rowKey(r) ? ' — made on its duplicate ' + rv[6] : '') : 'No curator has decided yet.'));
     if (local) decision.appendChild(el('p', 'rv-local', 'Your choice in this browser (not recorded yet): ' + describe(local)));
     decision.appendChild(el('p', 'small muted', 'The model says ' + (r[F.model_label] || 'nothing yet') +
-      (r[F.p] !== null ? ', P(eye) ' + r[F.p].toFixed(3) : '') + (r[F.model_id] ? ' (' + r[F.model_id] + ')' : '')));
+      (r[F.p] !== null ? ', P(eye) ' + r[F.p].toFixed(3) : '') + (D.models[r[F.model_id]] ? ' (' + D.models[r[F.model_id]] + ')' : '')));
     decision.appendChild(this.reviewForm(r, i));
     var wide = el('div', 'detail wide');
     wide.appendChild(el('div', 'dl-label', 'Curator decision'));
