@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # envision-spiders: set-up and the weekly pipeline, in one script.
 #
-#   ./automation.sh            the weekly pipeline: scrape, classify, download, post
+#   ./automation.sh            the weekly pipeline: scrape, classify, download, post, recall, report
 #   ./automation.sh test       set up and run the test suite
 #   ./automation.sh demo       the whole pipeline offline, against the local API server
-#   ./automation.sh scrape | classify | download | post | setup
+#   ./automation.sh scrape | classify | download | post | recall | report | setup
 #
 # The first run creates .venv/ (Python >= 3.10) and installs the project into it.
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_SPEC
@@ -96,6 +96,11 @@ step_post() {
     scrapy_ post "$@"
 }
 
+# How much of the reference catalogue (known eye imaging datasets) this run found,
+# labelled, downloaded and posted, and why not: results/recall.json and the run's figures.
+# Exit 3 when recall dropped since the previous check (the run goes on, ends unhealthy).
+step_recall() { say "recall: the reference catalogue against the saved records"; scrapy_ recall "$@"; }
+
 step_test() {
     say "tests"
     CI=true "$VENV/bin/python" -m pytest -q "$@"
@@ -162,6 +167,7 @@ weekly() {
     run_step classify step_classify
     run_step download step_download
     run_step post step_post
+    run_step recall step_recall
     run_step report step_report
 }
 
@@ -173,8 +179,9 @@ case "$STEP" in
     classify) lock; log_run; setup; trap finish_run EXIT; run_step classify step_classify "$@" ;;
     download) lock; log_run; setup; trap finish_run EXIT; run_step download step_download "$@" ;;
     post) lock; log_run; setup; trap finish_run EXIT; run_step post step_post "$@" ;;
+    recall) lock; log_run; setup; trap finish_run EXIT; run_step recall step_recall "$@" ;;
     report) lock; log_run; setup; step_report "$@" ;;
     all) lock; log_run; setup; weekly "$@" ;;
     -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown step '$STEP' (steps: all scrape classify download post report demo test setup)" ;;
+    *) die "unknown step '$STEP' (steps: all scrape classify download post recall report demo test setup)" ;;
 esac

@@ -71,6 +71,10 @@ class DatasetItem:
     archive_count: int = 0
     genomics_count: int = 0
     archives: list[dict[str, Any]] = field(default_factory=list)
+    # Funding references from the source's own fields (envision_spiders.funding):
+    # [{funder_name, funder_id, award_number, award_title, award_uri, nih_awards, nei}].
+    # None: this source's records carry no funding field (Kaggle, OSF); [] none given.
+    funding: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific facts worth keeping
     provenance: dict[str, Any] = field(default_factory=dict)  # harvested_at, search_terms, source_modified, api_url
     # Set by pipelines.classify: label, confidence, prob_eye_imaging, prob_negative,

@@ -21,7 +21,10 @@ Every file is written atomically, and the results never shrink: if the records o
 source on disk are fewer than ``{source}_all_results.json`` already lists (a data folder
 that moved, a disk that failed), that source's files are kept, an error says why, and
 ``envision/results/kept`` counts it (the same for ``duplicates.json`` and all records).
-A source whose folder is missing altogether keeps its files untouched. A summary (records per label and source, the EYE_IMAGING confidence split) goes to
+A source whose folder is missing altogether keeps its files untouched. The same pass
+links NEI projects and the datasets that cite them (``nei_projects`` /
+``linked_datasets`` in the records, ``grants.json``: :mod:`envision_spiders.grants`).
+A summary (records per label and source, the EYE_IMAGING confidence split) goes to
 the log and to ``data/runs/{run_id}/results/summary.json``.
 
 ``confidence`` is the model's probability of the label shown; ``size_mb`` is
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from envision_spiders.duplicates import duplicate_of, find_duplicates, record_key
+from envision_spiders.grants import GrantLinker
 from envision_spiders.items import RESULT_FIELDS
 from envision_spiders.review import Ledger, Review, effective_label, review_field
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
@@ -158,13 +162,16 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
     results_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {}
     views: list[dict] = []
+    grants = GrantLinker()  # NEI projects and the datasets citing them (envision_spiders.grants)
     for source in sources_on_disk(data_dir):
         rows[source] = []
-        for _, record in iter_records(data_dir, source):
+        for path, record in iter_records(data_dir, source):
             if not record.get("source") or record.get("source_id") in (None, ""):
                 continue
             rows[source].append(classified_record(record))
             views.append(_duplicate_view(record))
+            grants.add(path, record)
+    grant_figures = grants.finish(results_dir, stats)
     groups = find_duplicates(views)
     duplicates = duplicate_of(groups)
     review = Review(Ledger(data_dir).read(), groups)
@@ -174,7 +181,8 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
     summary: dict[str, Any] = {"run_id": run_id, "generated_at": utcnow_iso(), "sources": {},
                                "eye_imaging_confidence": dict.fromkeys((b[0] for b in CONFIDENCE_BANDS), 0),
                                "duplicate_groups": len(groups), "duplicates": len(duplicates),
-                               "review": {"decisions": len(review), "accept": 0, "reject": 0, "unsure": 0}}
+                               "review": {"decisions": len(review), "accept": 0, "reject": 0, "unsure": 0},
+                               "grants": grant_figures}
     totals: Counter = Counter()
     for source, source_rows in rows.items():
         for row in source_rows:

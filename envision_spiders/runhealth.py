@@ -9,10 +9,12 @@ every run, failed or not, with the exit status of each step it ran::
 
 It writes one ``summary.json`` (per spider: terms, hits, new / changed / unchanged,
 requests, retries, failures, bytes, duration; per step: records classified, EYE_IMAGING
-found, files downloaded, records posted), says in the log what is wrong — loudly, in
+found, files downloaded, records posted; the recall of the reference catalogue), says in
+the log what is wrong — loudly, in
 capitals, one line per problem — and exits 1 when the run is unhealthy: a step failed,
 a spider did not finish or lost requests, or a source's hits collapsed against its
-recent runs (the original tool's DataCite scraper returned nothing for months).
+recent runs (the original tool's DataCite scraper returned nothing for months), or the
+recall of the reference catalogue dropped since the previous check.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]]) -> di
     post = read_json(folder / "post.json")
     if isinstance(post, dict):
         summary["post"] = {k: v for k, v in post.items() if isinstance(v, (int, float, str)) or k == "posted"}
+    from envision_spiders.recall.check import run_figures
+
+    recall, recall_problems = run_figures(folder)
+    if recall is not None:
+        summary["recall"] = recall
+        problems += recall_problems
     summary["healthy"] = not problems
     summary["problems"] = problems
     return summary
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_summary(Path(args.data_dir), args.run_id, steps)
     path = Path(args.data_dir) / "runs" / args.run_id / "summary.json"
     atomic_write_json(path, summary)
+    if summary.get("recall"):
+        logger.info("run %s: %s", args.run_id, summary["recall"]["summary_line"])
     if summary["healthy"]:
         logger.info("run %s healthy; summary in %s", args.run_id, path)
         return 0

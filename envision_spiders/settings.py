@@ -52,6 +52,13 @@ MAX_PER_QUERY = int(_env("MAX_PER_QUERY", "0") or 0)
 # Contact address sent to APIs that reward identified clients (DataCite mailto, User-Agent).
 CONTACT_EMAIL = _env("CONTACT_EMAIL", "")
 
+# --- the recall check (scrapy recall, envision_spiders.recall) ---------------------
+# A curator's catalogue of known eye imaging datasets (the shipped catalogue's CSV
+# format); empty = the shipped one alone. RECALL_CATALOGUE_MODE: "add" (to the shipped
+# catalogue; a line naming a shipped dataset replaces that line) or "replace" it.
+RECALL_CATALOGUE = _env("RECALL_CATALOGUE", "")
+RECALL_CATALOGUE_MODE = _env("RECALL_CATALOGUE_MODE", "add")
+
 # --- API roots: every URL a spider builds derives from these -------------------
 ZENODO_API_URL = _env("ZENODO_API_URL", "https://zenodo.org/api")
 FIGSHARE_API_URL = _env("FIGSHARE_API_URL", "https://api.figshare.com/v2")

@@ -61,13 +61,16 @@ def test_demo_runs_the_weekly_pipeline_offline_and_sums_it_up(tmp_path, classifi
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert not (tmp_path / "data").exists(), "the demo never touches the real DATA_DIR"
-    for step in ("scrape:", "classify:", "download:", "post:", "report:"):
+    for step in ("scrape:", "classify:", "download:", "post:", "recall:", "report:"):
         assert step in out, step
     runs = tmp_path / "demo" / "runs" / "testrun"
     names = {p.name for p in runs.iterdir()}
-    assert {"automation.log", "zenodo.json", "nei.json", "download.json", "post.json", "summary.json"} <= names, names
+    assert {"automation.log", "zenodo.json", "nei.json", "download.json", "post.json", "recall.json", "summary.json"} <= names, names
     summary = json.loads((runs / "summary.json").read_text())
-    assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "report"]
+    assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "recall",
+                                                                            "report"]
+    assert summary["recall"]["summary_line"].startswith("recall of the reference catalogue: ")
+    assert "recall of the reference catalogue: " in out
     assert summary["classify"]["records"] > 0 and set(summary["spiders"]) >= {"zenodo", "nei", "osf"}
     assert (tmp_path / "demo-results" / "report.html").exists()
 

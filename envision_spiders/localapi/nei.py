@@ -22,6 +22,7 @@ whole rows come back); ``sort_field`` / ``sort_order``. GET answers 405.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import random
@@ -218,6 +219,21 @@ def generate(server: ServerState, n: int, seed: int = 1) -> int:
                         abstract=abstract, terms=terms, admin=admin, fundings=fundings, start=start, end=end,
                         added=added, award_amount=90_000, pis=pis, org=org, subproject_id="5001")
     return n
+
+
+@functools.lru_cache(maxsize=8)
+def planned_grants(n: int, seed: int = 1) -> tuple[tuple[str, str], ...]:
+    """``(core project number, title)`` of the NEI-funded grants among the first ``n``
+    that ``generate(…, n, seed)`` makes (administered or co-funded by NEI), for datasets
+    of the other sources to cite. Generation is sequential, so these are the same grants
+    in any corpus of ``n`` grants or more."""
+    state = ServerState()
+    generate(state, n, seed)
+    out: dict[str, str] = {}
+    for row in sorted(state_of(state).rows.values(), key=lambda r: r["appl_id"]):
+        if any(f.get("code") == NEI["code"] for f in row["agency_ic_fundings"]) and not row.get("subproject_id"):
+            out.setdefault(row["core_project_num"], row["project_title"])
+    return tuple(out.items())
 
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:

@@ -17,6 +17,7 @@ a missing, unreadable or odd file is logged and counts as empty):
 * ``data/review/decisions.jsonl``: the curators' decisions (which ones the page already
   shows, so the browser forgets choices once they are imported); the decision standing
   for each record comes with its results record (``review``, ``label_source``).
+* ``results/recall.json`` and ``results/grants.json`` (:mod:`.recallpage`).
 
 The tables: EYE_IMAGING (the label that stands: the model's, or a curator's accept),
 "To review" (what waits for a curator, most useful first:
@@ -53,6 +54,8 @@ from envision_spiders.review import Ledger, evidence_of
 from envision_spiders.review.pending import BORDERLINE, TIERS, new_since, order, tier_of
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
+
+from .recallpage import read_extras
 
 logger = logging.getLogger(__name__)
 
@@ -462,6 +465,8 @@ class Report:
     crawl: dict[str, Any]
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
     review: dict[str, Any] = field(default_factory=dict)  # the ledger: identity, decision ids, counts
+    # results/recall.json and results/grants.json (report.recallpage), None where missing
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def totals(self) -> Counter:
@@ -656,4 +661,5 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
                 "standing": Counter(r["review"]["decision"] for t in (eye, borderline, rejected, disagreeing)
                                     for r in t.rows if r["review"]),
                 "tiers": list(TIERS)},
+        extras=read_extras(results_dir),
     )

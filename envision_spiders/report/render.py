@@ -47,6 +47,7 @@ from .gather import (
     Report,
     band,
 )
+from .recallpage import grants_section, recall_section
 
 # Row fields in the embedded JSON, in order (report.js reads them by these positions).
 ROW_FIELDS = ("source", "source_id", "title", "url", "doi", "p", "confidence", "modalities", "file_types",
@@ -454,6 +455,8 @@ TEMPLATE = """<!DOCTYPE html>
 {eye_table}
 {borderline_table}
 {rejected_table}
+{recall}
+{grants}
 <section class="panel crawl" id="crawl"><h2>Last crawl</h2>{crawl}</section>
 <footer>
   <p>Every number on this page comes from <code>results/</code> (classified records and <code>duplicates.json</code>),
@@ -515,6 +518,8 @@ def render(report: Report) -> str:
                                      "Records a curator rejected, newest decision first, with the reason: never "
                                      "downloaded or posted (a record posted before is listed by scrapy post for "
                                      "withdrawal).", False),
+        recall=recall_section(report.extras.get("recall")),
+        grants=grants_section(report.extras.get("grants")),
         crawl=crawl_table(report),
         data=embed_json(payload(report)),
     )
