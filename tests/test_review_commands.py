@@ -15,7 +15,7 @@ import pytest
 from envision_spiders.results import write_results
 from envision_spiders.review import Ledger, Review, decision_from
 from envision_spiders.review.importing import FORMAT
-from envision_spiders.review.pending import waiting
+from envision_spiders.review.pending import catalogue_negatives, waiting
 
 from .conftest import ROOT
 from .test_results import save
@@ -80,11 +80,16 @@ def test_the_queue_puts_new_eye_imaging_first_then_borderline_then_disagreement(
     all_rows.append({"source": "osf", "source_id": "y", "label": "NEGATIVE", "prob_eye_imaging": 0.05,
                      "classification": {"disagreement": False}})
     before = {"zenodo:5"}  # EYE_IMAGING in the previous report: not new
-    queue = waiting(all_rows, Review([], []), before)
+    # the recall check queued zenodo:4, a catalogue dataset the model labelled NEGATIVE
+    recall = {"review_queue_version": 1, "review_queue": [{"key": "zenodo:4", "reason": "recall-negative"}]}
+    queue = waiting(all_rows, Review([], []), before, catalogue_negatives(recall))
     assert [(w.key, w.why) for w in queue] == [
         ("zenodo:2", "new EYE_IMAGING"), ("zenodo:1", "new EYE_IMAGING"),  # least sure first
+        ("zenodo:4", "known dataset, labelled NEGATIVE"),
         ("zenodo:3", "borderline"), ("osf:x", "text and files disagree"), ("zenodo:5", "EYE_IMAGING, not reviewed"),
     ], "the DataCite duplicate waits with its canonical record, not apart"
+    assert catalogue_negatives({**recall, "review_queue_version": 2}) == set(), "another contract version is not read"
+    assert catalogue_negatives(None) == set() and catalogue_negatives({"review_queue_version": 1}) == set()
     ledger = Ledger(data)
     ledger.append([decision_from({"source": "zenodo", "source_id": "2", "decision": "accept", "curator": "a"}),
                    decision_from({"source": "zenodo", "source_id": "3", "decision": "unsure", "curator": "a"})])
@@ -223,17 +228,19 @@ def test_the_page_lists_the_queue_once_and_the_rejections_with_their_reasons(tmp
     osf[0].update(disagreement=True, evidence=[{"supports": "EYE_IMAGING", "reason": "412 .e2e files"},
                                                {"supports": "bogus", "reason": "dropped"}])
     (results / "osf_all_results.json").write_text(json.dumps(osf))
+    (results / "recall.json").write_text(json.dumps({"review_queue_version": 1, "review_queue": [
+        {"key": "zenodo:4", "source": "zenodo", "source_id": "4", "reason": "recall-negative"}]}))
     report, html = build_report(data, results, run_id="r1")
-    assert [r["key"] for r in report.queue.rows] == ["zenodo:2", "zenodo:5", "zenodo:3", "osf:q"]
+    assert [r["key"] for r in report.queue.rows] == ["zenodo:2", "zenodo:5", "zenodo:4", "zenodo:3", "osf:q"]
     assert [r["key"] for r in report.rejected.rows] == ["zenodo:1", "zenodo:6"], "newest decision first"
     assert report.rejected.rows[0]["review"]["reason"] == "coronary"
     assert "zenodo:1" not in {r["key"] for r in report.eye.rows}
     assert report.queue.rows[-1]["reasons"] == [("EYE_IMAGING", "412 .e2e files")]
     data_ = payload(report)
     queue = data_["tables"]["queue"]
-    assert queue["refs"][:3] == [["eye", 1], ["eye", 0], ["borderline", 0]] and queue["refs"][3] == ["queue", 0]
-    assert len(queue["rows"]) == 1, "rows of other tables are not embedded twice"
-    assert queue["tiers"] == [0, 0, 1, 2]
+    assert queue["refs"] == [["eye", 1], ["eye", 0], ["queue", 0], ["borderline", 0], ["queue", 1]]
+    assert len(queue["rows"]) == 2, "rows of other tables are not embedded twice"
+    assert queue["tiers"] == [0, 0, 1, 2, 3]
     row, other = data_["tables"]["rejected"]["rows"]
     assert row[ROW_FIELDS.index("review")][:4] == ["reject", "coronary", "not-eye", "alice"]
     assert data_["licenses"][other[ROW_FIELDS.index("license")]] == "LicenseRef-only-here"

@@ -246,7 +246,8 @@ class Command(ScrapyCommand):
 
     def list_pending(self, review, limit: int) -> int:
         from envision_spiders.report.gather import current_run_id, previous_snapshot, read_records, result_sources
-        from envision_spiders.review.pending import waiting
+        from envision_spiders.review.pending import catalogue_negatives, waiting
+        from envision_spiders.storage import read_json
         from envision_spiders.textutil import strings
 
         rows = []
@@ -257,7 +258,8 @@ class Command(ScrapyCommand):
             return 0
         baseline = previous_snapshot(self.data_dir, current_run_id(self.data_dir, None))
         before = set(strings(baseline.get("eye_imaging"))) if baseline else None
-        queue = waiting(rows, review, before)
+        recall = read_json(self.results_dir / "recall.json") if (self.results_dir / "recall.json").is_file() else None
+        queue = waiting(rows, review, before, catalogue_negatives(recall))
         limit = limit or len(queue)
         say(f"{len(queue)} records wait for a curator, most useful first "
             "(scrapy review accept|reject|unsure SOURCE:ID --reason ...):")

@@ -51,7 +51,7 @@ from typing import Any
 from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
 from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
 from envision_spiders.review import Ledger, evidence_of
-from envision_spiders.review.pending import BORDERLINE, TIERS, new_since, order, tier_of
+from envision_spiders.review.pending import BORDERLINE, TIERS, catalogue_negatives, new_since, order, tier_of
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
 
@@ -567,7 +567,9 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
 
     sources: dict[str, Counter] = {}
     histogram = [Counter() for _ in range(HISTOGRAM_BINS)]
-    eye, borderline, rejected, disagreeing = Table(), Table(), Table(), Table()
+    eye, borderline, rejected, waiting_only = Table(), Table(), Table(), Table()
+    extras = read_extras(results_dir)
+    known = catalogue_negatives(extras.get("recall"))
     urls: dict[str, str] = {}
     titles: dict[str, str] = {}
     duplicates_marked: set[str] = set()
@@ -612,22 +614,22 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
                 target = eye
             elif model_label == NEGATIVE and p is not None and lo <= p <= hi:
                 target = borderline
-            elif decision != "accept" and evidence_of(record)[1]:
-                target = disagreeing  # waits for a curator, in no other table
+            elif decision != "accept" and (evidence_of(record)[1] or key in known):
+                target = waiting_only  # waits for a curator, in no other table
             if target is not None:
                 saved = read_json(record_path(data_dir, safe_id(source), str(record["source_id"])))
                 target.rows.append(make_row(record, source, saved if isinstance(saved, Mapping) else None,
                                             states.get(key, "")))
         del records
-    for table in (eye, borderline, rejected, disagreeing):
+    for table in (eye, borderline, rejected, waiting_only):
         fold(table, groups, urls, titles)
     for row in eye.rows:
         # new: neither the record nor a duplicate of it was EYE_IMAGING in the last report
         row["new"] = new_since([row["key"], *(d["key"] for d in row["duplicates"])], before)
     queue = Table()
-    for row in eye.rows + borderline.rows + disagreeing.rows:
+    for row in eye.rows + borderline.rows + waiting_only.rows:
         view = {**row, "prob_eye_imaging": row["p"]}
-        row["tier"] = tier_of(view, (row["review"] or {}).get("decision"), row["new"])
+        row["tier"] = tier_of(view, (row["review"] or {}).get("decision"), row["new"], row["key"] in known)
         if row["tier"] is not None:
             queue.rows.append(row)
     queue.rows.sort(key=lambda r: order(r["tier"], {"prob_eye_imaging": r["p"], "source": r["source"],
@@ -658,8 +660,8 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         crawl=crawl_summaries(data_dir),
         problems=problems + ([f"{ledger.path}: {len(ledger.damaged)} damaged lines skipped"] if ledger.damaged else []),
         review={"ledger": ledger.identity, "known": [d.id for d in decisions], "decisions": len(decisions),
-                "standing": Counter(r["review"]["decision"] for t in (eye, borderline, rejected, disagreeing)
+                "standing": Counter(r["review"]["decision"] for t in (eye, borderline, rejected, waiting_only)
                                     for r in t.rows if r["review"]),
                 "tiers": list(TIERS)},
-        extras=read_extras(results_dir),
+        extras=extras,
     )

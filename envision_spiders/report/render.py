@@ -26,6 +26,7 @@ import hashlib
 import html
 import json
 import math
+from collections import Counter
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
@@ -327,6 +328,7 @@ def figures(report: Report) -> str:
     unhealthy = [s for s in spiders if not healthy(s)]
     standing = report.review.get("standing") or {}
     standing = {k: standing.get(k, 0) for k in ("accept", "reject", "unsure")}
+    tiers = Counter(r["tier"] for r in report.queue.rows)
     cards = [
         card("Records found", n(records),
              f"{n(t[EYE_IMAGING])} EYE_IMAGING · {n(t[NEGATIVE])} NEGATIVE"
@@ -336,8 +338,9 @@ def figures(report: Report) -> str:
              f"{n(t[EYE_IMAGING])} records, {n(report.eye.folded)} duplicates folded", "eye", "eye"),
         card("New EYE_IMAGING", ("+" + n(new)) if new else "0", since, "new", "eye:new"),
         card("To review", n(len(report.queue.rows)),
-             f"wait for a curator: {n(sum(1 for r in report.queue.rows if r['tier'] == 0))} new EYE_IMAGING, "
-             f"{n(sum(1 for r in report.queue.rows if r['tier'] == 1))} borderline", "queue", "queue"),
+             f"wait for a curator: {n(tiers[0])} new EYE_IMAGING, "
+             + (f"{n(tiers[1])} known datasets labelled NEGATIVE, " if tiers[1] else "")
+             + f"{n(tiers[2])} borderline", "queue", "queue"),
         card("Decided by curators", n(sum(standing.values())),
              f"{n(standing['accept'])} accepted · {n(standing['reject'])} rejected · {n(standing['unsure'])} unsure "
              f"({n(report.review.get('decisions') or 0)} decisions in the ledger)", "decided", "rejected"),
@@ -504,7 +507,8 @@ def render(report: Report) -> str:
         review_bar=review_bar(),
         queue_table=table_section("queue", "To review",
                                   "What waits for a curator's decision, most useful first: new EYE_IMAGING records, "
-                                  "borderline NEGATIVE ones, records whose text and files disagree, then the other "
+                                  "datasets of the reference catalogue labelled NEGATIVE, borderline NEGATIVE ones, "
+                                  "records whose text and files disagree, then the other "
                                   "EYE_IMAGING records no one has decided on. A curator's accept or reject takes a "
                                   "record off this list; only accepted records are posted (POST_REQUIRES_REVIEW).", True),
         eye_table=table_section("eye", "EYE_IMAGING datasets",
