@@ -133,3 +133,28 @@ def test_classify_review_then_download_and_post_skip_rejected_records(api, tmp_p
     # DOWNLOAD_REQUIRES_REVIEW: only accepted records (none stands accepted now)
     result = scrapy({**env, "DOWNLOAD_REQUIRES_REVIEW": "1"}, "download", "--dry-run")
     assert result.returncode == 0 and "total: 0 files to download" in result.stdout and "; 0 records" in result.stdout
+
+
+def test_the_recall_check_says_what_curators_decided(tmp_path):
+    from .test_recall import corpus, reasons, rows_by_name, run_check
+
+    data, results = corpus(tmp_path)
+    Ledger(data).append([
+        decision_from({"source": "zenodo", "source_id": "500", "decision": "reject", "code": "restricted",
+                       "reason": "on request only", "curator": "alice"}),
+        decision_from({"source": "zenodo", "source_id": "300", "decision": "accept", "reason": "OCT volumes",
+                       "curator": "bob"}),
+    ])
+    result = run_check(data, results)
+    rows = rows_by_name(result)
+    # rejected: why not says so, nothing about downloads or posts waiting
+    juliet = rows["Juliet"]
+    assert "rejected" in reasons(juliet) and not {"download_pending", "awaiting_review"} & set(reasons(juliet))
+    assert "rejected by alice" in next(w["detail"] for w in juliet["why_not"] if w["reason"] == "rejected")
+    # accepted although classified NEGATIVE: no longer queued for review, eligible for download and post
+    charlie = rows["Charlie"]
+    assert charlie["review"] == "accept" and "accepted by bob" in charlie["why_not"][0]["detail"]
+    assert {"not_downloaded", "not_posted"} <= set(reasons(charlie))
+    assert [i["key"] for i in result["review_queue"]] == []
+    # confident, nobody accepted: it waits for a curator (POST_REQUIRES_REVIEW)
+    assert "awaiting_review" in reasons(rows["Bravo"])
