@@ -138,12 +138,13 @@ def page_decision(sid: str, decision: str, ident: str, **more) -> dict:
 def test_import_a_page_file_once_however_often(tmp_path):
     data, results = setup_records(tmp_path)
     file = export(tmp_path / "decisions.json", [page_decision("1", "reject", "page-0001", code="not-eye"),
-                                                page_decision("5", "accept", "page-0002")])
+                                                page_decision("5", "accept", "page-0002", curator="")])
     first = review(tmp_path, "import", str(file))
     assert first.returncode == 0, first.stderr[-2000:]
     decisions = Ledger(data).read()
     assert [(d.key, d.decision, d.curator, d.origin) for d in decisions] == [
-        ("zenodo:1", "reject", "carol", "page"), ("zenodo:5", "accept", "carol", "page")]
+        ("zenodo:1", "reject", "carol", "page"), ("zenodo:5", "accept", "alice", "page")], \
+        "a decision without a name gets REVIEW_CURATOR's"
     assert decisions[0].model_id == "m@1" and decisions[0].prob_eye_imaging == 0.97, "filled from the record"
     ledger = Ledger(data).path.read_bytes()
     again = review(tmp_path, "import", str(file))

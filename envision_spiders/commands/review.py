@@ -88,7 +88,7 @@ class Command(ScrapyCommand):
         self.data_dir = Path(self.settings.get("DATA_DIR") or "data")
         self.results_dir = Path(self.settings.get("RESULTS_DIR") or "results")
         if action == "list":
-            self.exitcode = self.list(rest, opts)
+            self.exitcode = self.show(rest, opts)
         elif action == "import":
             if len(rest) != 1:
                 raise UsageError("import takes one decisions file (exported by the review page)")
@@ -205,7 +205,7 @@ class Command(ScrapyCommand):
         return 0
 
     # ------------------------------------------------------------------ listing
-    def list(self, keys: list[str], opts: argparse.Namespace) -> int:
+    def show(self, keys: list[str], opts: argparse.Namespace) -> int:
         from envision_spiders.review import DecisionError, Review, parse_key
 
         review = Review.load(self.data_dir, self.results_dir)
@@ -229,7 +229,7 @@ class Command(ScrapyCommand):
                         f"{d.model_label or '?'} P {_p(d.prob_eye_imaging)} ({d.model_id or '?'})]")
             return status
         if opts.pending:
-            return self.list_pending(review, opts.limit)
+            return self.show_pending(review, opts.limit)
         latest = {}
         for d in review.decisions:
             latest[d.key] = d
@@ -244,7 +244,7 @@ class Command(ScrapyCommand):
             say(f"  ... {len(shown) - limit} more (--limit 0 for all)")
         return 0
 
-    def list_pending(self, review, limit: int) -> int:
+    def show_pending(self, review, limit: int) -> int:
         from envision_spiders.report.gather import current_run_id, previous_snapshot, read_records, result_sources
         from envision_spiders.review.pending import catalogue_negatives, waiting
         from envision_spiders.storage import read_json

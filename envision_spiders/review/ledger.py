@@ -143,7 +143,7 @@ def decision_from(obj: Any, *, defaults: Mapping[str, Any] | None = None) -> Dec
     lacks. Raises :class:`DecisionError`."""
     if not isinstance(obj, Mapping):
         raise DecisionError(f"a decision must be a JSON object, not {type(obj).__name__}")
-    obj = {**(defaults or {}), **{k: v for k, v in obj.items() if v is not None}}
+    obj = {**(defaults or {}), **{k: v for k, v in obj.items() if v is not None and v != ""}}
     source = _text(obj, "source", 40, required=True)
     source_id = _text(obj, "source_id", 500, required=True)
     parse_key(f"{source}:{source_id}")
