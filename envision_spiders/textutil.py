@@ -1,20 +1,33 @@
 """Small pure helpers for the field mapping every spider shares.
 
 HTML is stripped with lxml (a real parser: entities, broken markup, nested tags), not
-regular expressions; DOIs are normalised one way for the whole project; timestamps of
+regular expressions. libxml2 refuses a text node over 10 MB unless told otherwise, and
+then lxml's HTML parser returns an empty tree without an error: a 10 MB description
+became "" silently. The parser here allows huge trees, a parse that yields no text from
+a text that has some is logged and the text kept with its markup, and a text longer
+than ``MAX_TEXT_CHARS`` is cut with a log line. DOIs are normalised one way for the whole project; timestamps of
 every shape the APIs send (``Z`` or not, offsets, 7 fractional digits, bare dates or
 years) parse with one function.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
 import lxml.html
 from lxml import etree
+
+logger = logging.getLogger(__name__)
+
+# A plain text longer than this is cut (a description; real ones are a few kilobytes).
+MAX_TEXT_CHARS = 1_000_000
+_PARSERS = threading.local()  # lxml parsers are not shared between threads
+_TAG = re.compile(r"<[^>]*>")
 
 _BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
@@ -59,7 +72,7 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
     value = _CONTROL.sub(" ", value)  # NUL and other control characters never reach a record
     if _LOOKS_LIKE_HTML.search(value):
         try:
-            root = lxml.html.fragment_fromstring(value, create_parent="div")
+            root = lxml.html.fragment_fromstring(value, create_parent="div", parser=_html_parser())
         except (etree.ParserError, ValueError):
             root = None
         if root is not None:
@@ -75,10 +88,24 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
                     if el.tag.lower() in ("br", "hr"):
                         continue
                     el.text = "\n" + (el.text or "")
-            value = root.text_content()
+            parsed = root.text_content()
+            if parsed.strip() or not _TAG.sub("", value).strip():
+                value = parsed
+            else:  # the parser lost the text: keep it with its markup rather than nothing
+                logger.warning("an HTML text of %d characters parsed to nothing; kept with its markup", len(value))
     text = _clean_ws(value)
+    if len(text) > MAX_TEXT_CHARS:
+        logger.warning("a text of %d characters was cut to %d (MAX_TEXT_CHARS)", len(text), MAX_TEXT_CHARS)
+        text = text[:MAX_TEXT_CHARS]
     links.extend(m.group(0).rstrip(".,;:") for m in _URL_IN_TEXT.finditer(text))
     return text, list(dict.fromkeys(links))
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(huge_tree=True)
+    return parser
 
 
 def plain_text(value: Any) -> str:

@@ -1,8 +1,11 @@
 """Label every record during the crawl, without stalling it.
 
 * The model (``CLASSIFIER_MODEL``, see :mod:`envision_spiders.classifier.model`) starts
-  loading in a worker thread when the spider opens; requests go on meanwhile, and items
-  wait for it. ``scrapy crawl all`` loads it once for its seven crawlers.
+  loading in a worker thread when the first record arrives; requests go on meanwhile,
+  and items wait for it. A crawl that yields no record (an incremental run with nothing
+  new) never loads it: a load still running when such a short crawl exited failed at
+  interpreter shutdown and read as a broken model. ``scrapy crawl all`` loads it once
+  for its seven crawlers.
 * Items are collected into batches (``CLASSIFY_BATCH_SIZE`` items, or whatever arrived
   within ``CLASSIFY_BATCH_WAIT`` seconds) and each batch is classified in that worker
   thread: the reactor keeps downloading while torch computes. One batch runs at a
@@ -62,7 +65,7 @@ class ClassifyPipeline:
     def from_crawler(cls, crawler) -> ClassifyPipeline:
         return cls(crawler)
 
-    def open_spider(self) -> None:
+    def _start_loading(self) -> None:
         loop = asyncio.get_running_loop()
         self._model = loop.run_in_executor(_WORKER, self._load)
 
@@ -71,8 +74,8 @@ class ClassifyPipeline:
         return shared_classifier(self.spec, self.models_root, curated_examples(self.settings))
 
     async def _classifier(self) -> Classifier | None:
-        if self._model is None:  # called outside a crawl, without open_spider
-            self.open_spider()
+        if self._model is None:  # the first record of the crawl
+            self._start_loading()
         try:
             return await asyncio.shield(self._model)
         except Exception as exc:
@@ -149,10 +152,3 @@ class ClassifyPipeline:
         self._flush()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        if self._model is not None and not self._model.done():
-            # A model still loading when the spider closes (being rebuilt because the
-            # curators' decisions changed it, in a run that found nothing new) is waited
-            # for: left to the interpreter's exit, the build fails halfway and is retried by
-            # every crawler of the process, and then by the classify step.
-            logger.info("waiting for the classifier to finish loading before the spider closes")
-            await self._classifier()

@@ -9,6 +9,10 @@
 * ``extra`` facts a spider lists in ``accumulated_extra`` grow across runs: lists
   become the sorted union, mappings are merged (a source that reports a record
   piecemeal, like RePORTER's fiscal years searched a few at a time incrementally);
+* a text the new harvest could not read (an empty title or description where the
+  saved record has one: an API that sent nothing, a parser that lost it) never
+  replaces the saved text: it is kept, logged and counted
+  (``envision/persist/kept_saved_text``);
 * new, changed and unchanged records are counted (``envision/records/*``);
 * a write that fails (full disk, permissions) is logged with the path and the reason,
   counted, and the item is dropped so later steps never act on an unsaved record.
@@ -31,6 +35,21 @@ logger = logging.getLogger(__name__)
 _VOLATILE = ("harvested_at",)
 # Fields a later step sets on the item; None means "not set this run".
 KEPT_WHEN_NONE = ("classification",)
+# Texts an empty new value never replaces (see keep_saved_texts).
+KEPT_WHEN_EMPTY = ("title", "description")
+
+
+def keep_saved_texts(existing: dict, record: dict) -> list[str]:
+    """Put back the saved title and description where the new record has none (an
+    empty text is a harvest that could not read it, not a dataset that lost its
+    description); returns the fields kept."""
+    kept = []
+    for key in KEPT_WHEN_EMPTY:
+        old, new = existing.get(key), record.get(key)
+        if isinstance(old, str) and old.strip() and not (isinstance(new, str) and new.strip()):
+            record[key] = old
+            kept.append(key)
+    return kept
 
 
 def accumulate(old, new):
@@ -94,6 +113,10 @@ class PersistPipeline:
             for key, value in existing.items():
                 if key not in record or (key in KEPT_WHEN_NONE and record[key] is None):
                     record[key] = value
+            for key in keep_saved_texts(existing, record):
+                self.stats.inc_value("envision/persist/kept_saved_text")
+                logger.warning("%s %s: the new %s is empty; the saved one (%d characters) is kept",
+                               source, source_id, key, len(record[key]))
         status = "new" if existing is None else ("unchanged" if _comparable(existing) == _comparable(record) else "changed")
         try:
             atomic_write_json(path, record)

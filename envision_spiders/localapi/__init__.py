@@ -14,6 +14,7 @@ gives ``PORTAL_URL`` and its ``PORTAL_API_KEY``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 from typing import Any
@@ -79,29 +80,42 @@ class LocalAPIServer:
         return modify_source(self.state, source, fraction, seed)
 
     def start(self) -> LocalAPIServer:
-        if self.port == 0:
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
-        ready = threading.Event()
+        # The socket is bound here and handed to aiohttp, so the port asked of the OS (0:
+        # any free one) is the port served: probing for a free port and binding it later
+        # would race with other processes (parallel test workers) doing the same.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
 
         async def boot() -> None:
             app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()] + [m.register for m in HELPERS])
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, self.host, self.port, backlog=512).start()
-            ready.set()
+            await web.SockSite(self._runner, sock, backlog=512).start()
+
+        booted: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(boot())
+            try:
+                self._loop.run_until_complete(boot())
+            except BaseException as exc:  # reported to start(), which raises it
+                sock.close()
+                booted.set_exception(exc)
+                return
+            booted.set_result(None)
             self._loop.run_forever()
 
         self._thread = threading.Thread(target=run, name="localapi", daemon=True)
         self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the local API server did not start")
+        # no timeout: the boot either finishes or raises, however busy the machine is
+        booted.result()
         self.state.base_url = self.base_url
         return self
 

@@ -413,9 +413,10 @@ async def serve_redirect(request: web.Request) -> web.StreamResponse:
 
 async def serve_file(request: web.Request, served: ServedFile) -> web.StreamResponse:
     size = served.size
-    headers = {"Accept-Ranges": "bytes", "Content-Type": served.content_type}
+    headers = {"Content-Type": served.content_type}
     ranges = None
     if not served.ignore_range and not request.get(IGNORE_RANGE_KEY):
+        headers["Accept-Ranges"] = "bytes"  # a server that ignores Range does not say it takes them
         ranges = parse_range_header(request.headers.get("Range", ""), size)
     if ranges == []:
         return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})

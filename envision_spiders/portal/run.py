@@ -1,7 +1,7 @@
 """A posting run: which records, which bodies, what is sent, and the summary.
 
-1. Selection: the records of ``results/{source}_eye_imaging.json`` passing the gate
-   (:func:`envision_spiders.downloads.queue.gate`) with the curators' decisions
+1. Selection: :func:`envision_spiders.selection.select_records`, the records of
+   ``results/{source}_eye_imaging.json`` passing the gate with the curators' decisions
    (``data/review/``): never a rejected record or a duplicate; with
    ``POST_REQUIRES_REVIEW`` (the default) only records a curator accepted, else also
    EYE_IMAGING records with ``prob_eye_imaging >= POST_THRESHOLD`` that wait for no
@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from envision_spiders.downloads.queue import DUPLICATE, REJECTED, WAITING, gate, read_results, results_path
 from envision_spiders.politeness import Backoff
 from envision_spiders.review import Review
+from envision_spiders.selection import AWAITING_REVIEW, DUPLICATE, REJECTED_BY_CURATOR, reason_kind, select_records
 from envision_spiders.storage import atomic_write_json, read_json, record_path, safe_id
 from envision_spiders.textutil import utcnow_iso
 
@@ -206,29 +206,25 @@ def sources_with_results(results_dir: Path) -> list[str]:
 
 
 def select(config: PostConfig, sources: Iterable[str], summary: PostSummary, review: Review) -> list[Candidate]:
-    out: list[Candidate] = []
-    seen: set[tuple[str, str]] = set()
-    for source in sources:
-        for row in read_results(results_path(config.results_dir, source)):
-            src, sid = str(row.get("source") or source), str(row["source_id"])
-            if (src, sid) in seen:
-                continue
-            seen.add((src, sid))
-            ok, why = gate(row, config.threshold, review.standing(f"{src}:{sid}"), config.requires_review)
-            if ok:
-                out.append(Candidate(src, sid, row))
-                summary.count(src, "candidates")
-            elif why.startswith(DUPLICATE):
-                # only records that would otherwise be posted: the canonical one carries them
-                summary.count(src, "duplicates_skipped")
-                logger.debug("post: %s %s skipped: %s", src, sid, why)
-            elif why.startswith(REJECTED):  # counted below, with those results/ no longer list
-                logger.info("post: %s %s not posted: %s", src, sid, why)
-            elif why.startswith(WAITING):
-                summary.count(src, "awaiting_review")
-                logger.debug("post: %s %s not posted: %s", src, sid, why)
-            else:
-                summary.count(src, "below_threshold")
+    """The records to post: :func:`envision_spiders.selection.select_records`, the one
+    selection of the download and post steps, with the curators' decisions."""
+    selection = select_records(config.results_dir, sources, config.threshold, review, config.requires_review)
+    out = [Candidate(src, sid, row) for (src, sid), row in selection.rows.items()]
+    for c in out:
+        summary.count(c.source, "candidates")
+    for (src, sid), why in selection.refused.items():
+        kind = reason_kind(why)
+        if kind == DUPLICATE:
+            # only records that would otherwise be posted: the canonical one carries them
+            summary.count(src, "duplicates_skipped")
+            logger.debug("post: %s %s skipped: %s", src, sid, why)
+        elif kind == REJECTED_BY_CURATOR:  # counted below, with those results/ no longer list
+            logger.info("post: %s %s not posted: %s", src, sid, why)
+        elif kind == AWAITING_REVIEW:
+            summary.count(src, "awaiting_review")
+            logger.debug("post: %s %s not posted: %s", src, sid, why)
+        else:
+            summary.count(src, "below_threshold")
     for key in review.rejected(sources):
         summary.count(key.partition(":")[0], "rejected")
     if summary.counts["awaiting_review"]:

@@ -28,8 +28,9 @@ curators rejected, with their reasons.
 rewritten on every harvest, and a record classified NEGATIVE last week may be
 EYE_IMAGING now), and run summaries count new records, not which ones. So each report
 keeps a snapshot, ``data/report/snapshots/{run_id}.json``, of the EYE_IMAGING keys it
-showed; a record is *new* when it is EYE_IMAGING now and was not in the newest
-snapshot of an earlier run. Regenerating the report of the same run replaces that run's
+showed and of its results folder; a record is *new* when it is EYE_IMAGING now and was
+not in the newest snapshot of an earlier run of the same results folder (a page
+written elsewhere with ``-o`` keeps no snapshot). Regenerating the report of the same run replaces that run's
 snapshot and compares with the same earlier one, so ``scrapy report`` may be run any
 number of times. With no earlier snapshot (the first report) every EYE_IMAGING record
 is new, and the page says so. The run id is the one given, else ``RUN_ID``, else the
@@ -50,6 +51,7 @@ from typing import Any
 
 from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
 from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
+from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.review import Ledger, evidence_of
 from envision_spiders.review.pending import BORDERLINE, TIERS, catalogue_negatives, new_since, order, tier_of
 from envision_spiders.storage import read_json, record_path, safe_id
@@ -396,17 +398,26 @@ def snapshot_folder(data_dir: Path) -> Path:
     return data_dir.joinpath(*SNAPSHOT_DIR)
 
 
-def previous_snapshot(data_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``."""
+def snapshot_key(results_dir: Path) -> str:
+    """How a snapshot names the results folder its page showed."""
+    return str(Path(results_dir).resolve())
+
+
+def previous_snapshot(data_dir: Path, run_id: str, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``, of a
+    page of ``results_dir`` (snapshots older than that field count for any)."""
     folder = snapshot_folder(data_dir)
     best = None
     if not folder.is_dir():
         return None
+    wanted = snapshot_key(results_dir) if results_dir is not None else None
     for path in folder.glob("*.json"):
         if path.name.startswith("."):
             continue
         data = read_json(path)
         if not isinstance(data, Mapping) or data.get("run_id") == run_id or not isinstance(data.get("eye_imaging"), list):
+            continue
+        if wanted and data.get("results_dir") not in (None, wanted):
             continue
         stamp = parse_datetime(data.get("generated_at"))
         if stamp is None:
@@ -463,6 +474,7 @@ class Report:
     duplicates: dict[str, int]  # groups, records (non-canonical members)
     downloads: dict[str, Any]
     crawl: dict[str, Any]
+    funnel: Funnel | None = None  # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
     review: dict[str, Any] = field(default_factory=dict)  # the ledger: identity, decision ids, counts
     # results/recall.json and results/grants.json (report.recallpage), None where missing
@@ -562,7 +574,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     groups = read_duplicate_groups(results_dir)
     in_groups = {k for g in groups for k in g["members"]}
     states, download_totals = download_states(data_dir)
-    baseline = previous_snapshot(data_dir, run)
+    baseline = previous_snapshot(data_dir, run, results_dir)
     before = set(strings(baseline.get("eye_imaging"))) if baseline else None
 
     sources: dict[str, Counter] = {}
@@ -577,6 +589,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     eye_keys: list[str] = []
     seen: set[str] = set()
     problems: list[str] = []
+    counter = FunnelCounter(threshold)
     lo, hi = BORDERLINE
     for name in result_sources(results_dir):
         path = results_dir / f"{name}_all_results.json"
@@ -591,6 +604,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
             if key in seen:
                 continue
             seen.add(key)
+            counter.add(source, record)
             label = record.get("label") if record.get("label") in (EYE_IMAGING, NEGATIVE) else "unclassified"
             counts[label] += 1
             p = _number(record.get("prob_eye_imaging"))
@@ -658,6 +672,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         duplicates={"groups": len(groups) or len(canonicals), "records": len(duplicate_records)},
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
+        funnel=counter.finish(data_dir),
         problems=problems + ([f"{ledger.path}: {len(ledger.damaged)} damaged lines skipped"] if ledger.damaged else []),
         review={"ledger": ledger.identity, "known": [d.id for d in decisions], "decisions": len(decisions),
                 "standing": Counter(r["review"]["decision"] for t in (eye, borderline, rejected, waiting_only)

@@ -356,7 +356,8 @@ def figures(report: Report) -> str:
                           f"{len(spiders)} spiders"
                           + (f" · {len(unhealthy)} with problems" if unhealthy else " · all healthy"),
                           "warn" if unhealthy else "", "crawl"))
-    return '<section class="cards" aria-label="At a glance">' + "".join(cards) + "</section>"
+    funnel = f'<p class="funnel" id="funnel">{esc(report.funnel.line())}</p>' if report.funnel else ""
+    return '<section class="cards" aria-label="At a glance">' + "".join(cards) + "</section>" + funnel
 
 
 def crawl_table(report: Report) -> str:

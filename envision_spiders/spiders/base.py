@@ -21,6 +21,7 @@ the slot delay (AutoThrottle's floor) and concurrency, scaled by POLITENESS_SCAL
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -75,6 +76,19 @@ class SourceSpider(scrapy.Spider):
         self.problems: list[str] = []
 
     # ---------------------------------------------------------------- set-up
+    @classmethod
+    def arguments(cls) -> set[str]:
+        """The ``-a`` arguments this spider takes: the named parameters of the
+        ``__init__`` of each of its classes (``scrapy crawl`` refuses any other)."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is scrapy.Spider:
+                break
+            if "__init__" in vars(klass):
+                params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+                names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        return names
+
     @classmethod
     def pace_for(cls, settings: BaseSettings) -> Pace:
         """The pace this spider keeps under these settings: ``pace``, unless the API's
