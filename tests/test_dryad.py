@@ -22,6 +22,8 @@ from envision_spiders.middlewares.ratelimit import RateLimitMiddleware
 from envision_spiders.spiders.dryad import (
     ANONYMOUS_PACE,
     RENEWED,
+    RESENT,
+    MAX_STALE_RESENDS,
     TOKEN_PACE,
     DryadSpider,
     access_of,
@@ -427,7 +429,10 @@ def test_token_is_fetched_once_and_renewed_once_for_all_refused_requests(tmp_pat
         results = await asyncio.gather(*(drain(spider.on_request_failed(refused(spider, r))) for r in in_flight))
         assert len(engine.calls) == 2  # one renewal for three refused requests
         again = [out[0] for out in results]
-        assert all(r.headers["Authorization"] == b"Bearer tok2" and r.meta[RENEWED] == 1 and r.dont_filter for r in again)
+        assert all(r.headers["Authorization"] == b"Bearer tok2" and r.meta[RESENT] == 1 and r.dont_filter for r in again)
+        # only the request that found the token current counts the refusal against itself; the
+        # other two were in flight with a token renewed since (nobody's fault)
+        assert [r.meta[RENEWED] for r in again] == [1, 0, 0]
         assert [r.cb_kwargs["term"] for r in again] == ["a", "b", "c"] and again[0].priority == 10
         # the new token refused at once: the credentials do not open the API; on without a token
         (anonymous,) = await drain(spider.on_request_failed(refused(spider, again[0])))
@@ -443,6 +448,31 @@ def test_token_is_fetched_once_and_renewed_once_for_all_refused_requests(tmp_pat
     assert stats.get_value("envision/dryad/token_refused") == 1
     failures = (tmp_path / "failures" / "dryad.jsonl").read_text()
     assert "HTTP 401" in failures and "tok1" not in failures and "tok2" not in failures and "s3cret" not in failures
+
+
+def test_a_request_in_flight_at_each_expiry_is_sent_again_but_not_for_ever(tmp_path, monkeypatch):
+    """Tokens that expire while a request is in flight, again and again (a busy crawl
+    with short-lived tokens), do not make it a failure; a bound stops it going round."""
+    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
+    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "s3cret")
+    spider = spider_for(tmp_path)
+    engine = spider.crawler.engine = FakeEngine()
+
+    async def scenario():
+        assert await spider.fetch_token()
+        request = spider.search_request("a")
+        for _ in range(MAX_STALE_RESENDS):
+            spider._token_worked = True
+            # another request renewed the token while this one was in flight
+            assert await spider.fetch_token()
+            (request,) = await drain(spider.on_request_failed(refused(spider, request)))
+            assert request.meta[RENEWED] == 0 and request.headers["Authorization"] == f"Bearer {spider._token}".encode()
+        spider._token_worked = True
+        assert await spider.fetch_token()
+        assert await drain(spider.on_request_failed(refused(spider, request))) == []
+
+    asyncio.run(scenario())
+    assert "HTTP 401" in (tmp_path / "failures" / "dryad.jsonl").read_text()
 
 
 def test_refused_credentials_mean_going_on_without_a_token(tmp_path, monkeypatch, caplog):

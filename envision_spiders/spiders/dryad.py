@@ -78,8 +78,12 @@ ANONYMOUS_PACE = Pace(interval=2.0, windows=((1, 2.0), (30, 60.0)))
 # token request has one too, outside both.
 TOKEN_BUDGET = "dryad-oauth"
 ANONYMOUS_SUFFIX = "#anonymous"
-RENEWED = "dryad_token_renewed"  # meta: how many times a refused request was sent again
-MAX_RESENDS = 2
+RENEWED = "dryad_token_renewed"  # meta: how often a request was refused with the token then current
+RESENT = "dryad_resent"  # meta: how often a refused request was sent again, for whatever reason
+MAX_RESENDS = 2  # refusals with the current token: after that the request, not the token, is refused
+# refusals with a token renewed since (the request was in flight when it expired) are nobody's
+# fault and cost no token, but a request cannot go round for ever
+MAX_STALE_RESENDS = 8
 # what one journey of a request leaves in its meta; a request sent again starts afresh
 SPENT_META = ("download_latency", "download_slot", "retry_times", "ratelimit_retries", "first_attempt_at",
               "retry_not_before", "redirect_times", "redirect_ttl", "redirect_urls", "redirect_reasons")
@@ -468,11 +472,13 @@ class DryadSpider(SourceSpider):
           again with a renewed token that the API has not accepted once, which means it
           refuses the tokens these credentials get: then go on without a token (a renewed
           token that worked for other requests and was then refused has expired in turn);
-        * refused with an older token (renewed since): send it again as it is;
+        * refused with an older token (renewed since): send it again as it is, without
+          counting it against the request (up to MAX_STALE_RESENDS times);
         * refused without a token while none can be had: None.
-        Each request is sent again at most MAX_RESENDS times."""
+        A request refused MAX_RESENDS times with the token then current is not sent again."""
         tries = request.meta.get(RENEWED, 0)
-        if urlparse(request.url).hostname != self.api_host or tries >= MAX_RESENDS:
+        resent = request.meta.get(RESENT, 0)
+        if urlparse(request.url).hostname != self.api_host or tries >= MAX_RESENDS or resent >= MAX_STALE_RESENDS:
             return None
         if not self._credentials:
             if not self._told_anonymous_401:
@@ -484,7 +490,8 @@ class DryadSpider(SourceSpider):
             return None
         sent = request.headers.get("Authorization")
         async with self.token_lock:
-            if self._token and f"Bearer {self._token}".encode() == sent:
+            refused_current = bool(self._token) and f"Bearer {self._token}".encode() == sent
+            if refused_current:
                 if tries and not self._token_worked:
                     self.crawler.stats.inc_value("envision/dryad/token_refused")
                     logger.error(
@@ -504,7 +511,7 @@ class DryadSpider(SourceSpider):
         headers.pop("Authorization", None)
         headers.update(self.auth_headers())
         meta = {k: v for k, v in request.meta.items() if k not in SPENT_META}
-        meta.update({RENEWED: tries + 1, "budget": self.budget_key})
+        meta.update({RENEWED: tries + int(refused_current), RESENT: resent + 1, "budget": self.budget_key})
         # ahead of the queue: sent soon, with the token it was renewed for
         return request.replace(headers=headers, dont_filter=True, meta=meta, priority=request.priority + 10)
 
