@@ -137,5 +137,31 @@ def test_decide_on_the_page_export_and_import(browser, tmp_path):
     assert "Stands: rejected by carol" in details and "The model says EYE_IMAGING, P(eye) 0.970" in details
     assert "zenodo:1" not in keys(pg, "eye") and "zenodo:2" in keys(pg, "eye")
     pg.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
+
+    # dave's accept of zenodo:5 was a mistake: carol withdraws it on the page (offered only where a
+    # decision was recorded on the record itself), exports, imports: one more line, nothing stands
+    pg.locator('#queue tr[data-key="zenodo:3"] button.rv-do-accept').click()
+    offered = pg.locator('#queue tr[data-key="zenodo:3"] + tr.details select.rv-decision option')
+    assert offered.evaluate_all("os => os.map(o => o.value)") == ["accept", "reject", "unsure"]
+    pg.locator('#eye tr[data-key="zenodo:5"] button.rv-do-accept').click()
+    form = pg.locator('#eye tr[data-key="zenodo:5"] + tr.details form.rv-form')
+    form.locator("select.rv-decision").select_option("withdraw")
+    form.locator("input.rv-text").fill("accepted by mistake")
+    form.locator("button.rv-save").click()
+    assert "withdrawn" in pg.locator('#eye tr[data-key="zenodo:5"] .rv').text_content()
+    with pg.expect_download() as download_info:
+        pg.locator('[data-rv="export"]').click()
+    second = tmp_path / "second.json"
+    download_info.value.save_as(second)
+    result = import_file(tmp_path, second)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = Ledger(data).read()[-1]
+    assert (last.key, last.decision, last.curator, last.reason) == ("zenodo:5", "withdraw", "carol",
+                                                                    "accepted by mistake")
+    assert Review(Ledger(data).read()).standing("zenodo:5") is None
+    pg.reload()
+    pg.wait_for_selector("html[data-ready='1']", timeout=30_000)
+    assert "zenodo:5" in keys(pg, "queue"), "it waits for a curator again"
+    assert pg.locator('#eye tr[data-key="zenodo:5"]').get_attribute("data-decision") in (None, "")
     ctx.close()
     assert not errors, errors

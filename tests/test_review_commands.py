@@ -124,6 +124,33 @@ def test_decide_from_the_command_line(tmp_path):
     assert pending.returncode == 0 and "zenodo:1" not in pending.stdout and "zenodo:2" in pending.stdout
 
 
+def test_withdraw_a_decision_from_the_command_line(tmp_path):
+    data, results = setup_records(tmp_path)
+    assert review(tmp_path, "reject", "zenodo:1", "--code", "not-eye").returncode == 0
+    assert review(tmp_path, "accept", "zenodo:2", "--reason", "fundus").returncode == 0
+    assert rows(results, "datacite")["10.5281/zenodo.2"]["review"]["decision"] == "accept", "the group follows"
+    done = review(tmp_path, "withdraw", "zenodo:1", "--reason", "rejected the wrong row")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "recorded: zenodo:1 decision withdrawn by alice" in done.stdout
+    line = json.loads(Ledger(data).path.read_text().splitlines()[-1])
+    assert (line["decision"], line["source_id"], line["reason"]) == ("withdraw", "1", "rejected the wrong row")
+    row = rows(results, "zenodo")["1"]
+    assert (row["label"], row["label_source"], row["review"]) == ("EYE_IMAGING", "model", None)
+    listed = review(tmp_path, "list", "zenodo:1")
+    assert "zenodo:1: no decision stands" in listed.stdout and "rejected by alice" in listed.stdout
+    pending = review(tmp_path, "list", "--pending")
+    assert "zenodo:1" in pending.stdout, "it waits for a curator again"
+    # nothing stands: nothing to withdraw; a decision made on a duplicate is withdrawn there
+    before = Ledger(data).path.read_bytes()
+    bad = review(tmp_path, "withdraw", "zenodo:1")
+    assert bad.returncode == 1 and "zenodo:1: no decision stands for it; nothing to withdraw" in bad.stderr
+    bad = review(tmp_path, "withdraw", "datacite:10.5281/zenodo.2")
+    assert bad.returncode == 1 and "withdraw it there: scrapy review withdraw zenodo:2" in bad.stderr
+    bad = review(tmp_path, "withdraw", "zenodo:2", "--code", "not-eye")
+    assert bad.returncode == 1 and "takes no reason code" in bad.stderr and "Traceback" not in bad.stderr
+    assert Ledger(data).path.read_bytes() == before
+
+
 def export(path: Path, decisions: list[dict], **header) -> Path:
     path.write_text(json.dumps({"format": FORMAT, "version": 1, "exported_at": "2026-07-08T10:00:00Z",
                                 "page": {"run_id": "r1"}, "decisions": decisions, **header}))
@@ -158,7 +185,7 @@ def test_import_a_page_file_once_however_often(tmp_path):
     ('[1, 2, 3]', "is not a decisions file of the review page"),
     (json.dumps({"format": FORMAT, "version": 1, "decisions": [
         page_decision("5", "accept", "page-0003"), page_decision("1", "maybe", "page-0004")]}),
-     "decision 2 (zenodo:1): decision 'maybe' is not one of accept, reject, unsure; nothing imported"),
+     "decision 2 (zenodo:1): decision 'maybe' is not one of accept, reject, unsure, withdraw; nothing imported"),
     (json.dumps({"format": FORMAT, "version": 1, "decisions": [page_decision("1", "reject", "page-0005", reason="")]}),
      "needs a reason"),
     (json.dumps({"format": FORMAT, "version": 7, "decisions": []}), "version 7"),

@@ -72,6 +72,28 @@ def test_duplicates_follow_their_canonical_record_except_a_mirror_rejection(tmp_
     assert Review(ledger.read()).standing("datacite:10.5281/zenodo.1") is None
 
 
+def test_a_withdrawal_is_a_line_of_its_own_and_takes_back_the_records_decisions(tmp_path):
+    groups = [{"canonical": "zenodo:1", "members": [{"key": "zenodo:1"}, {"key": "kaggle:lab/copy"}]}]
+    ledger = Ledger(tmp_path)
+    ledger.append([decide("1", "reject", code="not-eye"), decide("1", "accept", curator="bob")])
+    ledger.append([decide("1", "withdraw", curator="bob", reason="clicked the wrong row")])
+    review = Review(ledger.read(), groups)
+    assert review.standing("zenodo:1") is None and review.standing("kaggle:lab/copy") is None
+    assert effective_label("EYE_IMAGING", review.standing("zenodo:1")) == ("EYE_IMAGING", "model")
+    assert [d.decision for d in review.own("zenodo:1")] == ["reject", "accept", "withdraw"], "history kept"
+    assert [json.loads(x)["decision"] for x in ledger.path.read_text().splitlines()] == ["reject", "accept", "withdraw"]
+    assert review.latest("zenodo:1").describe().startswith("decision withdrawn by bob")
+    # a withdrawal takes back the decisions of its own record only: a duplicate's own one stands again
+    ledger.append([decide("lab/copy", "reject", source="kaggle", code="not-eye")])
+    review = Review(ledger.read(), groups)
+    assert review.standing("zenodo:1").key == "kaggle:lab/copy"
+    ledger.append([decide("lab/copy", "withdraw", source="kaggle"), decide("1", "unsure", curator="carol")])
+    review = Review(ledger.read(), groups)
+    assert review.standing("kaggle:lab/copy").decision == "unsure", "a decision after the withdrawal stands"
+    with pytest.raises(DecisionError, match="takes no reason code"):
+        decide("1", "withdraw", code="not-eye")
+
+
 def test_a_decision_is_checked_before_it_is_recorded(tmp_path):
     with pytest.raises(DecisionError, match="decision 'maybe'"):
         decide("1", "maybe")

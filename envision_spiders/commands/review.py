@@ -5,11 +5,14 @@
     scrapy review accept  SOURCE:ID [SOURCE:ID ...] [--reason TEXT] [--code CODE] [--curator NAME]
     scrapy review reject  SOURCE:ID [...] --reason TEXT | --code CODE [--curator NAME]
     scrapy review unsure  SOURCE:ID [...] [--reason TEXT] [--curator NAME]
+    scrapy review withdraw SOURCE:ID [...] [--reason TEXT] [--curator NAME]
     scrapy review list    [--pending] [--limit N] [SOURCE:ID ...]
     scrapy review import  FILE [--curator NAME]
 
 ``accept`` / ``reject`` / ``unsure`` record one decision per record (every id is checked
-first: an unknown one records nothing). ``import`` records the decisions file the review
+first: an unknown one records nothing); ``withdraw`` takes back the decisions recorded on
+a record (one more line in the ledger: the model's label stands again and the record
+waits for a curator). ``import`` records the decisions file the review
 page exports (see :mod:`envision_spiders.review.importing`; importing a file twice changes
 nothing). Both rewrite ``results/`` and the review page, so every reader sees the
 decisions at once. ``list`` shows the decisions that stand (with ids: each record's whole
@@ -37,7 +40,7 @@ from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("accept", "reject", "unsure", "list", "import")
+ACTIONS = ("accept", "reject", "unsure", "withdraw", "list", "import")
 LIST_LIMIT = 50
 
 
@@ -56,10 +59,12 @@ class Command(CheckedCommand, ScrapyCommand):
     default_settings = {"LOG_LEVEL": "WARNING"}
 
     def syntax(self) -> str:
-        return "accept|reject|unsure SOURCE:ID [...] [--reason TEXT] [--code CODE] | list [--pending] | import FILE"
+        return ("accept|reject|unsure|withdraw SOURCE:ID [...] [--reason TEXT] [--code CODE] | list [--pending] "
+                "| import FILE")
 
     def short_desc(self) -> str:
-        return "Record curator decisions (accept, reject, unsure), list them and what waits, import the page's file"
+        return ("Record curator decisions (accept, reject, unsure, withdraw), list them and what waits, import the "
+                "page's file")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         from envision_spiders.review import REASON_CODES
@@ -82,7 +87,7 @@ class Command(CheckedCommand, ScrapyCommand):
             raise UsageError(f"say what to do: {', '.join(ACTIONS)}")
         action, rest = args[0], args[1:]
         if action in ("list",) and (opts.reason or opts.code):
-            raise UsageError("--reason and --code go with accept, reject or unsure")
+            raise UsageError("--reason and --code go with accept, reject, unsure or withdraw")
         if action != "list" and opts.pending:
             raise UsageError("--pending goes with list")
         if opts.limit < 0:

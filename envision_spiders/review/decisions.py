@@ -1,6 +1,8 @@
 """Which decision stands for a record, and what it means for the label.
 
 * The latest decision recorded for a record stands; the earlier ones are its history.
+  A ``withdraw`` takes back the decisions recorded on that record before it (and spread
+  from it to its duplicates): none of them stands any more.
 * A decision applies to the record's duplicates too (the members of its group in
   ``results/duplicates.json``: one dataset found in several sources): what stands for a
   record is the latest decision on it or on any record of its group, except that a
@@ -71,12 +73,19 @@ class Review:
         h = self.history.get(key)
         return h[-1][1] if h else None
 
+    def live(self, key: str) -> list[tuple[int, Decision]]:
+        """(position, decision) of a record's own decisions not taken back: those after
+        its last ``withdraw``."""
+        h = self.history.get(key, [])
+        last = max((i for i, (_, d) in enumerate(h) if d.decision == "withdraw"), default=-1)
+        return h[last + 1:]
+
     def standing(self, key: str) -> Decision | None:
         """The decision that stands for a record: its own or one of its group's (see
         the module doc). ``standing(key).key != key`` when it was made on a duplicate."""
         best: tuple[int, Decision] | None = None
         for k in self.group_of.get(key, (key,)):
-            for pos, d in self.history.get(k, []):
+            for pos, d in self.live(k):
                 if k != key and d.decision == "reject" and d.code == "mirror":
                     continue
                 if best is None or pos > best[0]:

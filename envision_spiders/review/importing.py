@@ -15,7 +15,8 @@ importing the same file again changes nothing). A decision is not recorded, and 
 command exits non-zero, when its record no longer exists, or when another decision was
 recorded for the record after the page was made (``based_on`` is not what stands now)
 and says otherwise: two curators who decided differently at once; the message names
-both, and ``scrapy review accept|reject`` decides again on purpose.
+both, and ``scrapy review accept|reject`` decides again on purpose. A ``withdraw`` of a
+record on which no decision stands (or only one made on a duplicate) is refused too.
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def _checker(groups: list, from_page: bool, notes: list[str]) -> Callable[[Decis
         if cache["n"] != len(current):
             cache["review"], cache["n"] = Review(current, groups), len(current)
         standing = cache["review"].standing(d.key)
+        if d.decision == "withdraw":
+            if standing is None:
+                return f"{d.key}: no decision stands for it; nothing to withdraw, nothing recorded"
+            if standing.key != d.key:
+                return (f"{d.key}: the decision that stands for it ({standing.describe()}) was made on its duplicate "
+                        f"{standing.key}; withdraw it there: scrapy review withdraw {standing.key}")
         if standing is None or standing.decision == d.decision:
             return None
         if from_page and standing.id != d.based_on:

@@ -8,7 +8,9 @@ One line per decision, never rewritten or deleted::
      "model_id": "envision-default@…", "model_label": "EYE_IMAGING", "prob_eye_imaging": 0.979,
      "origin": "cli", "based_on": null}
 
-``decision`` is ``accept``, ``reject`` or ``unsure``; ``code`` one of :data:`REASON_CODES`
+``decision`` is ``accept``, ``reject``, ``unsure`` or ``withdraw`` (the curator takes back
+the decisions recorded on the record before it: it is one more line, the earlier ones
+stay as history, and the model's label stands again); ``code`` one of :data:`REASON_CODES`
 or null; ``model_*`` and ``prob_eye_imaging`` are what the model said when the curator
 decided (the label the decision overrode); ``origin`` is ``cli`` or ``page`` (a file
 exported by the review page and imported with ``scrapy review import``), ``based_on`` the
@@ -53,7 +55,7 @@ LEDGER_DIR = "review"
 LEDGER_NAME = "decisions.jsonl"
 LOCK_NAME = ".decisions.lock"
 LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
-DECISIONS = ("accept", "reject", "unsure")
+DECISIONS = ("accept", "reject", "unsure", "withdraw")
 # The reason codes of a decision (EyeDataHub's screening reasons, as this project uses them).
 REASON_CODES = {
     "not-eye": "not eye imaging (another organ or no imaging of the eye)",
@@ -106,7 +108,8 @@ class Decision:
 
     def describe(self) -> str:
         """``rejected by alice on 2026-07-08 (not-eye: coronary OCT)``."""
-        verb = {"accept": "accepted", "reject": "rejected", "unsure": "marked unsure"}[self.decision]
+        verb = {"accept": "accepted", "reject": "rejected", "unsure": "marked unsure",
+                "withdraw": "decision withdrawn"}[self.decision]
         why = ": ".join(x for x in (self.code or "", self.reason) if x)
         return f"{verb} by {self.curator or 'a curator'} on {self.decided_at[:10]}" + (f" ({why})" if why else "")
 
@@ -153,6 +156,8 @@ def decision_from(obj: Any, *, defaults: Mapping[str, Any] | None = None) -> Dec
     code = obj.get("code") or None
     if code is not None and code not in REASON_CODES:
         raise DecisionError(f"reason code {code!r} is not one of {', '.join(REASON_CODES)}")
+    if code is not None and decision == "withdraw":
+        raise DecisionError("a withdrawal takes no reason code (--reason TEXT says why)")
     reason = _text(obj, "reason", MAX_REASON)
     if decision == "reject" and not reason and not code:
         raise DecisionError("a rejection needs a reason (--reason TEXT) or a reason code (--code CODE)")

@@ -11,7 +11,7 @@ that only follows its group teaches nothing more):
 * ``accept``: EYE_IMAGING (kind ``eye_imaging``);
 * ``reject`` without a code or with ``not-eye``: NEGATIVE (kind ``negative``);
 * ``reject`` with ``no-images``: NEGATIVE (kind ``other_eye_data``: about the eye, no images);
-* ``reject`` with ``not-human``, ``mirror`` or ``restricted``, and ``unsure``: left out —
+* ``reject`` with ``not-human``, ``mirror`` or ``restricted``, ``unsure`` and ``withdraw``: left out —
   they say nothing about what the record's text describes (an animal's retina, a copy,
   an access rule are still eye imaging).
 
@@ -70,7 +70,7 @@ def labelled_records(data_dir: str | Path) -> tuple[list[dict[str, Any]], Counte
         d = review.latest(key)
         taught = lesson(d.decision, d.code)
         if taught is None:
-            left_out[d.decision if d.decision == "unsure" else f"reject ({d.code})"] += 1
+            left_out[f"reject ({d.code})" if d.decision == "reject" else d.decision] += 1
             continue
         record = read_json(record_path(data_dir, d.source, d.source_id))
         if not isinstance(record, dict):

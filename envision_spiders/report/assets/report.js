@@ -7,7 +7,8 @@
  * order is computed once and cached; a filter change is one pass over the cached order.
  * Record text is only ever set with textContent / attribute setters, never as HTML.
  *
- * Curators' choices (accept / reject / unsure, a reason, a code) stay in this browser
+ * Curators' choices (accept / reject / unsure, or withdrawing a recorded decision; a
+ * reason, a code) stay in this browser
  * (localStorage, under the ledger's identity) until they are exported as one decisions
  * file for `scrapy review import`: the page never writes anywhere else and never sends
  * anything. A choice whose id the ledger holds (embedded in D.review.known) is done and
@@ -51,9 +52,9 @@
   /* ------------------------------------------------------------------ decisions kept in this browser */
   var RV = D.review;
   var STORE_KEY = 'envision-review/' + RV.ledger;
-  var VERBS = { accept: 'accepted', reject: 'rejected', unsure: 'unsure' };
-  var SYMBOLS = { accept: '✓', reject: '✗', unsure: '?' };
-  var RANK = { accept: 1, unsure: 2, reject: 3 };
+  var VERBS = { accept: 'accepted', reject: 'rejected', unsure: 'unsure', withdraw: 'withdrawn' };
+  var SYMBOLS = { accept: '✓', reject: '✗', unsure: '?', withdraw: '↺' };
+  var RANK = { withdraw: 0, accept: 1, unsure: 2, reject: 3 };
   var known = {};
   RV.known.forEach(function (id) { known[id] = true; });
   var storeProblem = '';
@@ -503,8 +504,10 @@
     form.setAttribute('aria-label', 'Your decision');
     var pick = el('select', 'rv-decision');
     pick.setAttribute('aria-label', 'Decision');
-    ['accept', 'reject', 'unsure'].forEach(function (d) {
-      var o = el('option', null, d.charAt(0).toUpperCase() + d.slice(1));
+    // a decision recorded on this very record can be withdrawn (one made on a duplicate: there)
+    var choices = rv && rv[6] === rowKey(r) ? ['accept', 'reject', 'unsure', 'withdraw'] : ['accept', 'reject', 'unsure'];
+    choices.forEach(function (d) {
+      var o = el('option', null, d === 'withdraw' ? 'Withdraw the recorded decision' : d.charAt(0).toUpperCase() + d.slice(1));
       o.value = d;
       if (d === preset) o.selected = true;
       pick.appendChild(o);
@@ -550,7 +553,7 @@
         return;
       }
       delete self.expanded[i]; // saved: the row shows the choice, the form closes
-      decide(r, pick.value, text, code.value);
+      decide(r, pick.value, text, pick.value === 'withdraw' ? '' : code.value); // a withdrawal has no code
     });
     if (typeof this.expanded[i] === 'string') setTimeout(function () { reason.focus(); }, 0);
     return form;
