@@ -5,6 +5,7 @@ the local API server and the portal stand-in."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,53 @@ def test_the_recall_check_says_what_curators_decided(tmp_path):
     assert [i["key"] for i in result["review_queue"]] == []
     # confident, nobody accepted: it waits for a curator (POST_REQUIRES_REVIEW)
     assert "awaiting_review" in reasons(rows["Bravo"])
+
+
+def gated_corpus(tmp_path: Path) -> tuple[Path, Path]:
+    """Three confident EYE_IMAGING records: 1 rejected, 2 accepted, 3 nobody decided."""
+    from envision_spiders.results import write_results
+
+    from .test_results import save
+
+    data, results = tmp_path / "data", tmp_path / "results"
+    for sid in ("1", "2", "3"):
+        save(data, "zenodo", sid, 0.95, title=f"Fundus photographs {sid}", doi=f"10.5281/zenodo.{sid}")
+    Ledger(data).append([decided("reject", code="not-eye"),
+                         decision_from({"source": "zenodo", "source_id": "2", "decision": "accept", "curator": "bob"})])
+    write_results(data, results)
+    return data, results
+
+
+@pytest.mark.parametrize("requires_review, fetched", [(False, ["2", "3"]), (True, ["2"])])
+def test_the_crawls_own_downloads_follow_download_requires_review(tmp_path, requires_review, fetched):
+    from scrapy.utils.test import get_crawler
+
+    from pipelines.downloads import DownloadQueuePipeline
+
+    data, results = gated_corpus(tmp_path)
+    crawler = get_crawler(settings_dict={"DATA_DIR": str(data), "RESULTS_DIR": str(results), "DOWNLOAD_THRESHOLD": 0.8,
+                                         "DOWNLOAD_ENABLED": True, "DOWNLOAD_REQUIRES_REVIEW": requires_review})
+    pipe = DownloadQueuePipeline.from_crawler(crawler)
+    assert pipe.runner is not None
+
+    class Runner:  # what the pipeline hands to the downloader (the downloads themselves: test_downloads.py)
+        submitted: list = []
+
+        def submit(self, candidate):
+            self.submitted.append(candidate["source_id"])
+
+    pipe.runner = Runner()
+    for sid in ("1", "2", "3"):
+        pipe.process_item({"source": "zenodo", "source_id": sid,
+                           "classification": {"label": "EYE_IMAGING", "prob_eye_imaging": 0.95}})
+    assert Runner.submitted == fetched
+    assert sorted(e["source_id"] for e in DownloadQueue(data).entries()) == fetched
+
+
+@pytest.mark.parametrize("env, exported", [({}, ["2", "3"]), ({"DOWNLOAD_REQUIRES_REVIEW": "1"}, ["2"])])
+def test_export_addf_follows_the_download_gate(tmp_path, env, exported):
+    data, results = gated_corpus(tmp_path)
+    environ = {**os.environ, "DATA_DIR": str(data), "RESULTS_DIR": str(results), "PYTHONPATH": str(ROOT), **env}
+    result = scrapy(environ, "export-addf", timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert sorted(p.name for p in (data / "addf" / "zenodo").iterdir()) == exported
