@@ -135,6 +135,30 @@ def test_classify_review_then_download_and_post_skip_rejected_records(api, tmp_p
     result = scrapy({**env, "DOWNLOAD_REQUIRES_REVIEW": "1"}, "download", "--dry-run")
     assert result.returncode == 0 and "total: 0 files to download" in result.stdout and "; 0 records" in result.stdout
 
+    # the decisions survive next week's crawl and classification: the ledger is untouched, the results carry
+    # the curators' label, and download and post still leave the rejected out. The model is pinned to the
+    # folder of the one built without decisions (CLASSIFIER_MODEL): the default would learn from these
+    # decisions and rebuild the suite's shared model (the rebuild: test_review_training.py)
+    pinned = str(classifier_models / "envision-default")
+    ledger = Ledger(data_dir).path.read_bytes()
+    recrawled = run_crawl(api, "zenodo", data_dir, SEARCH_TERMS=str(terms), CLASSIFIER_MODEL=pinned)
+    assert recrawled.returncode == 0, recrawled.stderr[-3000:]
+    result = scrapy({**env, "CLASSIFIER_MODEL": pinned}, "classify")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Ledger(data_dir).path.read_bytes() == ledger
+    again = {r["source_id"]: r for r in json.loads((data_dir / "results" / "zenodo_all_results.json").read_text())}
+    for sid in [*rejected, accepted]:
+        assert (again[sid]["label"], again[sid]["label_source"], again[sid]["review"]["decision"]) == \
+            ("NEGATIVE", "curator", "reject"), again[sid]
+    assert all(again[sid]["review"] is None for sid in rest)
+    result = scrapy({**env, "RUN_ID": "p5", "POST_REQUIRES_REVIEW": "0"}, "post")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((data_dir / "runs" / "p5" / "post.json").read_text())
+    assert summary["rejected"] == 3 and summary["to_withdraw"] == 1
+    assert not {title[i] for i in rejected} & {p["body"]["title"] for p in portal.posts()}
+    result = scrapy(env, "download", "--dry-run")
+    assert result.returncode == 0 and "3 records rejected by curators are not downloaded" in result.stderr
+
 
 def test_the_recall_check_says_what_curators_decided(tmp_path):
     from .test_recall import corpus, reasons, rows_by_name, run_check
