@@ -205,6 +205,16 @@ def test_a_malformed_or_truncated_file_imports_nothing(tmp_path, content, messag
     assert Ledger(data).path.read_bytes() == before
 
 
+def test_a_missing_or_unreadable_decisions_file_is_one_line(tmp_path):
+    setup_records(tmp_path)
+    for path, message in ((tmp_path / "nowhere.json", "cannot read"), (tmp_path, "cannot read")):
+        result = review(tmp_path, "import", str(path))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        lines = [x for x in result.stderr.splitlines() if x.startswith("review:")]
+        assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], result.stderr[-2000:]
+    assert not Ledger(tmp_path / "data").path.exists()
+
+
 def test_a_decision_for_a_record_that_no_longer_exists_is_not_recorded(tmp_path):
     data, _ = setup_records(tmp_path)
     file = export(tmp_path / "d.json", [page_decision("1", "reject", "page-0010"), page_decision("77", "accept", "page-0011")])
