@@ -99,10 +99,17 @@ DRYAD_API_URL = _env("DRYAD_API_URL", "https://datadryad.org/api/v2")
 OSF_API_URL = _env("OSF_API_URL", "https://api.osf.io/v2")
 DATACITE_API_URL = _env("DATACITE_API_URL", "https://api.datacite.org")
 KAGGLE_API_URL = _env("KAGGLE_API_URL", "https://www.kaggle.com/api/v1")
-NIH_REPORTER_API_URL = _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+# NIH RePORTER, the source of the nei spider. NIH_REPORTER_API_URL is its older name,
+# still read (from the environment, or -s, where it beats NEI_API_URL's default).
+NEI_API_URL = _env("NEI_API_URL", "") or _env("NIH_REPORTER_API_URL", "https://api.reporter.nih.gov/v2")
+NIH_REPORTER_API_URL = NEI_API_URL
 # The deepest RePORTER result a query may reach (sources say 15,000 or 10,000; the
 # smaller is safe under both): past it the nei spider splits a query by fiscal years.
+# NIH_REPORTER_RESULT_WINDOW is its older name, still read (when NEI_RESULT_WINDOW is not set).
 NIH_REPORTER_RESULT_WINDOW = _env_int("NIH_REPORTER_RESULT_WINDOW", 10000)
+NEI_RESULT_WINDOW = _env_int("NEI_RESULT_WINDOW", 10000)
+if not os.environ.get("NEI_RESULT_WINDOW", "").strip():
+    NEI_RESULT_WINDOW = NIH_REPORTER_RESULT_WINDOW
 # Dryad's OAuth token endpoint; empty = the site root of DRYAD_API_URL + /oauth/token
 # (set it when the API root is a proxy on another host than the token endpoint).
 DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
@@ -110,7 +117,7 @@ DRYAD_TOKEN_URL = _env("DRYAD_TOKEN_URL", "")
 # the record says so (extra.files_complete).
 KAGGLE_MAX_FILE_PAGES = _env_int("KAGGLE_MAX_FILE_PAGES", 50)
 
-# --- switches (DESIGN.md) -----------------------------------------------------
+# --- switches -------------------------------------------------------------------
 ARCHIVE_PEEK_ENABLED = _env_bool("ARCHIVE_PEEK_ENABLED", True)
 ARCHIVE_PEEK_MAX_BYTES = _env_int("ARCHIVE_PEEK_MAX_BYTES", 16 * 1024 * 1024)  # per archive
 ARCHIVE_PEEK_MAX_REQUESTS = _env_int("ARCHIVE_PEEK_MAX_REQUESTS", 8)  # per archive (a ZIP needs 1 or 2)
@@ -203,9 +210,10 @@ DOWNLOADER_MIDDLEWARES = {
     # Just before the retry middleware on the way out (lower = closer to the engine
     # for process_request): 429 handling sees the response before retries do.
     "envision_spiders.middlewares.ratelimit.RateLimitMiddleware": 560,
-    # After the rate-limit wait: requests that ask for it leave with the spider's current
-    # credentials (a token renewed while they waited), only to the API's own host.
-    "envision_spiders.middlewares.credentials.FreshCredentialsMiddleware": 570,
+    # After the rate-limit wait: every request leaves with its source's credentials current
+    # now (a token renewed while it waited) where they apply, the exact origin of the
+    # API, and with none anywhere else; a 401 renews them (once for all refused requests).
+    "envision_spiders.middlewares.credentials.CredentialsMiddleware": 570,
 }
 
 SPIDER_MIDDLEWARES = {
@@ -230,13 +238,14 @@ ITEM_PIPELINES = {
     # confident EYE_IMAGING records join the download queue (after classification and
     # persistence); with DOWNLOAD_ENABLED their files are fetched during the crawl
     "pipelines.downloads.DownloadQueuePipeline": 800,
-    # results/ rebuilt from every record on disk when the spider closes
-    "pipelines.results.ResultsPipeline": 900,
 }
 
 EXTENSIONS = {
-    # what a spider remembers between runs: last successful run, failures, saved records
+    # what a spider remembers between runs: last successful run, failures, saved records,
+    # and this run's search terms per record
     "envision_spiders.extensions.state.CrawlState": 100,
+    # results/ rebuilt from every record on disk when the spider closes (before the summary)
+    "envision_spiders.extensions.results.ResultsWriter": 300,
     # the summary at the end of every crawl (log + data/runs/)
     "envision_spiders.extensions.runsummary.RunSummary": 500,
 }

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from envision_spiders.textutil import strip_bidi
+
 logger = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
@@ -36,10 +38,11 @@ SAFE_ID_BYTES = 200
 
 def safe_id(source_id: str) -> str:
     """A file-name-safe form of a source id: ``/`` (and other separators or characters
-    that are unsafe in file names on some system) become ``_``; never empty, never
-    starting with a dot; at most SAFE_ID_BYTES of UTF-8 — a longer id is cut and ends
-    with ``~`` and a hash of the whole id, so two long ids never share a file."""
-    s = _UNSAFE.sub("_", str(source_id)).strip()
+    that are unsafe in file names on some system) become ``_``, bidirectional controls
+    go; never empty, never starting with a dot; at most SAFE_ID_BYTES of UTF-8 — a
+    longer id is cut and ends with ``~`` and a hash of the whole id, so two long ids
+    never share a file."""
+    s = _UNSAFE.sub("_", strip_bidi(str(source_id))).strip()
     if not s or s.startswith("."):
         s = "_" + s
     if len(s.encode("utf-8")) > SAFE_ID_BYTES:

@@ -35,6 +35,9 @@ _BLOCK_TAGS = {
 }
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidirectional controls (embeddings, overrides, isolates, LRM/RLM): invisible, and able
+# to make a title or a file name read as something else (``U+202E`` "gpj.exe").
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 # Markup: a tag (<p>, </p>, <br/>, <!-- -->) or an entity (&amp; &#39; &#x27;). Plain text such
 # as "p<0.05 and R&D" holds neither and is not parsed as HTML (it would lose text).
@@ -47,8 +50,13 @@ _LOOKS_LIKE_HTML = re.compile(
 )
 
 
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters."""
+    return BIDI_CONTROLS.sub("", text)
+
+
 def _clean_ws(text: str) -> str:
-    text = _CONTROL.sub(" ", text)
+    text = strip_bidi(_CONTROL.sub(" ", text))
     paragraphs = []
     for block in re.split(r"\n\s*\n|\n", text):
         block = _WS.sub(" ", block).strip()
@@ -110,6 +118,31 @@ def _html_parser() -> lxml.html.HTMLParser:
 
 def plain_text(value: Any) -> str:
     return html_to_text(value)[0]
+
+
+_NAME_KEYS = ("name", "full_name", "fullName", "text", "value", "title")
+
+
+def name_text(value: Any) -> str:
+    """A name (a creator's, an affiliation's) as plain text whatever its shape: text as
+    it is; an object by its ``name`` (or ``full_name``, ``text``, ...), else its family
+    and given names; a list as its names joined by "; ". Anything else, or an object
+    without a name, is "" (never ``str()`` of an object)."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        for key in _NAME_KEYS:
+            text = name_text(value.get(key)) if not isinstance(value.get(key), (dict, list)) else ""
+            if text:
+                return text
+        family = name_text(value.get("familyName") or value.get("family_name") or value.get("lastName"))
+        given = name_text(value.get("givenName") or value.get("given_name") or value.get("firstName"))
+        return f"{family}, {given}" if family and given else family or given
+    if isinstance(value, list):
+        return "; ".join(dict.fromkeys(t for t in (name_text(v) for v in value if not isinstance(v, list)) if t))
+    return ""
 
 
 _DOI_PREFIX = re.compile(
@@ -245,7 +278,7 @@ def strings(value: Any) -> list[str]:
     seen: set[str] = set()  # a list lookup made this quadratic (20,000 file names: 1.6 s)
     for v in as_list(value):
         if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-            s = " ".join(str(v).split())
+            s = " ".join(strip_bidi(str(v)).split())
             if s and s not in seen:
                 seen.add(s)
                 out.append(s)

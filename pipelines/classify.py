@@ -27,14 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
 from envision_spiders.classifier import Classifier, curated_examples, models_dir, record_text, shared_classifier
-from envision_spiders.items import TermHit
-from envision_spiders.storage import read_json, record_path
+from envision_spiders.extensions.state import CrawlState
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,6 @@ class ClassifyPipeline:
             raise NotConfigured("CLASSIFY_ENABLED is off")
         self.crawler = crawler
         self.stats = crawler.stats
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.spec = settings.get("CLASSIFIER_MODEL") or ""
         self.models_root = models_dir(settings)
         self.settings = settings
@@ -88,15 +85,13 @@ class ClassifyPipeline:
             return None
 
     async def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         classifier = await self._classifier()
         if classifier is None:
             self.stats.inc_value("envision/classify/unclassified")
             return item
         text = record_text(adapter)
-        saved = read_json(record_path(self.data_dir, adapter["source"], str(adapter["source_id"])))
+        saved = CrawlState.of(self.crawler).saved(str(adapter["source_id"]))
         previous = saved.get("classification") if isinstance(saved, dict) else None
         if classifier.reusable(previous, text):
             adapter["classification"] = previous

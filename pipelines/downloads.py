@@ -35,7 +35,6 @@ from itemadapter import ItemAdapter
 from envision_spiders.downloads.progress import LogProgress
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
-from envision_spiders.items import TermHit
 from envision_spiders.review import Review
 from envision_spiders.review.decisions import LiveReview
 from envision_spiders.selection import Selection, select_records
@@ -57,10 +56,14 @@ class DownloadQueuePipeline:
         self.selections: dict[str, tuple[Review, Selection]] = {}
         self.waiting = 0  # confident records left to `scrapy download` (duplicates not known yet)
         if self.enabled:
+            # the spider's credentials, the very object its requests and peeks use
+            spider = crawler.spider
+            creds = getattr(spider, "credentials", None)
             self.runner = DownloadRunner(
                 self.config,
                 progress=LogProgress(settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0)),
                 stats=lambda key, n: crawler.stats.inc_value(key, n),
+                credentials={spider.name: creds} if creds is not None else None,
             )
 
     @classmethod
@@ -68,8 +71,6 @@ class DownloadQueuePipeline:
         return cls(crawler)
 
     def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         source, source_id = adapter.get("source"), str(adapter.get("source_id"))
         review = self.review.get()

@@ -873,10 +873,6 @@ class FakeClassifier:
     def process_item(self, item):
         from itemadapter import ItemAdapter
 
-        from envision_spiders.items import TermHit
-
-        if isinstance(item, TermHit):
-            return item
         return {**ItemAdapter(item).asdict(), "classification": {"label": "EYE_IMAGING", "prob_eye_imaging": 0.9}}
 
 

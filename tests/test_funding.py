@@ -53,7 +53,7 @@ def test_award_numbers_become_core_project_numbers(text, core):
 
 
 def test_the_real_reporter_project_number_gives_its_core_project_number():
-    row = sample("nih_reporter/project_record_fy2022.json")
+    row = sample("nei/project_record_fy2022.json")
     (award,) = nih_awards(row["project_num"])  # "4U01AA029316-02"
     assert award["core_project_num"] == row["core_project_num"]
     assert award["serial"] == row["project_serial_num"]

@@ -11,7 +11,7 @@ from scrapy.exceptions import DropItem
 
 from envision_spiders import storage
 from envision_spiders.extensions.state import CrawlState
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.spiders.zenodo import ZenodoSpider
 from pipelines.normalize import NormalizePipeline
 from pipelines.persist import PersistPipeline
@@ -50,7 +50,7 @@ def test_new_changed_unchanged_and_terms_union(pipes, tmp_path):
     persist.process_item(norm.process_item(_item()))
     assert _saved(tmp_path)["provenance"]["search_terms"] == ["retinal OCT"]
     # a later term finds it again: merged into the file, no refetch
-    persist.process_item(TermHit("zenodo", "1", "fundus image dataset"))
+    assert not spider.needs_fetching("1", "fundus image dataset", "2026-01-01T00:00:00Z")
     assert _saved(tmp_path)["provenance"]["search_terms"] == ["retinal OCT", "fundus image dataset"]
     # a refresh from another run keeps the terms of earlier runs and what later steps added
     rec = _saved(tmp_path)
@@ -92,9 +92,9 @@ def test_a_huge_description_is_read_or_cut_never_emptied_and_never_replaces_a_go
     assert _saved(tmp_path)["description"] == "A new abstract."  # a text that was read still replaces it
 
 
-def test_term_hit_before_its_record_is_kept_until_it_arrives(pipes, tmp_path):
-    _, norm, persist = pipes
-    persist.process_item(TermHit("zenodo", "7", "AMD dataset"))
+def test_a_term_found_before_its_record_is_kept_until_it_arrives(pipes, tmp_path):
+    spider, norm, persist = pipes
+    spider.first_sighting("7", "AMD dataset")
     assert not (tmp_path / "metadata" / "zenodo" / "7.json").exists()
     persist.process_item(norm.process_item(_item(sid="7")))
     assert _saved(tmp_path, "7")["provenance"]["search_terms"] == ["retinal OCT", "AMD dataset"]

@@ -65,7 +65,7 @@ class Command(CheckedCommand, ScrapyCrawl):
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
-        if (self.settings.getdict("ITEM_PIPELINES") or {}).get("pipelines.results.ResultsPipeline") is not None:
+        if (self.settings.getdict("EXTENSIONS") or {}).get("envision_spiders.extensions.results.ResultsWriter") is not None:
             from envision_spiders.results import write_results
 
             try:

@@ -66,7 +66,7 @@ from .transfer import (
 
 logger = logging.getLogger(__name__)
 
-# The pace of file downloads per source (see ../shared/apis.md): downloads share the
+# The pace of file downloads per source (see docs/sources/): downloads share the
 # API's documented limits where the files come from the API host.
 DOWNLOAD_PACES: dict[str, Pace] = {
     # guests: 60 requests a minute, 2000 an hour, files served by the API host

@@ -6,7 +6,8 @@
 * ``safe_relpath``: a file name from an API or an archive becomes a relative POSIX path
   that stays inside the record's folder: ``\\`` is a separator too, drive letters and
   leading ``/`` go, ``.`` and ``..`` components are dropped (``../../etc/passwd`` ->
-  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``, components
+  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``,
+  bidirectional controls (``U+202E`` making ``gnp.exe`` read as ``exe.png``) go, components
   are cut to 255 bytes keeping their extension — a file name to 231, so that the
   ``.part``, ``.part.json`` and the temporary name of its atomic write still fit —, a whole path to
   ``MAX_PATH_BYTES`` (folders are cut first), names Windows reserves get a ``_``.
@@ -32,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from envision_spiders.filetypes import file_extension
 from envision_spiders.storage import ATOMIC_TEMP_OVERHEAD
+from envision_spiders.textutil import strip_bidi
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_COMPONENT_BYTES = 255  # a folder's name (the file systems' limit)
@@ -118,7 +120,7 @@ def _cut(component: str, limit: int = MAX_COMPONENT_BYTES, suffix: str = "") -> 
 
 
 def _clean_component(component: str) -> str | None:
-    c = _BAD_CHARS.sub("_", component).strip()
+    c = _BAD_CHARS.sub("_", strip_bidi(component)).strip()
     c = c.rstrip(". ")  # Windows drops trailing dots and spaces: "a." and "a" would collide
     if not c or set(c) <= {"."}:
         return None

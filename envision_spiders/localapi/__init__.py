@@ -33,7 +33,7 @@ HELPERS = [downloads, portal]
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
-    "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
+    "nei": (nei, "NEI_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
     "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
@@ -53,9 +53,12 @@ def modify_source(state: ServerState, source: str, fraction: float, seed: int = 
 class LocalAPIServer:
     """Runs the app on 127.0.0.1 in a background thread with its own event loop."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> None:
         self.host = host
         self.port = port
+        # https with a certificate from a throwaway CA (trustme, a test dependency): Scrapy
+        # does not verify certificates, so a crawl reaches it like a real API over https
+        self.tls = tls
         self.state = ServerState()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -63,7 +66,17 @@ class LocalAPIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _ssl_context(self) -> Any:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(self.host).configure_cert(context)
+        return context
 
     def api_settings(self) -> dict[str, str]:
         return {setting: self.base_url + prefix for _, setting, prefix in SOURCES.values()}
@@ -97,7 +110,8 @@ class LocalAPIServer:
             app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()] + [m.register for m in HELPERS])
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            await web.SockSite(self._runner, sock, backlog=512).start()
+            ssl_context = self._ssl_context() if self.tls else None
+            await web.SockSite(self._runner, sock, backlog=512, ssl_context=ssl_context).start()
 
         booted: concurrent.futures.Future[None] = concurrent.futures.Future()
 

@@ -5,7 +5,7 @@ article is a copy of ``article_123456_2023-04.json`` (the full record) with its 
 texts, dates, authors, categories and files; search answers are bare arrays of the
 light records of ``search_2022-12_redacted.json`` (same keys, values from the article).
 
-Behaviour, as documented (apis.md §2):
+Behaviour, as documented (docs/sources/figshare.md):
 
 * ``POST /articles/search`` with a JSON body: ``search_for`` (words and quoted phrases;
   a space is OR, ``AND`` binds groups; a word also finds longer words, like Figshare's

@@ -1,8 +1,8 @@
-"""NIH RePORTER on the local API server, under ``/reporter/v2`` (set NIH_REPORTER_API_URL to it).
+"""NIH RePORTER on the local API server, under ``/reporter/v2`` (set NEI_API_URL to it).
 
-Shapes come from the recorded pieces in ``samples/nih_reporter/``: each generated row
+Shapes come from the recorded pieces in ``samples/nei/``: each generated row
 is a copy of ``project_record_fy2022.json`` (one ``results[]`` element) with its own
-ids, texts, fiscal year, PIs, organisation and amounts, plus the fields apis.md lists
+ids, texts, fiscal year, PIs, organisation and amounts, plus the documented fields
 that the recorded element lacks (``abstract_text``, ``terms``, ``project_detail_url``,
 ``date_added``, ...); the envelope follows ``search_meta_envelope_2023.json``
 (its malformed ``https:/`` URL included). A grant has one row per fiscal year (a new
@@ -40,7 +40,7 @@ from .core import STATE_KEY, ServerState, json_response
 from .corpus import generated_texts
 
 PREFIX = "/reporter/v2"
-SAMPLES = Path(__file__).with_name("samples") / "nih_reporter"
+SAMPLES = Path(__file__).with_name("samples") / "nei"
 MAX_LIMIT = 500
 MAX_OFFSET = 14_999
 NEI = {"code": "EY", "abbreviation": "NEI", "name": "National Eye Institute"}
@@ -69,7 +69,7 @@ def state_of(server: ServerState) -> ReporterState:
 
 # ------------------------------------------------------------------ generation
 def stamp(dt: datetime, fiscal_year: int) -> str:
-    """``2020-12-21T12:12:00Z`` up to FY2022, ``2023-08-01T00:00:00`` after (apis.md)."""
+    """``2020-12-21T12:12:00Z`` up to FY2022, ``2023-08-01T00:00:00`` after (docs/sources/nei.md)."""
     text = dt.strftime("%Y-%m-%dT%H:%M:%S")
     return text + "Z" if fiscal_year <= 2022 else text
 

@@ -134,7 +134,7 @@ def landing_url(record: Mapping[str, Any]) -> str:
 def license_label(value: Any) -> str:
     """A short, comparable licence name: SPDX ids in their usual case, Creative Commons
     and spdx.org URLs as their ids; other texts as given; "not stated" for none."""
-    from envision_spiders.spiders.datacite import license_id  # the one URL -> SPDX id mapping
+    from envision_spiders.mapping.datacite import license_id  # the one URL -> SPDX id mapping
 
     text = " ".join(str(value).split()) if isinstance(value, (str, int, float)) else ""
     if not text:
