@@ -16,24 +16,16 @@ from scrapy import Request
 from scrapy.exceptions import CannotResolveHostError
 from scrapy.http import Response
 
-from envision_spiders.middlewares.ratelimit import CrawlStopping, RateLimitMiddleware
+from envision_spiders.middlewares.ratelimit import CrawlStopping
 from envision_spiders.spiders.zenodo import SEARCH, ZenodoSpider
 
 from .conftest import ROOT, crawl_env, crawl_in_process, make_spider, saved_records
-
-
-def _middleware(tmp_path, **settings):
-    spider = make_spider(ZenodoSpider, tmp_path, ZENODO_API_URL="https://zenodo.example/api", **settings)
-    return RateLimitMiddleware.from_crawler(spider.crawler), spider
+from .test_politeness import _middleware, _waits
 
 
 async def _passes(mw, request) -> bool:
     """True when the middleware lets the request go at once."""
-    try:
-        await asyncio.wait_for(mw.process_request(request), 0.05)
-    except asyncio.TimeoutError:
-        return False
-    return True
+    return not await _waits(mw, request)
 
 
 # ------------------------------------------------------------------ classes of request
