@@ -62,8 +62,10 @@ export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
 # Two cron runs never overlap: the second one exits at once with a clear message. The
 # kernel frees the flock when its holder dies; the owner file (pid, run, step), removed
 # by a run that ends, then still names the dead run, and the new run says it takes over.
-LOCK_OWNER="$DATA_DIR/.automation.lock.owner"
+LOCK_OWNER=""
 lock() {
+    # DATA_DIR as it is now (the demo moves it to data/demo before it locks)
+    LOCK_OWNER="$DATA_DIR/.automation.lock.owner"
     mkdir -p "$DATA_DIR"
     exec 9>>"$DATA_DIR/.automation.lock"
     if ! flock -n 9; then
