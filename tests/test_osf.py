@@ -637,8 +637,10 @@ def test_hourly_budget_pauses_the_spider_and_the_server_never_counts_more(api, t
     assert max(sum(1 for t in stamps[i:] if t - s < period) for i, s in enumerate(stamps)) <= 100
     assert re.search(r"osf: pacing: waiting \d+ s before the next request to 127\.0\.0\.1: its request budget "
                      r"\(100 per \d+ s\) is spent", result.stderr)
-    assert max(b["time"] - a["time"] for a, b in zip(log, log[1:])) > period * 0.8, "the spider waited"
     summary = last_summary(tmp_path, "osf")
+    # the spider waited for its budget (how long depends on how fast the first hundred
+    # went, which load changes: the window assertion above is the bound)
+    assert summary["stats"].get("envision/pacing/waits", 0) >= 1, "the spider waited"
     # archive peeks (file downloads and their redirects) are not API requests: osf.io serves them
     api_requests = summary["requests"] - (len(api.state.entries()) - len(log))
     assert summary["retries"] == 6 and api_requests == len(log), "every attempt went through the budget"
