@@ -439,6 +439,12 @@ class SourceSpider(scrapy.Spider):
 
     def new_item(self, source_id_: Any, *, source_modified: Any, api_url: str, **fields: Any) -> DatasetItem:
         sid = source_id(source_id_)
+        # what a mapping could not read of the record's funding: logged and counted here,
+        # once for every source (each problem names the record it came from)
+        for problem in fields.pop("funding_problems", None) or ():
+            self.crawler.stats.inc_value("envision/funding/problems")
+            self.crawler.stats.inc_value(f"envision/{self.name}/funding_problems")
+            logger.warning("%s: funding: %s", self.name, problem)
         if "creators" in fields:
             fields["creators"] = clean_creators(fields["creators"])
         item = DatasetItem(source=self.name, source_id=sid, **fields)
