@@ -388,7 +388,9 @@ def generate_funder_only(server: ServerState, n: int, seed: int = 1, start: int 
     for i in range(n + 1):
         if i < n:
             title, desc, keywords, positive, how = FUNDER_ONLY[i % len(FUNDER_ONLY)]
-            core, grant_title = grants[i % len(grants)]
+            # an award under NIH is NEI's only by its institute code: an EY grant for those
+            pool = [g for g in grants if g[0][3:5] == "EY"] if how == "award" else grants
+            core, grant_title = pool[i % len(pool)]
             award = Award("nih" if how == "award" else "nei", core if how != "award" else f"5{core}-0{1 + i % 8}",
                           grant_title, core)
         else:
