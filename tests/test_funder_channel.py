@@ -204,3 +204,24 @@ def test_a_record_the_funder_search_also_found_is_no_terms_own():
     rows = contributions([view(["retinal OCT"], ["terms"]), view(["retinal OCT"], ["terms", "funder"]),
                           view(["retinal OCT"], []), view([], ["funder"])], ["retinal OCT"])
     assert rows["retinal OCT"]["found"] == 3 and rows["retinal OCT"]["unique"] == 2
+
+
+def test_funder_pages_follow_the_cursor_and_a_stuck_one_ends_the_search(tmp_path, caplog):
+    from scrapy.http import JsonResponse
+
+    spider = make_spider(DataCiteSpider, tmp_path)
+    rec = record("10.82001/p")
+    page = {"data": [rec], "links": {"next": "https://api.datacite.org/dois?page%5Bcursor%5D=abc&page%5Bsize%5D=1"}}
+    request = spider.funder_request("funder-id")
+    out = list(spider.parse_funder(JsonResponse(request.url, body=json.dumps(page).encode(), request=request),
+                                   search="funder-id", cursor="1"))
+    (item, following) = out
+    assert item.provenance["found_by"] == ["funder"] and item.provenance["search_terms"] == []
+    assert following.callback == spider.parse_funder and following.cb_kwargs == {"search": "funder-id", "cursor": "abc"}
+    assert "funder-id=10.13039%2F100000053" in following.url and "page%5Bcursor%5D=abc" in following.url
+    assert list(spider.parse_funder(JsonResponse(following.url, body=json.dumps(page).encode(), request=following),
+                                    search="funder-id", cursor="abc")) == []
+    assert spider.crawler.stats.get_value("envision/datacite/cursor_stuck") == 1 and spider.hit_cap_reached
+    assert "datacite: funder search funder-id: the cursor did not advance" in caplog.text
+    assert spider.crawler.stats.get_value("envision/channels/funder/searches") == 1
+    assert spider.crawler.stats.get_value("envision/terms_searched") is None

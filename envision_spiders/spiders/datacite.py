@@ -245,7 +245,8 @@ class DataCiteSpider(SourceSpider):
         label = f"funder search {search}"
         records, links = self.page_of(response, label, cursor)
         yield from self.hits_arrived(label, records, self.handle_funder_hit, channel="funder")
-        yield from self.next_page(label, records, links, cursor, lambda following: self.funder_request(search, following))
+        yield from self.next_page(label, records, links, cursor, lambda following: self.funder_request(search, following),
+                                  what=label)
 
     def page_of(self, response, label: str, cursor: str) -> tuple[list, Any]:
         """The DOIs of a search page and its links."""
@@ -257,9 +258,10 @@ class DataCiteSpider(SourceSpider):
             logger.debug("datacite: %s: %s datasets", label, (data.get("meta") or {}).get("total"))
         return records, data.get("links")
 
-    def next_page(self, term: str, records: list, links: Any, cursor: str, request_for):
+    def next_page(self, term: str, records: list, links: Any, cursor: str, request_for, what: str | None = None):
         """The request of the page after this one, while there is one and it is wanted
-        (``term`` names the search in the log and for MAX_PER_QUERY)."""
+        (``term`` keys the search for MAX_PER_QUERY; ``what`` names it in the log)."""
+        what = what or f"term {term!r}"
         if not self.wants_more(term):
             return
         following = next_cursor(links)
@@ -268,15 +270,15 @@ class DataCiteSpider(SourceSpider):
                 # a page-number link: we never asked for one, and it stops at 10,000
                 self.crawler.stats.inc_value("envision/datacite/next_without_cursor")
                 self.hit_cap_reached = True
-                logger.error("datacite: term %r: the next link has no cursor (%s); the term is incomplete",
-                             term, links["next"])
+                logger.error("datacite: %s: the next link has no cursor (%s); the search is incomplete",
+                             what, links["next"])
             return
         if following == cursor:
             self.crawler.stats.inc_value("envision/datacite/cursor_stuck")
             self.hit_cap_reached = True
             logger.error(
-                "datacite: term %r: the cursor did not advance past %s after %d records; the term is incomplete "
-                "and the next run searches this period again", term, cursor_position(cursor) or cursor, self.hits_of(term),
+                "datacite: %s: the cursor did not advance past %s after %d records; the search is incomplete "
+                "and the next run searches this period again", what, cursor_position(cursor) or cursor, self.hits_of(term),
             )
             return
         self.crawler.stats.inc_value("envision/datacite/cursor_pages")
