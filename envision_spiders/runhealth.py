@@ -8,7 +8,8 @@ every run, failed or not, with the exit status of each step it ran::
     python -m envision_spiders.runhealth --run-id RUN --step scrape=0 --step classify=0 ...
 
 It writes one ``summary.json`` (per spider: terms, hits, new / changed / unchanged,
-requests, retries, failures, bytes, duration; per step: records classified, EYE_IMAGING
+requests, retries, failures, bytes, duration, and for DataCite ``channels``: records only
+the search terms found, only the funder search, both; per step: records classified, EYE_IMAGING
 found, files downloaded, records posted; the funnel of :mod:`envision_spiders.funnel`,
 also logged as one line; the recall of the reference catalogue), says in the log what
 is wrong — loudly, in
@@ -55,6 +56,9 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], resul
             continue
         spiders[data["spider"]] = {k: data.get(k) for k in SPIDER_FIGURES} | {
             "healthy": data.get("healthy", True), "problems": data.get("problems", [])}
+        if isinstance(data.get("channels"), dict):
+            # records each way of searching found that the other did not (DataCite's terms and funder search)
+            spiders[data["spider"]]["channels"] = data["channels"]
         problems += [f"{data['spider']}: {p}" for p in data.get("problems", [])]
         if data.get("unreachable"):
             unreachable[data["spider"]] = data["unreachable"]

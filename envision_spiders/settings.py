@@ -84,6 +84,10 @@ SEARCH_TERMS = _env("SEARCH_TERMS", "")
 MAX_PER_QUERY = _env_int("MAX_PER_QUERY", 0)
 # Contact address sent to APIs that reward identified clients (DataCite mailto, User-Agent).
 CONTACT_EMAIL = _env("CONTACT_EMAIL", "")
+# The datacite spider also searches for datasets whose funding references name the
+# National Eye Institute (its funder id, ROR id or name, or an NEI award number), next
+# to the search terms; 0 turns that search off (docs/recall.md, "Discovery by funder").
+DATACITE_FUNDER_SEARCH = _env_bool("DATACITE_FUNDER_SEARCH", True)
 
 # --- the recall check (scrapy recall, envision_spiders.recall) ---------------------
 # A curator's catalogue of known eye imaging datasets (the shipped catalogue's CSV

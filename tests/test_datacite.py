@@ -16,15 +16,18 @@ from envision_spiders.items import DatasetItem
 from envision_spiders.localapi import datacite as server_dc
 from envision_spiders.spiders.datacite import (
     ANONYMOUS_PACE,
+    FUNDER_SEARCHES,
     DataCiteSpider,
     IDENTIFIED_PACE,
     build_query,
+    funder_search,
     identified_user_agent,
     next_cursor,
     search_params,
 )
 from envision_spiders.mapping.datacite import (
     abstract_of,
+    funding_of,
     format_extensions,
     hosting_repository,
     license_id,
@@ -435,13 +438,29 @@ def test_max_per_query_stops_paging(api, tmp_path):
 
 
 # ------------------------------------------------------------------ crawls through the engine
+def expected_by_funder(api) -> set[str]:
+    """DOIs the funder searches return whose funding references are NEI's."""
+    st = server_dc.state_of(api.state)
+    found = set()
+    for name in FUNDER_SEARCHES:
+        query, filters = funder_search(name)
+        for doi, r in st.records.items():
+            if server_dc.matches(r, query or "", {**dict(filters), "resource-type-id": "dataset"}):
+                if any(e["nei"] for e in funding_of(doi, r["attributes"])[0]):
+                    found.add(doi)
+    return found
+
+
 def expected_records(api) -> dict[str, set[str]]:
+    """DOI -> the terms that find it, for every DOI the terms or the funder search find."""
     from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
 
     found: dict[str, set[str]] = {}
     for term in read_terms(DEFAULT_TERMS_FILE):
         for doi in expected_for(api, term):
             found.setdefault(doi, set()).add(term)
+    for doi in expected_by_funder(api):
+        found.setdefault(doi, set())
     return found
 
 
@@ -454,8 +473,13 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
     records = saved_records(tmp_path, "datacite")
     assert set(records) == set(expected)
     st = server_dc.state_of(api.state)
+    by_funder = expected_by_funder(api)
+    assert by_funder - {d for d, terms in expected.items() if terms}, "some DOIs only the funder search reaches"
+    assert by_funder & {d for d, terms in expected.items() if terms}, "and some both channels reach"
     for doi, rec in records.items():
         assert set(rec["provenance"]["search_terms"]) == expected[doi], doi
+        channels = (["terms"] if expected[doi] else []) + (["funder"] if doi in by_funder else [])
+        assert rec["provenance"]["found_by"] == channels, doi
         source = st.records[doi]["attributes"]
         assert rec["title"] == next(t["title"] for t in source["titles"] if not t.get("titleType"))
         assert rec["resource_type"] == "dataset" and rec["files"] == [] and rec["file_count"] == 0
@@ -469,9 +493,15 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
     summary = last_summary(tmp_path, "datacite")
     assert summary["new"] == len(expected) and summary["failures"] == 0 and summary["bad_responses"] == 0
     assert summary["terms_searched"] == 47
+    terms_found = {d for d, terms in expected.items() if terms}
+    assert summary["channels"] == {"terms_only": len(terms_found - by_funder), "funder_only": len(by_funder - terms_found),
+                                   "both": len(terms_found & by_funder)}
+    assert summary["stats"]["envision/channels/funder/searches"] == len(FUNDER_SEARCHES)
+    assert summary["stats"]["envision/datacite/funder_not_nei"] >= 1, "the award wildcard's other funders are left out"
     log = api.state.entries()
     assert log and all(e["path"] == "/datacite/dois" for e in log), "search pages only: hits carry whole records"
-    assert sum(1 for e in log if "page%5Bcursor%5D=1&" in e["path_qs"]) == 47
+    assert sum(1 for e in log if "page%5Bcursor%5D=1&" in e["path_qs"]) == 47 + len(FUNDER_SEARCHES)
+    assert sum(1 for e in log if "funder-id=10.13039%2F100000053" in e["path_qs"]) >= 1
     assert all("mailto=curator%40example.org" in e["path_qs"] and "publisher=false" in e["path_qs"] for e in log)
     assert all(e["user_agent"].endswith(f"mailto:{EMAIL})") and e["auth"] is None for e in log)
 
@@ -486,7 +516,7 @@ def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_p
     result = run_crawl(api, "datacite", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
-    assert len(log) == 47, "one search page per term, nothing else"
+    assert len(log) == 47 + len(FUNDER_SEARCHES), "one search page per term and per funder search, nothing else"
     assert all("updated%3A%5B" in e["path_qs"] for e in log), "incremental: updated:[since TO *]"
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
     # changed records come back and are refreshed; the rest stay untouched

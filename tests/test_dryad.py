@@ -240,7 +240,8 @@ def test_dryad_datasets_list_2020_shape(response, tmp_path):
     wasps = spider.record_item(hits[1], [], 94)
     assert {"identifier": "GenBank:../bioproject/?term=PRJNA379583", "relation": "IsSupplementedBy", "scheme": "URN"} in wasps.related_identifiers
     assert wasps.related_dois == ["10.1016/j.cub.2017.03.027"] and wasps.external_links == []
-    assert wasps.extra["funders"] == [{"name": "National Science Foundation", "award_number": "DEB-1354996, DEB-0814544, DEB-0742998, DEB-1555905"}]
+    assert [(f["funder_name"], f["award_number"], f["nei"]) for f in wasps.funding] == [
+        ("National Science Foundation", "DEB-1354996, DEB-0814544, DEB-0742998, DEB-1555905", False)]
 
 
 @pytest.mark.parametrize("url", [f"{ROOT}/datasets/doi%3A10.5061%2Fdryad.6hdr7sr8z/versions"], ids=["sample"])
@@ -264,8 +265,10 @@ def test_dryad_version_record_2026_shape(response):
         "curation_status": "Published",
         "version_changes": "files_changed",
         "field_of_science": "Earth and related environmental sciences",
-        "funders": [{"name": "U.S. National Science Foundation", "identifier": "https://ror.org/021nxhr62", "award_number": "2205650"}],
     }
+    assert [(f["funder_name"], f["funder_id"], f["award_number"]) for f in fields["funding"]] == [
+        ("U.S. National Science Foundation", "https://ror.org/021nxhr62", "2205650")]
+    assert fields["funding_problems"] == []
 
 
 @pytest.mark.parametrize("url", [f"{ROOT}/versions/355108/files?per_page=100"], ids=["sample"])

@@ -372,7 +372,7 @@ def test_odd_types_in_an_article_do_not_break_it(tmp_path):
     assert item.creators == [{"name": "not a list"}], "one author object instead of a list is still an author"
     assert item.license == "CC0" and item.files == [] and item.doi == "10.6084/m9.figshare.1.v3"
     assert item.extra["doi_unversioned"] == "10.6084/m9.figshare.1" and "version" not in item.extra
-    assert item.extra["funding"] == ["NEI R01"]
+    assert [f["award_title"] for f in item.funding] == ["<b>NEI</b> R01"] and "funding" not in item.extra
     assert item.external_links == ["https://example.org/x"]
 
 

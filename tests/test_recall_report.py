@@ -39,3 +39,15 @@ def test_sections_say_how_to_fill_them_when_their_files_are_missing_or_odd():
     odd = recall_section({"summary": {}, "entries": [None, {"entry": {"name": "<b>x</b>"}, "outcome": "weird",
                                                            "why_not": ["junk"], "record": "junk"}]})
     assert "&lt;b&gt;x&lt;/b&gt;" in odd and "weird" in odd
+
+
+def test_the_page_says_which_entries_only_the_funder_search_found():
+    def row(name, terms, found_by):
+        return {"entry": {"name": name, "source": "datacite"}, "outcome": "eye_imaging", "found": True,
+                "record": {"key": f"datacite:10.1/{name}"}, "terms": terms, "found_by": found_by, "why_not": []}
+
+    html = recall_section({"summary": {"found_only_by_funder": 1}, "summary_line": "x", "entries": [
+        row("A", ["retinal OCT"], ["terms"]), row("B", ["retinal OCT"], ["terms", "funder"]), row("C", [], ["funder"])]})
+    assert "1 found only by the funder search" in html
+    assert "retinal OCT + funder search" in html and "funder search only" in html
+    assert html.count("funder search") == 3

@@ -4,6 +4,11 @@ Per source: terms searched, hits, unique records, new / changed / unchanged reco
 requests, retries, 429s, failures, malformed answers, bytes, elapsed time. The JSON
 (``data/runs/{run_id}/{spider}.json``) carries the same figures plus every
 ``envision/*`` stat; ``scrapy crawl all`` and ``automation.sh`` gather them per run.
+
+A spider that searches in more than one way (``spider.channels``: DataCite's search
+terms and its funder search) also gets ``channels``: how many records this run each
+channel found that the other did not, and how many both found
+(``{"terms_only", "funder_only", "both"}``), in the JSON and in a log line.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 from scrapy import signals
 
+from envision_spiders.extensions.state import CrawlState
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
 
@@ -132,6 +138,11 @@ class RunSummary:
             "unreachable": stats.get("envision/unreachable"),
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
+        if len(getattr(spider, "channels", ())) > 1:
+            channels = CrawlState.of(self.crawler).channel_counts()
+            summary["channels"] = channels
+            logger.info("%s channels: %d records found only by the search terms, %d only by the funder search, "
+                        "%d by both", spider.name, channels["terms_only"], channels["funder_only"], channels["both"])
         problems = list(getattr(spider, "problems", [])) + health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
         summary["healthy"] = not problems
         summary["problems"] = problems

@@ -11,11 +11,22 @@ hosted by Zenodo, Figshare or Dryad (their prefixes and clients), the rest by ot
 repositories; a few are not datasets (a ``resource-type-id=dataset`` search must not
 return them); some declare ``contentUrl`` links to files served under ``/storage/``.
 
+Among the ``n`` records of :func:`generate`, a few DOIs only the search by funder
+reaches (:data:`FUNDER_ONLY`: texts that hold no search term, NEI funding named by its
+Crossref Funder ID, its ROR id or an NEI award under NIH) and one that only looks like
+it (an award number holding ``EY`` from another funder).
+
 ``GET /dois`` behaves like DataCite's (lupo's DataciteDoisController):
 
 * ``query``: quoted words AND-ed over titles, descriptions and subjects, with
   ``created`` / ``updated`` / ``registered`` ranges; filters ``resource-type-id``,
   ``client-id``, ``prefix``;
+* funding (the search by funder): the filter ``funder-id`` keeps DOIs with a funding
+  reference whose ``funderIdentifier`` is ``https://doi.org/<that id>`` (lupo's term
+  filter: a funder named by its ROR id does not match); query clauses on the index's
+  ``funding_references.<field>`` (``funderIdentifier``, ``funderName``, ``awardNumber``)
+  are OR-ed together, a quoted value matching exactly and an unquoted one as a
+  case-sensitive wildcard (``*EY*``), like Elasticsearch on keyword fields;
 * cursor paging: ``page[cursor]=1`` starts, the order is ``created`` then DOI, the
   cursor is ``base64url("<created ms>,<doi>")`` without padding; ``links.next`` exists
   while a page is full and is rebuilt like lupo's (parameters sorted, ``publisher``,
@@ -39,6 +50,7 @@ import base64
 import binascii
 import collections
 import copy
+import fnmatch
 import functools
 import json
 import math
@@ -311,9 +323,13 @@ def make_record(rng: random.Random, n: int, host: str, text, created: datetime, 
 def generate(server: ServerState, n: int, seed: int = 1, start: int = 5_000_001) -> int:
     """``n`` DOIs: about a third hosted by Zenodo, a quarter by Figshare, a sixth by
     Dryad, the rest elsewhere (some with ``contentUrl`` files); 8% are not datasets;
-    some share their creation second (cursor ties are broken by DOI)."""
+    some share their creation second (cursor ties are broken by DOI). From 25 on, one
+    in 25 is a DOI only the search by funder reaches, and one more its decoy
+    (:func:`generate_funder_only`)."""
     rng = random.Random(seed)
-    texts = generated_texts(n, seed)
+    # one in 25 (and one decoy) only the search by funder reaches, from 25 DOIs on
+    funder_only = n // 25
+    texts = generated_texts(n - funder_only - 1 if funder_only else n, seed)
     base = datetime(2015, 1, 1, tzinfo=timezone.utc)
     created = base
     for i, text in enumerate(texts):
@@ -328,7 +344,74 @@ def generate(server: ServerState, n: int, seed: int = 1, start: int = 5_000_001)
             path = server.add_file(f"datacite/{rec['attributes']['suffix']}/{name}", make_payload(name, rng, small=True))
             rec["attributes"]["contentUrl"] = [f"{ORIGIN}{quote(path)}"]
         add_record(server, rec, client, positive=text.positive)
+    if funder_only:
+        generate_funder_only(server, funder_only, seed)
     return n
+
+
+# DOIs only the search by funder reaches: (title, description, keywords, positive, how
+# the funding reference names NEI). No search term has all its words in these texts.
+FUNDER_ONLY = [
+    ("Adaptive optics photoreceptor mosaics in inherited retinal degenerations",
+     "Montages of cone mosaics from {n} patients with inherited retinal degenerations, recorded with an adaptive "
+     "optics scanning light ophthalmoscope, with cone counts. TIFF images.",
+     ["adaptive optics", "photoreceptors", "inherited retinal degeneration"], True, "crossref"),
+    ("Wide-field photographs from retinopathy of prematurity screening",
+     "Wide-field photographs of {n} infants screened for retinopathy of prematurity, graded for plus disease. "
+     "PNG images with grading tables.",
+     ["retinopathy of prematurity", "telemedicine", "neonatology"], True, "award"),
+    ("Visual acuity and refraction in a paediatric myopia cohort",
+     "Visual acuity, cycloplegic refraction and axial length of {n} children followed for three years. "
+     "Tables in CSV format; no images.",
+     ["myopia", "refraction", "axial length"], False, "ror"),
+    ("Keratoconus progression photographs and tomographic maps",
+     "Scheimpflug maps and external photographs of {n} eyes with keratoconus over five years of follow-up.",
+     ["keratoconus", "Scheimpflug", "cornea"], True, "crossref"),
+]
+# A DOI the funder search's award wildcard finds that is not NEI's: the spider drops it.
+NOT_NEI = ("Household survey of water use in river basins",
+           "Answers of {n} households to a survey of water use; tables only.", ["hydrology", "survey"], False)
+
+
+def generate_funder_only(server: ServerState, n: int, seed: int = 1, start: int = 7_000_001) -> list[str]:
+    """``n`` DOIs (cycling through FUNDER_ONLY) that only the search by funder reaches,
+    each citing an NEI grant of the generated RePORTER corpus (by its Crossref Funder ID,
+    its ROR id, or an NEI award number under NIH), and one DOI whose award number holds
+    ``EY`` without being NEI's; returns the DOIs of the first kind."""
+    from .corpus import CITED_GRANTS, CITED_SEED, GeneratedText
+    from .nei import planned_grants
+
+    rng = random.Random(f"funder-only/{seed}")
+    grants = planned_grants(CITED_GRANTS, CITED_SEED)
+    base = datetime(2016, 1, 1, tzinfo=timezone.utc)
+    dois = []
+    for i in range(n + 1):
+        if i < n:
+            title, desc, keywords, positive, how = FUNDER_ONLY[i % len(FUNDER_ONLY)]
+            # an award under NIH is NEI's only by its institute code: an EY grant for those
+            pool = [g for g in grants if g[0][3:5] == "EY"] if how == "award" else grants
+            core, grant_title = pool[i % len(pool)]
+            award = Award("nih" if how == "award" else "nei", core if how != "award" else f"5{core}-0{1 + i % 8}",
+                          grant_title, core)
+        else:
+            (title, desc, keywords, positive), how = NOT_NEI, "other"
+            award = Award("nsf", f"SURVEY-{rng.randint(1000, 9999)}-EY", None, None)
+        text = GeneratedText(title=title if i < len(FUNDER_ONLY) or i == n else f"{title} ({i // len(FUNDER_ONLY) + 1})",
+                             description=desc.format(n=rng.randint(40, 900)), keywords=keywords, positive=positive,
+                             terms=[])
+        created = base + timedelta(days=rng.randint(0, 3000), seconds=rng.randint(0, 86399))
+        rec, client = make_record(rng, start + 2 * i, "other", text, created, "Dataset", [award])
+        ref = rec["attributes"]["fundingReferences"][0]
+        name, crossref, ror, _ = FUNDERS[award.funder]
+        if how == "ror":
+            ref.update(funderIdentifier=ror, funderIdentifierType="ROR", schemeUri="https://ror.org")
+        elif how in ("crossref", "award", "other"):
+            ref.update(funderIdentifier=f"https://doi.org/{crossref}", funderIdentifierType="Crossref Funder ID")
+            ref.pop("schemeUri", None)
+        add_record(server, rec, client, positive=positive)
+        if i < n:
+            dois.append(rec["id"])
+    return dois
 
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:
@@ -361,10 +444,45 @@ def kebab(value: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", value).lower()
 
 
+_FUNDING_CLAUSE = re.compile(r'funding_references\.(\w+):(?:"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
+
+
+def funding_clauses(query: str) -> tuple[list[tuple[str, str, bool]], str]:
+    """The ``funding_references.<field>:<value>`` clauses of a query (field, value,
+    exact) and the query without them."""
+    clauses = [(m.group(1), m.group(2) if m.group(2) is not None else m.group(3), m.group(2) is not None)
+               for m in _FUNDING_CLAUSE.finditer(query)]
+    return clauses, _FUNDING_CLAUSE.sub(" ", query)
+
+
+def funding_match(rec: dict, clauses: list[tuple[str, str, bool]]) -> bool:
+    """Whether one of the DOI's funding references answers one of the clauses."""
+    for ref in rec["attributes"].get("fundingReferences") or []:
+        for name, value, exact in clauses:
+            held = ref.get(name) if isinstance(ref, dict) else None
+            if held is None or isinstance(held, (dict, list)):
+                continue
+            held = str(held)
+            if held == value if exact else fnmatch.fnmatchcase(held, value):
+                return True
+    return False
+
+
+def funder_id_match(rec: dict, funder_id: str) -> bool:
+    """lupo's ``funder-id`` filter: a reference whose funderIdentifier is the id's DOI URL."""
+    bare = re.sub(r"^(https?://)?(dx\.)?doi\.org/", "", funder_id.strip())
+    return funding_match(rec, [("funderIdentifier", f"https://doi.org/{bare}", True)])
+
+
 def matches(rec: dict, query: str, filters: dict[str, str] | None = None) -> bool:
     """Whether a DOI answers a search (query string and filter parameters)."""
     filters = filters or {}
     a = rec["attributes"]
+    if filters.get("funder-id") and not funder_id_match(rec, filters["funder-id"]):
+        return False
+    clauses, query = funding_clauses(query or "")
+    if clauses and not funding_match(rec, clauses):
+        return False
     if filters.get("resource-type-id") and kebab(a["types"].get("resourceTypeGeneral", "")) != filters["resource-type-id"].lower():
         return False
     if filters.get("client-id") and rec["relationships"]["client"]["data"]["id"] != filters["client-id"]:
@@ -477,7 +595,7 @@ async def search(request: web.Request) -> web.Response:
             after = decode_cursor(cursor)
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return _error(400, f"Invalid cursor: {cursor}")
-    filters = {k: q[k] for k in ("resource-type-id", "client-id", "prefix") if k in q}
+    filters = {k: q[k] for k in ("resource-type-id", "client-id", "prefix", "funder-id") if k in q}
     with server.lock:
         hits = [r for r in st.records.values() if matches(r, q.get("query", ""), filters)]
         total = len(hits)

@@ -337,17 +337,23 @@ class SourceSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- the search loop
     def hits_arrived(
-        self, term: str, hits: Any, handle: Callable[[dict, str], Iterable[Any]] | None = None, *, query: Any = None
+        self, term: str, hits: Any, handle: Callable[[dict, str], Iterable[Any]] | None = None, *, query: Any = None,
+        channel: str = "terms",
     ) -> Iterator[Any]:
         """A page of search hits for ``term`` arrived: the term counts as searched (once),
         its hits are counted (for the run and for ``MAX_PER_QUERY`` of this ``query``:
         the term by default, or the term and ``query`` when one term makes several
-        queries), and ``handle(hit, term)`` (``handle_hit`` by default) runs on each."""
+        queries), and ``handle(hit, term)`` (``handle_hit`` by default) runs on each.
+        A search of another ``channel`` than the terms (DataCite's ``funder``) names
+        itself with ``term`` and is counted as that channel's search, not as a term."""
         if term not in self._terms_searched:
             self._terms_searched.add(term)
-            self.crawler.stats.inc_value("envision/terms_searched")
+            self.crawler.stats.inc_value("envision/terms_searched" if channel == "terms"
+                                         else f"envision/channels/{channel}/searches")
         n = len(hits) if isinstance(hits, list) else 0
         self.crawler.stats.inc_value("envision/hits", n)
+        if channel != "terms":
+            self.crawler.stats.inc_value(f"envision/channels/{channel}/hits", n)
         self._hits_per_query[term if query is None else (term, query)] += n
         handle = handle or self.handle_hit
         yield from self.each_record(hits, lambda hit: handle(hit, term))
@@ -384,16 +390,17 @@ class SourceSpider(scrapy.Spider):
         logger.warning("%s: term %r: %s; this run does not move the incremental mark", self.name, term, why)
 
     # ---------------------------------------------------------------- records
-    def needs_fetching(self, source_id: str, term: str | None, modified: Any) -> bool:
+    def needs_fetching(self, source_id: str, term: str | None, modified: Any, channel: str = "terms") -> bool:
         """The one incremental and de-duplication rule: False when this run already has
-        the record (``term`` is remembered for it) or when its saved copy is current
-        (``same_version``; the run's terms are merged into that copy); True when the
-        record must be fetched and saved."""
-        return self.first_sighting(source_id, term) and not self.is_unchanged(source_id, modified)
+        the record (``term`` and ``channel`` are remembered for it) or when its saved
+        copy is current (``same_version``; the run's terms and channels are merged into
+        that copy); True when the record must be fetched and saved."""
+        return self.first_sighting(source_id, term, channel) and not self.is_unchanged(source_id, modified)
 
-    def first_sighting(self, source_id: str, term: str | None) -> bool:
-        """Remember that ``term`` found ``source_id``; True the first time this run."""
-        first = self.state.found(source_id, term)
+    def first_sighting(self, source_id: str, term: str | None, channel: str = "terms") -> bool:
+        """Remember that ``term`` (of ``channel``) found ``source_id``; True the first
+        time this run."""
+        first = self.state.found(source_id, term, channel)
         if first:
             self.crawler.stats.inc_value("envision/records/unique")
         return first
@@ -449,12 +456,19 @@ class SourceSpider(scrapy.Spider):
 
     def new_item(self, source_id_: Any, *, source_modified: Any, api_url: str, **fields: Any) -> DatasetItem:
         sid = source_id(source_id_)
+        # what a mapping could not read of the record's funding: logged and counted here,
+        # once for every source (each problem names the record it came from)
+        for problem in fields.pop("funding_problems", None) or ():
+            self.crawler.stats.inc_value("envision/funding/problems")
+            self.crawler.stats.inc_value(f"envision/{self.name}/funding_problems")
+            logger.warning("%s: funding: %s", self.name, problem)
         if "creators" in fields:
             fields["creators"] = clean_creators(fields["creators"])
         item = DatasetItem(source=self.name, source_id=sid, **fields)
         item.provenance = {
             "harvested_at": utcnow_iso(),
             "search_terms": self.terms_for(sid),
+            "found_by": self.state.channels_found(sid),
             "source_modified": iso(source_modified),
             "api_url": api_url,
         }
