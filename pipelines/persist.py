@@ -28,6 +28,7 @@ from pathlib import Path
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
+from envision_spiders import paths
 from envision_spiders.extensions.state import CrawlState, merged_terms
 from envision_spiders.storage import atomic_write_json, record_path
 
@@ -77,7 +78,7 @@ class PersistPipeline:
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler) -> PersistPipeline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,19 @@ def test_generated_negatives_mention_search_terms_in_passing_only():
     for t in texts:
         if t.positive:
             assert t.terms[0] in t.keywords
+
+
+def test_data_and_results_dirs_come_from_settings_or_their_defaults(tmp_path):
+    from scrapy.settings import Settings
+
+    from envision_spiders.paths import data_dir, results_dir
+
+    # unset and empty both mean the default (an empty DATA_DIR= in .env is not "here")
+    assert data_dir({}) == Path("data") and results_dir({}) == Path("results")
+    assert data_dir({"DATA_DIR": ""}) == Path("data") and results_dir({"RESULTS_DIR": ""}) == Path("results")
+    settings = Settings({"DATA_DIR": str(tmp_path / "d"), "RESULTS_DIR": str(tmp_path / "r")})
+    assert data_dir(settings) == tmp_path / "d"
+    assert results_dir(settings) == tmp_path / "r"
+    # a command's own --results-dir wins over the setting; None or empty leaves it
+    assert results_dir(settings, tmp_path / "other") == tmp_path / "other"
+    assert results_dir(settings, None) == results_dir(settings, "") == tmp_path / "r"

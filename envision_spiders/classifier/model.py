@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from envision_spiders import paths
 from envision_spiders.textutil import utcnow_iso
 
 from .text import record_text, text_hash
@@ -100,7 +101,7 @@ def models_dir(settings: Mapping[str, Any] | Any) -> Path:
     """Where models live: ``CLASSIFIER_MODELS_DIR``, else ``{DATA_DIR}/models`` (tests point
     every crawl of a session at one folder, so the default model is built once)."""
     configured = settings.get("CLASSIFIER_MODELS_DIR")
-    return Path(configured) if configured else Path(settings.get("DATA_DIR") or "data") / "models"
+    return Path(configured) if configured else paths.data_dir(settings) / "models"
 
 
 def default_model_dir(models_root: str | Path) -> Path:

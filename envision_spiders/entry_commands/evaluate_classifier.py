@@ -25,6 +25,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
 from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Command(CheckedCommand, ScrapyCommand):
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         configure_logging(self.settings)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        out = Path(opts.output or Path(self.settings.get("DATA_DIR") or "data") / "evaluations" / stamp)
+        out = Path(opts.output or paths.data_dir(self.settings) / "evaluations" / stamp)
         if opts.file:
             if not Path(opts.file).is_file():
                 raise UsageError(f"--file {opts.file}: no such file")

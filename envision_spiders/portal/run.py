@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from envision_spiders import paths
 from envision_spiders.politeness import Backoff
 from envision_spiders.selection import DUPLICATE, reason_kind, select_records
 from envision_spiders.storage import atomic_write_json, read_json, record_path, safe_id
@@ -76,8 +77,8 @@ class PostConfig:
         )
         # the portal's address and key: the environment (or .env, loaded by settings.py) only
         return cls(
-            data_dir=Path(settings.get("DATA_DIR") or "data"),
-            results_dir=Path(settings.get("RESULTS_DIR") or "results"),
+            data_dir=paths.data_dir(settings),
+            results_dir=paths.results_dir(settings),
             threshold=threshold,
             portal_url=(env.get("PORTAL_URL") or "").strip() or None,
             api_key=(env.get("PORTAL_API_KEY") or "").strip() or None,
