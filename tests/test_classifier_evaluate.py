@@ -115,9 +115,18 @@ def test_evaluate_command_on_a_labelled_file(tmp_path, classifier_models):
 
 
 def test_commands_are_registered_under_their_dashed_names(tmp_path):
+    """One package (COMMANDS_MODULE) registers every command, the dashed ones by their
+    modules' names: no entry point is needed (a checkout or a scrapyd egg has them all)
+    and no command has a second, underscored name."""
+    from importlib.metadata import entry_points
+
     result = scrapy([], tmp_path)
-    for name in ("classify", "train-classifier", "evaluate-classifier"):
+    for name in ("classify", "train-classifier", "evaluate-classifier", "export-addf"):
         assert f"  {name} " in result.stdout, result.stdout
+    for name in ("train_classifier", "evaluate_classifier", "export_addf"):
+        assert f"  {name} " not in result.stdout, result.stdout
+    ours = [ep for ep in entry_points(group="scrapy.commands") if ep.value.startswith("envision_spiders.")]
+    assert not ours, ours
 
 
 @pytest.mark.parametrize("command", [["classify"], ["evaluate-classifier", "--file", str(PROBES)]])
