@@ -1,6 +1,6 @@
 """Shared test fixtures: the local API server, crawls in a subprocess, spiders in-process.
 
-No test touches the internet: APIs are served on 127.0.0.1 by envision_spiders.localapi,
+No test touches the internet: APIs are served on 127.0.0.1 by localapi,
 and callback tests replay recorded responses with scrapy-mock (cassettes under
 tests/fixtures/cassettes, never recorded: see ``vcr_settings`` below).
 """
@@ -18,7 +18,7 @@ import pytest
 import vcr
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "envision_spiders" / "localapi" / "samples"
+SAMPLES = ROOT / "localapi" / "samples"
 
 # Callback tests build crawlers in this process: give them the reactor the project uses.
 from scrapy.utils.reactor import install_reactor, is_reactor_installed  # noqa: E402
@@ -63,7 +63,7 @@ def sample(path: str) -> Any:
 
 @pytest.fixture(scope="session")
 def localapi_server():
-    from envision_spiders.localapi import LocalAPIServer
+    from localapi import LocalAPIServer
 
     server = LocalAPIServer().start()
     yield server

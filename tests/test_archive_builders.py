@@ -7,7 +7,7 @@ import tarfile
 import zipfile
 
 from envision_spiders.archive import ByteRange
-from envision_spiders.localapi.archives import (
+from localapi.archives import (
     ServedFileIO,
     local_answer,
     virtual_big_tar,
@@ -18,7 +18,7 @@ from envision_spiders.localapi.archives import (
     zip64_bytes,
     zip_bytes,
 )
-from envision_spiders.localapi.core import ServedFile, sparse_reader
+from localapi.core import ServedFile, sparse_reader
 
 
 def test_virtual_zip64_reads_with_zipfile():

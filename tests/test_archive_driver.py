@@ -23,8 +23,8 @@ from envision_spiders.archive import (
     parse_content_range,
 )
 from envision_spiders.items import DatasetItem
-from envision_spiders.localapi.archives import local_answer, peek_local, zip_bytes, zip_with_large_directory
-from envision_spiders.localapi.core import ServedFile
+from localapi.archives import local_answer, peek_local, zip_bytes, zip_with_large_directory
+from localapi.core import ServedFile
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 
 from envision_spiders.archive import ZIP_TAIL_BYTES, PeekLimits
 from envision_spiders.archive.zipformat import END, END64, SIG_CENTRAL, SIG_END, SIG_END64
-from envision_spiders.localapi.archives import peek_local, repeating_zip64, tar_bytes, virtual_zip, zip64_bytes, zip_bytes
-from envision_spiders.localapi.core import ServedFile
+from localapi.archives import peek_local, repeating_zip64, tar_bytes, virtual_zip, zip64_bytes, zip_bytes
+from localapi.core import ServedFile
 
 NAMES = [f"img/{i}.png" for i in range(5)]
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from envision_spiders.localapi.archives import virtual_zip64, zip_bytes, zip_with_large_directory
-from envision_spiders.localapi.core import ServedFile
-from envision_spiders.localapi.payloads import make_payload
-from envision_spiders.localapi.zenodo import add_record
+from localapi.archives import virtual_zip64, zip_bytes, zip_with_large_directory
+from localapi.core import ServedFile
+from localapi.payloads import make_payload
+from localapi.zenodo import add_record
 
 from .conftest import crawl_in_process, last_summary, saved_records
 

@@ -13,7 +13,7 @@ import pytest
 
 from envision_spiders.archive import PeekLimits
 from envision_spiders.archive.tarformat import TarPeeker
-from envision_spiders.localapi.archives import (
+from localapi.archives import (
     ServedFileIO,
     peek_local,
     tar_bytes,

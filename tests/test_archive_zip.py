@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from envision_spiders.archive import ZIP_TAIL_BYTES, PeekLimits
-from envision_spiders.localapi.archives import (
+from localapi.archives import (
     peek_local,
     virtual_zip,
     virtual_zip64,

@@ -115,12 +115,12 @@ def _terms(tmp_path):
 
 
 def test_the_local_api_server_prints_every_export_a_shell_needs(tmp_path):
-    """``python -m envision_spiders.localapi`` prints the lines a curator pastes into a
+    """``python -m localapi`` prints the lines a curator pastes into a
     shell to run the commands against it; without POLITENESS_SCALE=0 the spiders keep
     the real APIs' pace (OSF: 100 requests an hour) against a local server."""
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "envision_spiders.localapi", "--port", "0", "--records", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "localapi", "--port", "0", "--records", "1",
                              "--sources", "zenodo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines = []
     try:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from envision_spiders.localapi import SOURCES
+from localapi import SOURCES
 
 from .conftest import ROOT, crawl_env, make_spider, saved_records
 

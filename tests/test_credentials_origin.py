@@ -17,10 +17,10 @@ from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.http import Response
 from scrapy.utils.misc import load_object
 
-from envision_spiders.localapi import LocalAPIServer
-from envision_spiders.localapi.archives import zip_bytes
-from envision_spiders.localapi.core import ServedFile
-from envision_spiders.localapi.zenodo import add_record
+from localapi import LocalAPIServer
+from localapi.archives import zip_bytes
+from localapi.core import ServedFile
+from localapi.zenodo import add_record
 from envision_spiders.spiders.zenodo import ZenodoSpider
 
 from .conftest import make_spider, run_crawl, saved_records
@@ -88,7 +88,7 @@ def test_a_peek_redirected_to_another_port_carries_no_token(api, catcher, tmp_pa
 
 @pytest.mark.slow
 def test_a_peek_of_a_file_on_another_port_carries_no_token(api, catcher, tmp_path, terms):
-    from envision_spiders.localapi.figshare import add_article, state_of
+    from localapi.figshare import add_article, state_of
 
     add_article(api.state, 7_000_001, title="Retinal OCT volumes", description="<p>retinal OCT scans</p>", tags=["OCT"],
                 created=datetime(2024, 1, 1, tzinfo=timezone.utc), files={"scans.zip": ZIP})

@@ -13,7 +13,7 @@ import pytest
 from scrapy.http import JsonResponse, Request, TextResponse
 
 from envision_spiders.items import DatasetItem
-from envision_spiders.localapi import datacite as server_dc
+from localapi import datacite as server_dc
 from envision_spiders.spiders.datacite import (
     ANONYMOUS_PACE,
     DataCiteSpider,

@@ -21,8 +21,8 @@ from envision_spiders.downloads.queue import DownloadQueue, classification_of, g
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner, collect_candidates, plan_record
 from envision_spiders.downloads.safety import UnsafeURL, assign_paths, check_url, redact_url, safe_relpath
 from envision_spiders.downloads.transfer import parse_checksum
-from envision_spiders.localapi import ServedFile
-from envision_spiders.localapi.downloads import cut_once, state_of
+from localapi import ServedFile
+from localapi.downloads import cut_once, state_of
 from envision_spiders.storage import atomic_write_json, read_jsonl, record_path
 from tests.conftest import crawl_env, scrapy_in_process
 
@@ -531,7 +531,7 @@ GB = 10**9
 def test_a_declared_size_larger_than_the_free_space_is_refused_before_a_byte(api, tmp_path):
     """The record does not say the size; the server declares 50 GB (Content-Length of a
     virtual file). Before anything is written it is compared with the free space."""
-    from envision_spiders.localapi.core import sparse_reader
+    from localapi.core import sparse_reader
 
     cfg = config(tmp_path, min_free_bytes=GB, free_space=lambda folder: 10 * GB, max_bytes=0)
     api.state.add_file("rec40/huge.bin", ServedFile(size=50 * GB, reader=sparse_reader(50 * GB, {})))

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from envision_spiders.localapi import ServedFile
+from localapi import ServedFile
 from tests.conftest import ROOT
 
 SIZE = 2 * 1024**3
@@ -56,8 +56,8 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_streaming_a_file_larger_than_the_process_may_hold(api, tmp_path):
-    from envision_spiders.localapi import sparse_reader
-    from envision_spiders.localapi.downloads import digest_of
+    from localapi import sparse_reader
+    from localapi.downloads import digest_of
     from envision_spiders.storage import atomic_write_json, record_path
 
     huge = ServedFile(size=SIZE, reader=sparse_reader(SIZE, {}))

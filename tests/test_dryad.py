@@ -635,14 +635,14 @@ def test_local_server_speaks_dryads_paging_auth_and_throttling(api):
 
 # ------------------------------------------------------------------ crawls through the engine
 def dryad_state(api):
-    from envision_spiders.localapi.dryad import state_of
+    from localapi.dryad import state_of
 
     return state_of(api.state)
 
 
 def expected_records(api) -> dict[str, set[str]]:
     """Every viewable dataset some term matches, with its terms."""
-    from envision_spiders.localapi.dryad import matches
+    from localapi.dryad import matches
     from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
 
     st = dryad_state(api)
@@ -656,8 +656,8 @@ def expected_records(api) -> dict[str, set[str]]:
 
 def add_crowd(api, n: int, word: str = "meibography") -> None:
     """``n`` small datasets one term finds, so its hits span several pages of 100."""
-    from envision_spiders.localapi import ServedFile
-    from envision_spiders.localapi.dryad import add_dataset
+    from localapi import ServedFile
+    from localapi.dryad import add_dataset
 
     when = datetime(2021, 5, 4, tzinfo=timezone.utc)
     for i in range(n):

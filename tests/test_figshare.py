@@ -379,7 +379,7 @@ def test_odd_types_in_an_article_do_not_break_it(tmp_path):
 # ------------------------------------------------------------------ crawls through the engine
 def expected_records(api, terms=None) -> dict[str, set[str]]:
     """What a complete crawl must find: every dataset a term matches, and its terms."""
-    from envision_spiders.localapi.figshare import matches, parse_search_for, state_of
+    from localapi.figshare import matches, parse_search_for, state_of
     from envision_spiders.terms import default_terms
 
     found: dict[str, set[str]] = {}
@@ -405,7 +405,7 @@ def request_kinds(api) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_full_crawl_saves_every_dataset_once_with_all_its_files_and_terms(api, tmp_path):
-    from envision_spiders.localapi.figshare import state_of
+    from localapi.figshare import state_of
 
     api.generate("figshare", 130, seed=3)
     result = run_crawl(api, "figshare", tmp_path)
@@ -439,7 +439,7 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_files_and_terms(api, t
 
 @pytest.mark.slow
 def test_second_run_costs_only_searches_and_refreshes_what_changed(api, tmp_path):
-    from envision_spiders.localapi.figshare import state_of
+    from localapi.figshare import state_of
 
     api.generate("figshare", 80, seed=4)
     assert run_crawl(api, "figshare", tmp_path).returncode == 0
@@ -476,7 +476,7 @@ def test_second_run_costs_only_searches_and_refreshes_what_changed(api, tmp_path
 
 @pytest.mark.slow
 def test_a_term_past_the_servers_cap_is_completed_in_windows(api, tmp_path):
-    from envision_spiders.localapi.figshare import add_article, state_of
+    from localapi.figshare import add_article, state_of
 
     rng = random.Random(5)
     for i in range(420):
@@ -541,7 +541,7 @@ def test_a_failed_search_is_kept_with_its_body_and_sent_again_first(api, tmp_pat
 
 @pytest.mark.slow
 def test_a_refused_token_is_dropped_and_the_public_crawl_goes_on(api, tmp_path):
-    from envision_spiders.localapi.figshare import state_of
+    from localapi.figshare import state_of
 
     api.generate("figshare", 40, seed=7)
     state_of(api.state).valid_tokens = {"the-right-one"}
@@ -572,7 +572,7 @@ def call(api, method: str, path: str, body=None, headers=None, raw: bool = False
 
 
 def test_local_server_answers_like_figshare(api):
-    from envision_spiders.localapi.figshare import PREFIX, state_of
+    from localapi.figshare import PREFIX, state_of
 
     api.generate("figshare", 40, seed=8)
     search = PREFIX + "/articles/search"

@@ -211,7 +211,7 @@ def test_plain_text_with_angle_brackets_and_ampersands_is_not_parsed_as_html():
 
 
 def test_generated_negatives_mention_search_terms_in_passing_only():
-    from envision_spiders.localapi.corpus import generated_texts
+    from localapi.corpus import generated_texts
 
     texts = generated_texts(300, seed=3)
     negatives = [t for t in texts if not t.positive]

@@ -17,7 +17,7 @@ import pytest
 from scrapy.http import JsonResponse, Request
 
 from envision_spiders.items import DatasetItem
-from envision_spiders.localapi import kaggle as server_kaggle
+from localapi import kaggle as server_kaggle
 from envision_spiders.spiders.kaggle import (
     KaggleSpider,
     LAST_PAGE,

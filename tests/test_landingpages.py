@@ -15,7 +15,7 @@ from itemadapter import ItemAdapter
 from scrapy.settings import Settings
 
 from envision_spiders.items import DatasetItem
-from envision_spiders.localapi.core import add_page
+from localapi.core import add_page
 from envision_spiders.middlewares.landingpages import (
     HANDLER,
     LandingPageMiddleware,

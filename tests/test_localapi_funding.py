@@ -4,10 +4,10 @@ real shape, and some of them cite the generated NEI grants by their core numbers
 from __future__ import annotations
 
 from envision_spiders.funding import funding_references
-from envision_spiders.localapi import generate_source
-from envision_spiders.localapi import datacite, dryad, figshare, nei, zenodo
-from envision_spiders.localapi.core import ServerState
-from envision_spiders.localapi.corpus import funding_plan
+from localapi import generate_source
+from localapi import datacite, dryad, figshare, nei, zenodo
+from localapi.core import ServerState
+from localapi.corpus import funding_plan
 from tests.conftest import sample
 
 N = 60

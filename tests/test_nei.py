@@ -15,7 +15,7 @@ import pytest
 from scrapy.http import JsonResponse, Request
 
 from envision_spiders.items import DatasetItem
-from envision_spiders.localapi.nei import matches, pascal_to_snake, state_of
+from localapi.nei import matches, pascal_to_snake, state_of
 from envision_spiders.spiders.nei import (
     FIRST_FISCAL_YEAR,
     INCLUDE_FIELDS,

@@ -107,8 +107,8 @@ def test_timestamps_with_and_without_z_in_the_same_file():
 def test_registration_mapping_on_the_served_shape():
     """No registration was recorded: the local server derives one from the recorded
     node and OSF's RegistrationSerializer; embeds give the DOI and licence name."""
-    from envision_spiders.localapi.core import ServerState
-    from envision_spiders.localapi.osf import LICENSES, _with_embeds, add_record, state_of
+    from localapi.core import ServerState
+    from localapi.osf import LICENSES, _with_embeds, add_record, state_of
 
     server = ServerState()
     created = datetime(2020, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
@@ -438,7 +438,7 @@ def write_terms(tmp_path, terms: list[str]):
 def expected_records(api, terms: list[str] | None = None, token: bool = False) -> dict[str, set[str]]:
     """What a complete crawl must save: every public node or registration a filter of a
     term matches (OSF's semantics, from the local server), with its terms."""
-    from envision_spiders.localapi.osf import FILTERABLE, matches, state_of, visible
+    from localapi.osf import FILTERABLE, matches, state_of, visible
     from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
 
     st = state_of(api.state)
@@ -453,7 +453,7 @@ def expected_records(api, terms: list[str] | None = None, token: bool = False) -
 
 
 def served_files(api, guid: str) -> dict[str, str]:
-    from envision_spiders.localapi.osf import state_of
+    from localapi.osf import state_of
 
     return {path: f"sha256:{f.sha256}" for path, f in state_of(api.state).files[guid].items()}
 
@@ -464,7 +464,7 @@ def api_entries(api) -> list[dict]:
 
 @pytest.mark.slow
 def test_full_crawl_saves_every_public_node_once_with_files_and_terms(api, tmp_path):
-    from envision_spiders.localapi.osf import state_of
+    from localapi.osf import state_of
 
     api.generate("osf", 70, seed=3)
     result = run_crawl(api, "osf", tmp_path)
@@ -538,7 +538,7 @@ def test_second_run_costs_only_the_searches(api, tmp_path):
 
 @pytest.mark.slow
 def test_token_sees_more_per_node_and_never_saves_private_nodes(api, tmp_path):
-    from envision_spiders.localapi.osf import state_of
+    from localapi.osf import state_of
 
     api.generate("osf", 70, seed=3)
     result = run_crawl(api, "osf", tmp_path, OSF_TOKEN="test-token-123")
@@ -581,7 +581,7 @@ def test_storm_of_429_5xx_and_broken_answers_loses_no_record(api, tmp_path):
 
 @pytest.mark.slow
 def test_failed_listing_keeps_the_node_for_next_run(api, tmp_path):
-    from envision_spiders.localapi.osf import state_of
+    from localapi.osf import state_of
 
     api.generate("osf", 30, seed=6)
     expected = expected_records(api)

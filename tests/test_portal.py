@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from envision_spiders.localapi import portal as standin
+from localapi import portal as standin
 from envision_spiders.portal.body import (
     MAX_FILE_NODES,
     Unpostable,

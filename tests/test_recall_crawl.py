@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from envision_spiders.localapi import zenodo
+from localapi import zenodo
 from tests.conftest import ROOT, crawl_env, run_crawl, saved_records
 
 HEADER = "name,source,id,doi,url,title,aliases,modality,id_confidence,source_type,listed_in,reason"

@@ -41,7 +41,7 @@ def egg(tmp_path_factory):
     return build_egg(tmp_path_factory.mktemp("egg"))
 
 
-def test_egg_holds_both_packages_and_the_settings_entry_point(egg):
+def test_egg_holds_both_packages_and_the_settings_entry_point_and_no_test_support(egg):
     with zipfile.ZipFile(egg) as z:
         names = set(z.namelist())
         entry_points = z.read("EGG-INFO/entry_points.txt").decode()
@@ -49,6 +49,9 @@ def test_egg_holds_both_packages_and_the_settings_entry_point(egg):
     assert "pipelines/persist.py" in names
     assert "envision_spiders/search_terms.txt" in names
     assert not any(n.startswith("tests/") for n in names)
+    # the local API server and its recorded samples are test and demo support, not production code
+    assert not any(n.startswith(("localapi/", "envision_spiders/localapi/")) or "/samples/" in n for n in names), \
+        sorted(n for n in names if "localapi" in n or "/samples/" in n)
     assert "[scrapy]" in entry_points and "settings = envision_spiders.settings" in entry_points
 
 

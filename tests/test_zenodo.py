@@ -208,7 +208,7 @@ def test_result_window_is_split_by_creation_date_until_every_slice_fits(tmp_path
 # ------------------------------------------------------------------ crawls through the engine
 def expected_records(api) -> dict[str, set[str]]:
     """What a complete crawl must find: every dataset that a term matches, and its terms."""
-    from envision_spiders.localapi.zenodo import _matches, parse_query, state_of
+    from localapi.zenodo import _matches, parse_query, state_of
     from envision_spiders.spiders.zenodo import build_query
     from envision_spiders.terms import default_terms
 

@@ -1,4 +1,4 @@
-"""``python -m envision_spiders.localapi``: the local API server as a process.
+"""``python -m localapi``: the local API server as a process.
 
 Prints one line ``LOCALAPI <base url>`` when it is ready (scripts read it), then the
 export lines that point every spider at it, turn pacing off (``POLITENESS_SCALE=0``)
@@ -17,7 +17,7 @@ from . import SOURCES, LocalAPIServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m envision_spiders.localapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m localapi", description=__doc__)
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--records", type=int, default=60, help="records generated per source")
     parser.add_argument("--seed", type=int, default=1)

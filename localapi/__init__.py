@@ -1,12 +1,18 @@
 """The local API server for tests, the offline demo and the benchmarks (see core.py).
 
+Test and demo support, not part of what runs in production: a package of the repository
+beside ``envision_spiders`` (which never imports it), left out of the wheel and the scrapyd
+egg (``pyproject.toml`` ``[tool.setuptools.packages.find]``) and found from the checkout:
+pytest puts the repository on ``sys.path`` (``pythonpath``), ``python -m localapi`` run from
+the repository root does too, and so do ``automation.sh demo`` and ``bench/``.
+
 Start it in a thread from Python::
 
     server = LocalAPIServer().start()
     server.generate("zenodo", 200)
     settings = server.api_settings()   # {"ZENODO_API_URL": "http://127.0.0.1:PORT/zenodo/api", ...}
 
-or as a process: ``python -m envision_spiders.localapi --port 8765 --records 200``.
+or as a process: ``python -m localapi --port 8765 --records 200``.
 The envision portal's stand-in is served too (``portal.py``): ``server.portal_settings()``
 gives ``PORTAL_URL`` and its ``PORTAL_API_KEY``.
 """
