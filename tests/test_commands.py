@@ -11,7 +11,7 @@ import pytest
 
 from localapi import SOURCES
 
-from .conftest import ROOT, crawl_env, make_spider, saved_records
+from .conftest import ROOT, crawl_env, make_spider, saved_records, scrapy_in_process
 
 SPIDERS = ["datacite", "dryad", "figshare", "kaggle", "nei", "osf", "zenodo"]
 
@@ -78,7 +78,7 @@ def test_bad_input_from_the_user_is_one_line_and_exit_status_2(tmp_path, args, e
     (tmp_path / "results").mkdir()
     if env.get("RESULTS_DIR") == "missing":
         env["RESULTS_DIR"] = str(tmp_path / "no-such-results")
-    result = scrapy(*args, env={**values, **env})
+    result = scrapy_in_process(args, {**values, **env})
     assert result.returncode == 2, result.stderr[-3000:]
     assert message in _error_line(result.stderr)
     assert not (tmp_path / "data" / "models").exists(), "no model is built for a refused command"
@@ -95,7 +95,7 @@ def test_classify_on_a_data_dir_without_records_says_so_and_builds_no_model(tmp_
     (data / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1"}')
     if not which:
         (data / "metadata" / "zenodo" / "1.json").unlink()
-    result = scrapy(*args, env=crawl_env(None, data, RESULTS_DIR=str(tmp_path / "results")), timeout=300)
+    result = scrapy_in_process(args, crawl_env(None, data, RESULTS_DIR=str(tmp_path / "results")))
     assert result.returncode == 3, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "holds no saved records" in line]

@@ -23,7 +23,7 @@ from localapi.core import ServedFile
 from localapi.zenodo import add_record
 from envision_spiders.spiders.zenodo import ZenodoSpider
 
-from .conftest import make_spider, run_crawl, saved_records
+from .conftest import crawl_in_process, make_spider, saved_records
 
 SECRET = "catch-me-if-you-can-7d1e"
 ZIP = ServedFile.from_bytes(zip_bytes([("scans/one.png", b"x" * 10), ("two.csv", b"y")]))
@@ -72,7 +72,7 @@ def _crawl_a_zenodo_peek_redirected_to(catcher, server, rid: int, data, terms):
     _zenodo_record(server, rid)
     server.state.add_fault(path=rf"/zenodo/api/records/{rid}/files/.+/content", kind="redirect", count=-1,
                            location=f"{catcher.base_url}/storage/caught/scans.zip")
-    result = run_crawl(server, "zenodo", data, SEARCH_TERMS=terms, ZENODO_TOKEN=SECRET)
+    result = crawl_in_process(server, "zenodo", data, SEARCH_TERMS=terms, ZENODO_TOKEN=SECRET)
     assert result.returncode == 0, result.stderr[-3000:]
     assert all(e["auth"] == "Bearer" for e in server.state.entries(r"/zenodo/api/records")), "the API itself gets the token"
     (entry,) = saved_records(data, "zenodo")[str(rid)]["archives"]
@@ -94,7 +94,7 @@ def test_a_peek_of_a_file_on_another_port_carries_no_token(api, catcher, tmp_pat
                 created=datetime(2024, 1, 1, tzinfo=timezone.utc), files={"scans.zip": ZIP})
     article = state_of(api.state).articles[7_000_001]
     article["files"][0]["download_url"] = f"{catcher.base_url}/storage/caught/scans.zip"
-    result = run_crawl(api, "figshare", tmp_path / "d", SEARCH_TERMS=terms, FIGSHARE_ACCESS_TOKEN=SECRET)
+    result = crawl_in_process(api, "figshare", tmp_path / "d", SEARCH_TERMS=terms, FIGSHARE_ACCESS_TOKEN=SECRET)
     assert result.returncode == 0, result.stderr[-3000:]
     assert all(e["auth"] == "token" for e in api.state.entries(r"/figshare/v2/")), "the API itself gets the token"
     _assert_caught_nothing(catcher, result, tmp_path)

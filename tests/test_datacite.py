@@ -36,7 +36,7 @@ from envision_spiders.mapping.datacite import (
 )
 from envision_spiders.storage import record_path
 
-from .conftest import last_summary, make_spider, run_crawl, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, saved_records
 
 EMAIL = "curator@example.org"
 
@@ -448,7 +448,7 @@ def expected_records(api) -> dict[str, set[str]]:
 @pytest.mark.slow
 def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
     api.generate("datacite", 150, seed=3)
-    result = run_crawl(api, "datacite", tmp_path, "-a", "page_size=7", CONTACT_EMAIL=EMAIL)
+    result = crawl_in_process(api, "datacite", tmp_path, "-a", "page_size=7", CONTACT_EMAIL=EMAIL)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_records(api)
     records = saved_records(tmp_path, "datacite")
@@ -479,11 +479,11 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
 @pytest.mark.slow
 def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_path):
     api.generate("datacite", 80, seed=4)
-    assert run_crawl(api, "datacite", tmp_path).returncode == 0
+    assert crawl_in_process(api, "datacite", tmp_path).returncode == 0
     folder = tmp_path / "metadata" / "datacite"
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
     api.state.reset_counters()
-    result = run_crawl(api, "datacite", tmp_path)
+    result = crawl_in_process(api, "datacite", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert len(log) == 47, "one search page per term, nothing else"
@@ -493,7 +493,7 @@ def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_p
     changed = api.modify("datacite", 0.2)
     assert changed > 0
     api.state.reset_counters()
-    assert run_crawl(api, "datacite", tmp_path).returncode == 0
+    assert crawl_in_process(api, "datacite", tmp_path).returncode == 0
     st = server_dc.state_of(api.state)
     revised = {d for d, r in st.records.items() if r["attributes"]["titles"][-1]["title"].endswith("(revised)")}
     records = saved_records(tmp_path, "datacite")
@@ -515,7 +515,7 @@ def test_storm_of_bare_429_5xx_and_broken_answers_loses_no_record(api, tmp_path)
     s.add_fault(path=r"/datacite/dois\?", kind="drop", count=2)
     s.add_fault(path=r"/datacite/dois\?", kind="truncate", count=2)
     s.add_fault(path=r"/datacite/dois\?", kind="malformed", count=2)
-    result = run_crawl(api, "datacite", tmp_path, "-a", "page_size=5")
+    result = crawl_in_process(api, "datacite", tmp_path, "-a", "page_size=5")
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "datacite")) == set(expected_records(api))
     summary = last_summary(tmp_path, "datacite")
@@ -533,7 +533,7 @@ def test_a_failed_cursor_page_is_kept_and_resumed_next_run(api, tmp_path):
     assert len(expected_for(api, term)) > 6
     page_two = r"query=%28%22glaucoma%22\+AND\+%22dataset%22%29&resource-type-id=dataset&page%5Bcursor%5D=[A-Za-z0-9_-]{8,}"
     api.state.add_fault(path=page_two, kind="status", status=500, count=-1)
-    result = run_crawl(api, "datacite", tmp_path, "-a", "page_size=3", RETRY_TIMES="1")
+    result = crawl_in_process(api, "datacite", tmp_path, "-a", "page_size=3", RETRY_TIMES="1")
     assert result.returncode == 3, "a run that lost a request says so in its exit status"
     failures = [json.loads(line) for line in (tmp_path / "failures" / "datacite.jsonl").read_text().splitlines()]
     assert len(failures) == 1 and failures[0]["callback"] == "parse_search" and failures[0]["reason"] == "HTTP 500"
@@ -542,7 +542,7 @@ def test_a_failed_cursor_page_is_kept_and_resumed_next_run(api, tmp_path):
     api.state.clear_faults()
     api.state.reset_counters()
     # one request at a time, so the order the server sees is the order they were sent
-    result = run_crawl(api, "datacite", tmp_path, "-a", "page_size=3", "-s", "CONCURRENT_REQUESTS=1")
+    result = crawl_in_process(api, "datacite", tmp_path, "-a", "page_size=3", "-s", "CONCURRENT_REQUESTS=1")
     assert result.returncode == 0
     failed = urlparse(failures[0]["url"])
     assert api.state.entries()[0]["path_qs"] == f"{failed.path}?{failed.query}", "the failed page goes first"

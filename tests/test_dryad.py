@@ -41,7 +41,7 @@ from envision_spiders.credentials import dryad_token_url, site_root
 from envision_spiders.textutil import checksum
 from envision_spiders.storage import safe_id
 
-from .conftest import last_summary, make_spider, run_crawl, sample, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 ROOT = "https://datadryad.org/api/v2"
 VERSION_RECORD = sample("dryad/dataset_versions_2026-07.json")["_embedded"]["stash:versions"][0]
@@ -676,7 +676,7 @@ def latest_files(api, doi: str) -> list[dict]:
 def test_full_crawl_then_incremental_runs_that_cost_only_searches(api, tmp_path):
     api.generate("dryad", 70, seed=11)
     add_crowd(api, 130)
-    result = run_crawl(api, "dryad", tmp_path)
+    result = crawl_in_process(api, "dryad", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_records(api)
     records = saved_records(tmp_path, "dryad")
@@ -712,7 +712,7 @@ def test_full_crawl_then_incremental_runs_that_cost_only_searches(api, tmp_path)
     # second run: only the searches, with modifiedSince; nothing on disk is rewritten
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "dryad").glob("*.json")}
     api.state.reset_counters()
-    result = run_crawl(api, "dryad", tmp_path)
+    result = crawl_in_process(api, "dryad", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(e["path"] == "/dryad/api/v2/search" for e in log), "only search pages"
@@ -724,7 +724,7 @@ def test_full_crawl_then_incremental_runs_that_cost_only_searches(api, tmp_path)
     assert api.modify("dryad", 0.15) > 0
     changed = {doi for doi in expected if st.datasets["doi:" + doi]["latest"] != latest[doi]}
     api.state.reset_counters()
-    result = run_crawl(api, "dryad", tmp_path)
+    result = crawl_in_process(api, "dryad", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     records = saved_records(tmp_path, "dryad")
     revised = {doi for doi, r in records.items() if r["title"].endswith("(revised)")}
@@ -741,7 +741,7 @@ def test_oauth_crawl_renews_expiring_tokens_and_never_writes_them(api, tmp_path)
     api.generate("dryad", 40, seed=12)
     st = dryad_state(api)
     st.token_uses = 30  # tokens "expire" every 30 requests (the crawl makes about 100)
-    result = run_crawl(api, "dryad", tmp_path, DRYAD_CLIENT_ID="envision-test", DRYAD_CLIENT_SECRET="envision-test-secret")
+    result = crawl_in_process(api, "dryad", tmp_path, DRYAD_CLIENT_ID="envision-test", DRYAD_CLIENT_SECRET="envision-test-secret")
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "dryad")) == set(expected_records(api))
     summary = last_summary(tmp_path, "dryad")
@@ -764,7 +764,7 @@ def test_oauth_crawl_renews_expiring_tokens_and_never_writes_them(api, tmp_path)
 @pytest.mark.slow
 def test_refused_credentials_crawl_goes_on_anonymously(api, tmp_path):
     api.generate("dryad", 25, seed=13)
-    result = run_crawl(api, "dryad", tmp_path, DRYAD_CLIENT_ID="envision-test", DRYAD_CLIENT_SECRET="wrong-secret-7f3a")
+    result = crawl_in_process(api, "dryad", tmp_path, DRYAD_CLIENT_ID="envision-test", DRYAD_CLIENT_SECRET="wrong-secret-7f3a")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no OAuth token from" in result.stderr and "invalid_client" in result.stderr
     assert "wrong-secret-7f3a" not in result.stderr + result.stdout
@@ -786,7 +786,7 @@ def test_storm_of_dryad_429s_5xx_and_broken_answers_loses_no_record(api, tmp_pat
     s.add_fault(path=r"/dryad/api/v2/search\?", kind="drop", count=2)
     s.add_fault(path=r"/dryad/api/v2/search\?", kind="truncate", count=2)
     s.add_fault(path=r"/dryad/api/v2/versions/", kind="malformed", count=2)
-    result = run_crawl(api, "dryad", tmp_path)
+    result = crawl_in_process(api, "dryad", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "dryad")) == set(expected_records(api))
     summary = last_summary(tmp_path, "dryad")
@@ -802,7 +802,7 @@ def test_a_failed_listing_is_kept_with_its_terms_and_fetched_first_next_run(api,
     doi = max(expected, key=lambda d: len(expected[d]))
     vid = dryad_state(api).datasets["doi:" + doi]["latest"]
     api.state.add_fault(path=rf"/versions/{vid}/files", kind="status", status=500, count=-1)
-    result = run_crawl(api, "dryad", tmp_path, RETRY_TIMES="1")
+    result = crawl_in_process(api, "dryad", tmp_path, RETRY_TIMES="1")
     assert result.returncode == 3, "a run that lost a request says so in its exit status"
     failures = [json.loads(line) for line in (tmp_path / "failures" / "dryad.jsonl").read_text().splitlines()]
     assert len(failures) == 1 and failures[0]["callback"] == "parse_files" and failures[0]["reason"] == "HTTP 500"
@@ -814,7 +814,7 @@ def test_a_failed_listing_is_kept_with_its_terms_and_fetched_first_next_run(api,
     api.state.clear_faults()
     api.state.reset_counters()
     # one request at a time, so the order the server sees is the order they were sent
-    result = run_crawl(api, "dryad", tmp_path, "-s", "CONCURRENT_REQUESTS=1")
+    result = crawl_in_process(api, "dryad", tmp_path, "-s", "CONCURRENT_REQUESTS=1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert api.state.entries()[0]["path"] == f"/dryad/api/v2/versions/{vid}/files"
     records = saved_records(tmp_path, "dryad")

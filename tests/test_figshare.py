@@ -35,7 +35,7 @@ from envision_spiders.mapping.figshare import (
     version_stamp,
 )
 
-from .conftest import last_summary, make_spider, replay, run_crawl, sample, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
 
 API = "https://api.figshare.com/v2"
 
@@ -408,7 +408,7 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_files_and_terms(api, t
     from localapi.figshare import state_of
 
     api.generate("figshare", 130, seed=3)
-    result = run_crawl(api, "figshare", tmp_path)
+    result = crawl_in_process(api, "figshare", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_records(api)
     records = saved_records(tmp_path, "figshare")
@@ -442,18 +442,18 @@ def test_second_run_costs_only_searches_and_refreshes_what_changed(api, tmp_path
     from localapi.figshare import state_of
 
     api.generate("figshare", 80, seed=4)
-    assert run_crawl(api, "figshare", tmp_path).returncode == 0
+    assert crawl_in_process(api, "figshare", tmp_path).returncode == 0
     folder = tmp_path / "metadata" / "figshare"
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
     api.state.reset_counters()
-    assert run_crawl(api, "figshare", tmp_path).returncode == 0
+    assert crawl_in_process(api, "figshare", tmp_path).returncode == 0
     assert request_kinds(api) == {"search": 47}
     bodies = state_of(api.state).searches[-47:]
     assert all(b["modified_since"] == b["modified_since"][:10] and b["item_type"] == 3 for b in bodies), "incremental: modified_since"
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before, "nothing rewritten"
     # a server that returns everything again (an old since): hits are checked against the disk
     api.state.reset_counters()
-    assert run_crawl(api, "figshare", tmp_path, "-a", "since=2000-01-01").returncode == 0
+    assert crawl_in_process(api, "figshare", tmp_path, "-a", "since=2000-01-01").returncode == 0
     assert request_kinds(api) == {"search": 47} and last_summary(tmp_path, "figshare")["unchanged"] == len(before)
     # new versions and metadata-only edits are both refreshed, nothing else
     articles = state_of(api.state).articles
@@ -462,7 +462,7 @@ def test_second_run_costs_only_searches_and_refreshes_what_changed(api, tmp_path
     touched = {str(aid) for aid, a in articles.items() if a["modified_date"] != stamps[aid] and f"{aid}.json" in before}
     assert {articles[int(sid)]["version"] for sid in touched} == {1, 2}, "both kinds of change among saved records"
     api.state.reset_counters()
-    assert run_crawl(api, "figshare", tmp_path).returncode == 0
+    assert crawl_in_process(api, "figshare", tmp_path).returncode == 0
     assert request_kinds(api)["detail"] == len(touched)
     records = saved_records(tmp_path, "figshare")
     for sid in touched:
@@ -486,7 +486,7 @@ def test_a_term_past_the_servers_cap_is_completed_in_windows(api, tmp_path):
     state_of(api.state).max_results = 150  # a tighter cap than the documented 1,000
     terms = tmp_path / "terms.txt"
     terms.write_text("fundus\n")
-    result = run_crawl(api, "figshare", tmp_path / "data", SEARCH_TERMS=str(terms))
+    result = crawl_in_process(api, "figshare", tmp_path / "data", SEARCH_TERMS=str(terms))
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(saved_records(tmp_path / "data", "figshare")) == 420
     stats = last_summary(tmp_path / "data", "figshare")["stats"]
@@ -506,7 +506,7 @@ def test_storm_of_429_5xx_and_broken_answers_loses_no_record(api, tmp_path):
     s.add_fault(path=r"/figshare/v2/articles/search", kind="drop", count=2)
     s.add_fault(path=r"/figshare/v2/articles/search", kind="truncate", count=2)
     s.add_fault(path=r"/figshare/v2/articles/\d+$", kind="malformed", count=2)
-    result = run_crawl(api, "figshare", tmp_path)
+    result = crawl_in_process(api, "figshare", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "figshare")) == set(expected_records(api))
     summary = last_summary(tmp_path, "figshare")
@@ -521,7 +521,7 @@ def test_a_failed_search_is_kept_with_its_body_and_sent_again_first(api, tmp_pat
     terms.write_text("retinal OCT\nglaucoma dataset\n")
     data = tmp_path / "data"
     api.state.add_fault(path=r"/figshare/v2/articles/search", kind="status", status=500, count=-1, method="POST")
-    result = run_crawl(api, "figshare", data, SEARCH_TERMS=str(terms), RETRY_TIMES="1", FIGSHARE_ACCESS_TOKEN="s3cret-value")
+    result = crawl_in_process(api, "figshare", data, SEARCH_TERMS=str(terms), RETRY_TIMES="1", FIGSHARE_ACCESS_TOKEN="s3cret-value")
     assert result.returncode == 3, "a run that lost requests says so"
     failures = [json.loads(line) for line in (data / "failures" / "figshare.jsonl").read_text().splitlines()]
     assert sorted(json.loads(f["body"])["search_for"] for f in failures) == ["glaucoma AND dataset", "retinal AND OCT"]
@@ -531,7 +531,7 @@ def test_a_failed_search_is_kept_with_its_body_and_sent_again_first(api, tmp_pat
     assert not (data / "state" / "figshare.json").exists()
     api.state.clear_faults()
     api.state.reset_counters()
-    result = run_crawl(api, "figshare", data, SEARCH_TERMS=str(terms))
+    result = crawl_in_process(api, "figshare", data, SEARCH_TERMS=str(terms))
     assert result.returncode == 0, result.stderr[-3000:]
     first_two = api.state.entries()[:2]
     assert all(e["method"] == "POST" for e in first_two)
@@ -547,7 +547,7 @@ def test_a_refused_token_is_dropped_and_the_public_crawl_goes_on(api, tmp_path):
     state_of(api.state).valid_tokens = {"the-right-one"}
     terms = tmp_path / "terms.txt"
     terms.write_text("retinal OCT\nglaucoma dataset\n")
-    result = run_crawl(api, "figshare", tmp_path / "data", SEARCH_TERMS=str(terms), FIGSHARE_ACCESS_TOKEN="a-wrong-one")
+    result = crawl_in_process(api, "figshare", tmp_path / "data", SEARCH_TERMS=str(terms), FIGSHARE_ACCESS_TOKEN="a-wrong-one")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FIGSHARE_ACCESS_TOKEN was refused" in result.stderr and "a-wrong-one" not in result.stderr
     assert set(saved_records(tmp_path / "data", "figshare")) == set(expected_records(api, ["retinal OCT", "glaucoma dataset"]))

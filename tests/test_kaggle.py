@@ -33,7 +33,7 @@ from envision_spiders.mapping.kaggle import (
 from envision_spiders.storage import atomic_write_json, record_path
 from envision_spiders.textutil import iso, parse_datetime
 
-from .conftest import last_summary, make_spider, run_crawl, sample, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 API = "https://www.kaggle.com/api/v1"
 CREDENTIAL_VARIABLES = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME")
@@ -459,7 +459,7 @@ def file_pages(n_files: int) -> int:
 def test_full_crawl_then_incremental_runs(api, tmp_path):
     api.generate("kaggle", 120, seed=3)
     st = server_kaggle.state_of(api.state)
-    result = run_crawl(api, "kaggle", tmp_path)
+    result = crawl_in_process(api, "kaggle", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_records(api)
     records = saved_records(tmp_path, "kaggle")
@@ -488,7 +488,7 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     # second run: the search pages only, stopping at the last run's date; nothing rewritten
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "kaggle").glob("*.json")}
     api.state.reset_counters()
-    result = run_crawl(api, "kaggle", tmp_path)
+    result = crawl_in_process(api, "kaggle", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(re.search(r"/kaggle/api/v1/datasets/list\?", e["path_qs"]) for e in log), "only search pages"
@@ -499,7 +499,7 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     changed = api.modify("kaggle", 0.1)
     changed_refs = {r for r, it in st.datasets.items() if it["title"].endswith("(revised)") and r in expected}
     api.state.reset_counters()
-    result = run_crawl(api, "kaggle", tmp_path)
+    result = crawl_in_process(api, "kaggle", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     fetched = {unquote(re.search(r"/datasets/list/([^?]+)", e["path_qs"]).group(1)) for e in api.state.entries(r"/datasets/list/")}
     assert fetched == changed_refs and changed >= len(changed_refs) > 0
@@ -530,7 +530,7 @@ def test_crawl_with_each_kind_of_credentials(api, tmp_path, variant):
         settings["KAGGLE_CONFIG_DIR"] = str(config)
         secret = server_kaggle.TEST_TOKEN
     data = tmp_path / "data"
-    result = run_crawl(api, "kaggle", data, **settings)
+    result = crawl_in_process(api, "kaggle", data, **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     scheme = "Bearer" if variant in ("token", "access_token") else "Basic"
     log = api.state.entries(r"^/kaggle/")
@@ -556,7 +556,7 @@ def test_refused_searches_are_said_once_and_keep_the_mark(api, tmp_path, variant
         server_kaggle.state_of(api.state).anonymous_search = False
     else:
         settings.update(KAGGLE_USERNAME=server_kaggle.TEST_USERNAME, KAGGLE_KEY="not-the-key-4711")
-    result = run_crawl(api, "kaggle", tmp_path, **settings)
+    result = crawl_in_process(api, "kaggle", tmp_path, **settings)
     assert result.returncode == 3, "a refused run is unhealthy: " + result.stderr[-3000:]
     assert result.stderr.count("] ERROR: kaggle: HTTP 401") == 1
     if variant == "wrong_key":
@@ -581,7 +581,7 @@ def test_storm_of_429_bodies_5xx_and_broken_answers_loses_no_dataset(api, tmp_pa
     s.add_fault(path=r"/kaggle/api/v1/datasets/list/", kind="status", status=502, count=4)
     s.add_fault(path=r"/kaggle/api/v1/datasets/list/", kind="malformed", count=2)
     s.add_fault(path=r"/kaggle/api/v1/datasets/list/", kind="truncate", count=2)
-    result = run_crawl(api, "kaggle", tmp_path)
+    result = crawl_in_process(api, "kaggle", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     st = server_kaggle.state_of(api.state)
     records = saved_records(tmp_path, "kaggle")

@@ -29,7 +29,7 @@ from envision_spiders.mapping.nei import Project, split_terms
 from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.persist import accumulate
 
-from .conftest import last_summary, make_spider, replay, run_crawl, sample, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
 
 API = "https://api.reporter.nih.gov/v2"
 SEARCH = f"{API}/projects/search"
@@ -383,7 +383,7 @@ def check_saved(records: dict, expected: dict) -> None:
 @pytest.mark.slow
 def test_full_crawl_then_incremental_runs(api, tmp_path):
     api.generate("nei", 70, seed=12)
-    result = run_crawl(api, "nei", tmp_path)
+    result = crawl_in_process(api, "nei", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_projects(api)
     assert len(expected) > 20
@@ -401,7 +401,7 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
     api.state.reset_counters()
     state_of(api.state).searches.clear()
-    assert run_crawl(api, "nei", tmp_path).returncode == 0
+    assert crawl_in_process(api, "nei", tmp_path).returncode == 0
     fy = fiscal_year_of(date.today())
     assert all(c["fiscal_years"] == [fy - 1, fy] for c in state_of(api.state).searches)
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
@@ -409,7 +409,7 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     # a new fiscal year of some grants: those records show it, keeping their older years
     changed = api.modify("nei", 0.1)
     assert changed > 0
-    assert run_crawl(api, "nei", tmp_path).returncode == 0
+    assert crawl_in_process(api, "nei", tmp_path).returncode == 0
     records = saved_records(tmp_path, "nei")
     check_saved(records, expected_projects(api))
     continued = [r for r in records.values() if r["title"].endswith("(continued)")]
@@ -441,7 +441,7 @@ def test_crawl_splits_fiscal_years_and_survives_a_fault_storm(api, tmp_path):
         per_year += [found.count(fy) for fy in set(found)]
     window = max(per_year)
     assert sum(t > window for t in totals) >= 5
-    result = run_crawl(api, "nei", tmp_path, NEI_RESULT_WINDOW=str(window))
+    result = crawl_in_process(api, "nei", tmp_path, NEI_RESULT_WINDOW=str(window))
     assert result.returncode == 0, result.stderr[-3000:]
     check_saved(saved_records(tmp_path, "nei"), expected_projects(api))
     summary = last_summary(tmp_path, "nei")

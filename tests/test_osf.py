@@ -34,7 +34,7 @@ from envision_spiders.mapping.osf import (
 )
 from envision_spiders.textutil import parse_datetime
 
-from .conftest import last_summary, make_spider, run_crawl, sample, saved_records
+from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 TEST_API = "https://api.test.osf.io/v2"
 
@@ -467,7 +467,7 @@ def test_full_crawl_saves_every_public_node_once_with_files_and_terms(api, tmp_p
     from localapi.osf import state_of
 
     api.generate("osf", 70, seed=3)
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no OSF_TOKEN" in result.stderr
     expected = expected_records(api)
@@ -510,10 +510,10 @@ def test_full_crawl_saves_every_public_node_once_with_files_and_terms(api, tmp_p
 @pytest.mark.slow
 def test_second_run_costs_only_the_searches(api, tmp_path):
     api.generate("osf", 40, seed=4)
-    assert run_crawl(api, "osf", tmp_path).returncode == 0
+    assert crawl_in_process(api, "osf", tmp_path).returncode == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "osf").glob("*.json")}
     api.state.reset_counters()
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api_entries(api)
     assert len(log) == 47 * 2, "one search page per query, nothing else"
@@ -524,7 +524,7 @@ def test_second_run_costs_only_the_searches(api, tmp_path):
     changed = api.modify("osf", 0.25)
     assert changed > 0
     api.state.reset_counters()
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0
     records = saved_records(tmp_path, "osf")
     revised = {sid for sid, r in records.items() if r["title"].endswith("(revised)")}
@@ -541,7 +541,7 @@ def test_token_sees_more_per_node_and_never_saves_private_nodes(api, tmp_path):
     from localapi.osf import state_of
 
     api.generate("osf", 70, seed=3)
-    result = run_crawl(api, "osf", tmp_path, OSF_TOKEN="test-token-123")
+    result = crawl_in_process(api, "osf", tmp_path, OSF_TOKEN="test-token-123")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test-token-123" not in result.stderr
     log = api_entries(api)
@@ -569,7 +569,7 @@ def test_storm_of_429_5xx_and_broken_answers_loses_no_record(api, tmp_path):
     s.add_fault(path=r"/files/osfstorage/", kind="truncate", count=2)
     s.add_fault(path=r"^/osf/v2/nodes/\?", kind="malformed", count=2)
     s.add_fault(path=r"/files/osfstorage/", kind="malformed", count=1)
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "osf")) == set(expected_records(api))
     summary = last_summary(tmp_path, "osf")
@@ -591,7 +591,7 @@ def test_failed_listing_keeps_the_node_for_next_run(api, tmp_path):
     gone = next(sid for sid in sorted(expected, reverse=True) if sid != victim and state_of(api.state).folders[sid].get("")
                 and any(len(entries) for fid, entries in state_of(api.state).folders[sid].items() if fid))
     api.state.add_fault(path=rf"/{gone}/files/osfstorage/\w+/", kind="status", status=404, count=-1)
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 3, "a run that lost a request says so in its exit status"
     records = saved_records(tmp_path, "osf")
     assert set(records) == set(expected) - {victim}
@@ -604,7 +604,7 @@ def test_failed_listing_keeps_the_node_for_next_run(api, tmp_path):
     assert not (tmp_path / "state" / "osf.json").exists(), "a run with failures does not move the mark"
     api.state.clear_faults()
     api.state.reset_counters()
-    result = run_crawl(api, "osf", tmp_path)
+    result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     paths = [e["path"] for e in api_entries(api)]
     assert paths.count(f"/osf/v2/{kind}/{victim}/") == 1, "the node is fetched again"
@@ -628,7 +628,7 @@ def test_hourly_budget_pauses_the_spider_and_the_server_never_counts_more(api, t
     terms = ["fundus", "OCT", "glaucoma", "retina", "macular", "cornea", "APTOS", "EyePACS", "retinal OCT",
              "eye imaging data", "slit lamp imaging", "diabetic retinopathy", "ocular imaging", "Spectralis OCT",
              "meibography", "IDRiD", "AMD dataset", "foveal OCT"]
-    result = run_crawl(api, "osf", tmp_path, POLITENESS_SCALE=scale, SEARCH_TERMS=write_terms(tmp_path, terms))
+    result = crawl_in_process(api, "osf", tmp_path, POLITENESS_SCALE=scale, SEARCH_TERMS=write_terms(tmp_path, terms))
     assert result.returncode == 0, result.stderr[-3000:]
     log = api_entries(api)
     assert len(log) > 100, "the crawl needs more than one window"

@@ -4,13 +4,11 @@ a curator's catalogue with entries the crawl finds, and entries missed for each 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from localapi import zenodo
-from tests.conftest import ROOT, crawl_env, run_crawl, saved_records
+from tests.conftest import crawl_env, crawl_in_process, saved_records, scrapy_in_process
 
 HEADER = "name,source,id,doi,url,title,aliases,modality,id_confidence,source_type,listed_in,reason"
 
@@ -22,11 +20,10 @@ def test_recall_after_a_crawl_and_classify(tmp_path, api, classifier_models):
     api.generate("datacite", 30, seed=7)
     env = {"CLASSIFIER_MODELS_DIR": str(classifier_models)}
     for spider in ("zenodo", "kaggle", "datacite"):
-        result = run_crawl(api, spider, tmp_path, **env)
+        result = crawl_in_process(api, spider, tmp_path, **env)
         assert result.returncode == 0, result.stderr[-2000:]
     base = crawl_env(api, tmp_path, **env)
-    classify = subprocess.run([sys.executable, "-m", "scrapy", "classify"], cwd=ROOT, env=base, capture_output=True,
-                              text=True, timeout=600)
+    classify = scrapy_in_process(["classify"], base)
     assert classify.returncode == 0, classify.stderr[-2000:]
 
     z, k, d = (saved_records(tmp_path, s) for s in ("zenodo", "kaggle", "datacite"))
@@ -50,8 +47,8 @@ def test_recall_after_a_crawl_and_classify(tmp_path, api, classifier_models):
         "Missing,kaggle,,,,Zyxwv ocular archive of nothing,,fundus,none,,test,missing",
         "Uncrawled,dryad,,,,Dryad retinal photographs,,fundus,none,,test,not crawled",
     ]) + "\n", encoding="utf-8")
-    run = subprocess.run([sys.executable, "-m", "scrapy", "recall"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**base, "RECALL_CATALOGUE": str(catalogue), "RECALL_CATALOGUE_MODE": "replace", "RUN_ID": "r1"})
+    run = scrapy_in_process(["recall"], {**base, "RECALL_CATALOGUE": str(catalogue), "RECALL_CATALOGUE_MODE": "replace",
+                                         "RUN_ID": "r1"})
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads((tmp_path / "results" / "recall.json").read_text())
     rows = {r["entry"]["name"]: r for r in out["entries"]}

@@ -27,7 +27,7 @@ from envision_spiders.spiders.zenodo import (
 )
 from envision_spiders.mapping.zenodo import map_files
 
-from .conftest import ROOT, crawl_env, last_summary, make_spider, run_crawl, sample, saved_records
+from .conftest import ROOT, crawl_env, crawl_in_process, last_summary, make_spider, sample, saved_records
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -235,7 +235,7 @@ def comparable(records: dict[str, dict]) -> dict[str, dict]:
 @pytest.mark.slow
 def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
     api.generate("zenodo", 150, seed=3)
-    result = run_crawl(api, "zenodo", tmp_path)
+    result = crawl_in_process(api, "zenodo", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = expected_records(api)
     records = saved_records(tmp_path, "zenodo")
@@ -259,10 +259,10 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
 @pytest.mark.slow
 def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_path):
     api.generate("zenodo", 80, seed=4)
-    assert run_crawl(api, "zenodo", tmp_path).returncode == 0
+    assert crawl_in_process(api, "zenodo", tmp_path).returncode == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "zenodo").glob("*.json")}
     api.state.reset_counters()
-    result = run_crawl(api, "zenodo", tmp_path)
+    result = crawl_in_process(api, "zenodo", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(re.search(r"/zenodo/api/records\?", e["path_qs"]) for e in log), "only search pages"
@@ -272,7 +272,7 @@ def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_p
     # a full run refreshes everything it finds
     changed = api.modify("zenodo", 0.1)
     assert changed > 0
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1")
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1")
     assert result.returncode == 0
     summary = last_summary(tmp_path, "zenodo")
     assert summary["unchanged"] == 0 and summary["changed"] >= 1
@@ -290,7 +290,7 @@ def test_storm_of_429_5xx_and_broken_answers_loses_no_record(api, tmp_path):
     s.add_fault(path=r"/zenodo/api/records\?", kind="drop", count=3)
     s.add_fault(path=r"/zenodo/api/records\?", kind="truncate", count=2)
     s.add_fault(path=r"/zenodo/api/records\?", kind="malformed", count=2)
-    result = run_crawl(api, "zenodo", tmp_path)
+    result = crawl_in_process(api, "zenodo", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(saved_records(tmp_path, "zenodo")) == set(expected_records(api))
     summary = last_summary(tmp_path, "zenodo")
@@ -310,7 +310,7 @@ def time_http_date(seconds: float) -> str:
 def test_failed_requests_are_kept_and_retried_first_next_run(api, tmp_path):
     api.generate("zenodo", 40, seed=6)
     api.state.add_fault(path=r"q=%28%22retinal%22\+AND\+%22OCT%22%29", kind="status", status=500, count=-1)
-    result = run_crawl(api, "zenodo", tmp_path, RETRY_TIMES="1")
+    result = crawl_in_process(api, "zenodo", tmp_path, RETRY_TIMES="1")
     assert result.returncode == 3, "a run that lost requests says so in its exit status"
     assert "ZENODO RUN HEALTH: 1 requests failed for good" in result.stderr
     failures = [json.loads(l) for l in (tmp_path / "failures" / "zenodo.jsonl").read_text().splitlines()]
@@ -320,7 +320,7 @@ def test_failed_requests_are_kept_and_retried_first_next_run(api, tmp_path):
     api.state.clear_faults()
     api.state.reset_counters()
     # one request at a time, so the order the server sees is the order they were sent
-    result = run_crawl(api, "zenodo", tmp_path, "-s", "CONCURRENT_REQUESTS=1")
+    result = crawl_in_process(api, "zenodo", tmp_path, "-s", "CONCURRENT_REQUESTS=1")
     assert result.returncode == 0
     first = api.state.entries()[0]
     assert "retinal" in unquote(first["path_qs"]) and "OCT" in first["path_qs"]
@@ -333,7 +333,7 @@ def test_failed_requests_are_kept_and_retried_first_next_run(api, tmp_path):
 def test_killed_crawl_resumes_to_the_same_records_with_no_corrupt_file(api, tmp_path):
     api.generate("zenodo", 120, seed=7)
     reference = tmp_path / "reference"
-    assert run_crawl(api, "zenodo", reference).returncode == 0
+    assert crawl_in_process(api, "zenodo", reference).returncode == 0
     api.state.add_fault(path=r"/zenodo/api/records", kind="slow", delay=0.15, count=-1)
     killed = tmp_path / "killed"
     env = crawl_env(api, killed)
@@ -350,7 +350,7 @@ def test_killed_crawl_resumes_to_the_same_records_with_no_corrupt_file(api, tmp_
     for p in partial:
         json.loads(p.read_text())  # every saved file is whole
     api.state.clear_faults()
-    assert run_crawl(api, "zenodo", killed).returncode == 0
+    assert crawl_in_process(api, "zenodo", killed).returncode == 0
     assert comparable(saved_records(killed, "zenodo")) == comparable(saved_records(reference, "zenodo"))
     assert not list(folder.glob(".*")), "no temporary file left behind"
 
