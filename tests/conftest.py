@@ -366,3 +366,54 @@ def default_classifier(classifier_models):
     from envision_spiders.classifier import shared_classifier
 
     return shared_classifier("", classifier_models)
+
+
+class CachedEncoder:
+    """Stands in for :class:`envision_spiders.classifier.encoder.Encoder` with the real
+    encoder's own answers for the texts :func:`example_embeddings` computed them for; a
+    text it was not computed for fails the test (nothing is made up)."""
+
+    def __init__(self, texts: list[str], sentence, layers) -> None:
+        self._rows = {text: i for i, text in enumerate(texts)}
+        self._sentence, self._layers = sentence, layers
+
+    def __call__(self, model_dir=None, batch_size: int = 64) -> "CachedEncoder":
+        return self  # used where the code constructs Encoder(path)
+
+    def encode(self, texts):
+        missing = [t[:60] for t in texts if t not in self._rows]
+        assert not missing, f"no cached embedding for {len(missing)} texts, e.g. {missing[:3]}"
+        rows = [self._rows[t] for t in texts]
+        return self._sentence[rows], self._layers[rows]
+
+
+@pytest.fixture(scope="session")
+def example_embeddings() -> CachedEncoder:
+    """The frozen backbone's embeddings of the classifier's examples (built-in and the
+    project's extras), computed once by the real Encoder (about a minute of CPU for ~1,000
+    texts) and kept with the test model (:func:`models_cache`: the same fingerprint covers
+    the examples, the packages and the recipe), so cross-validation measures its folds and
+    heads without encoding the same texts again in every session."""
+    import hashlib
+
+    import numpy as np
+    from filelock import FileLock
+
+    from envision_spiders.classifier.data import builtin_examples, extra_examples
+
+    texts = list(builtin_examples().texts) + list(extra_examples().texts)
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    root = models_cache()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"example-embeddings-{digest}.npz"
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            from envision_spiders.classifier.encoder import Encoder
+            from envision_spiders.classifier.model import _backbone_path
+
+            sentence, layers = Encoder(_backbone_path()).encode(texts)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, sentence=sentence, layers=layers)
+            os.replace(tmp, path)
+        saved = np.load(path)
+        return CachedEncoder(texts, saved["sentence"], saved["layers"])

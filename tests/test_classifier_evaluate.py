@@ -82,7 +82,9 @@ def test_hand_written_probes_are_mostly_right(default_classifier):
 
 
 @pytest.mark.slow
-def test_cross_validation_on_the_built_in_examples():
+def test_cross_validation_on_the_built_in_examples(example_embeddings, monkeypatch):
+    # the real encoder's embeddings of these examples, computed once per model fingerprint
+    monkeypatch.setattr("envision_spiders.classifier.encoder.Encoder", example_embeddings)
     report = cross_validate(folds=3, seeds=(0,), methods=("embedding_head", "embedding_head_uncalibrated"))
     assert report["data"]["examples"] == 891 and report["folds"] == 3
     assert report["data"]["training_extras"]["count"] == len(extra_examples())  # trained on, never scored
