@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +20,9 @@ from envision_spiders.classifier.evaluate import (
     write_report,
 )
 
-from .conftest import crawl_env, scrapy_in_process
+from tests.conftest import ROOT, crawl_env, scrapy_in_process
 
-PROBES = Path(__file__).parent / "fixtures" / "classifier" / "probes.jsonl"
+PROBES = ROOT / "tests" / "fixtures" / "classifier" / "probes.jsonl"
 
 
 def test_metrics_per_class_and_confusion_matrix():

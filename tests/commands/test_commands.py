@@ -11,7 +11,7 @@ import pytest
 
 from localapi import SOURCES
 
-from .conftest import ROOT, crawl_env, make_spider, saved_records, scrapy_in_process
+from tests.conftest import ROOT, crawl_env, make_spider, saved_records, scrapy_in_process
 
 SPIDERS = ["datacite", "dryad", "figshare", "kaggle", "nei", "osf", "zenodo"]
 

@@ -31,7 +31,7 @@ from envision_spiders.portal.body import (
 )
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import ROOT, scrapy_in_process
+from tests.conftest import ROOT, scrapy_in_process
 
 ENDPOINT = r"^/portal/api/discover/dataset/external$"
 

@@ -7,8 +7,8 @@ from envision_spiders.recall import check as recall
 from envision_spiders.report import write_report
 from envision_spiders.report.recallpage import grants_section, recall_section
 from envision_spiders.storage import iter_records
-from tests.test_grants import funding, save
-from tests.test_recall import corpus, run_check
+from tests.unit.test_grants import funding, save
+from tests.commands.test_recall import corpus, run_check
 
 
 def test_the_page_shows_recall_and_grants(tmp_path):

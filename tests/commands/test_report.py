@@ -24,8 +24,8 @@ from envision_spiders.report.gather import (
 )
 from envision_spiders.report.render import ROW_FIELDS, csp_hash, embed_json, payload
 
-from .conftest import scrapy_in_process
-from .report_data import (
+from tests.conftest import scrapy_in_process
+from tests.report_data import (
     archive,
     result,
     write_duplicates,

@@ -13,8 +13,8 @@ import pytest
 from envision_spiders.report import write_report
 from envision_spiders.report.gather import snapshot_path
 
-from .conftest import ROOT
-from .report_data import archive, generate, result, write_duplicates, write_results, write_run, write_saved
+from tests.conftest import ROOT
+from tests.report_data import archive, generate, result, write_duplicates, write_results, write_run, write_saved
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 API_SETTINGS = ["ZENODO_API_URL", "FIGSHARE_API_URL", "DRYAD_API_URL", "OSF_API_URL",
                 "DATACITE_API_URL", "KAGGLE_API_URL", "NIH_REPORTER_API_URL"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, saved_records
+from tests.conftest import ROOT, saved_records
 
 BIN = Path(sys.executable).parent
 

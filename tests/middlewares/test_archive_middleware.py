@@ -13,7 +13,7 @@ from localapi.core import ServedFile
 from localapi.payloads import make_payload
 from localapi.zenodo import add_record
 
-from .conftest import crawl_in_process, last_summary, saved_records
+from tests.conftest import crawl_in_process, last_summary, saved_records
 
 TERMS = "retinal OCT\n"
 

@@ -287,7 +287,7 @@ def test_every_request_refused_with_a_dropped_token_is_sent_again_without_it(tmp
     from envision_spiders.middlewares.credentials import CredentialsMiddleware
     from envision_spiders.spiders.figshare import FigshareSpider
 
-    from .conftest import make_spider
+    from tests.conftest import make_spider
 
     monkeypatch.setenv("FIGSHARE_ACCESS_TOKEN", SECRET)
     spider = make_spider(FigshareSpider, tmp_path, FIGSHARE_API_URL="https://api.figshare.com/v2")

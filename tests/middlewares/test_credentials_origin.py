@@ -23,7 +23,7 @@ from localapi.core import ServedFile
 from localapi.zenodo import add_record
 from envision_spiders.spiders.zenodo import ZenodoSpider
 
-from .conftest import crawl_in_process, make_spider, saved_records
+from tests.conftest import crawl_in_process, make_spider, saved_records
 
 SECRET = "catch-me-if-you-can-7d1e"
 ZIP = ServedFile.from_bytes(zip_bytes([("scans/one.png", b"x" * 10), ("two.csv", b"y")]))

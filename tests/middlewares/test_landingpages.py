@@ -25,7 +25,7 @@ from envision_spiders.middlewares.landingpages import (
     fill,
 )
 
-from .conftest import ROOT, crawl_env, last_summary, saved_records
+from tests.conftest import ROOT, crawl_env, last_summary, saved_records
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 

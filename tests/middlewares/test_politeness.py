@@ -14,7 +14,7 @@ from envision_spiders.middlewares.ratelimit import RateLimitMiddleware
 from envision_spiders.politeness import Backoff, Pace, WindowBudget, exhausted_wait, parse_reset, parse_retry_after, server_wait
 from envision_spiders.spiders.zenodo import ZenodoSpider
 
-from .conftest import make_spider
+from tests.conftest import make_spider
 
 
 def test_window_budget_allows_a_burst_then_waits_for_the_oldest_to_expire():

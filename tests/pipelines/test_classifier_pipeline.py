@@ -20,7 +20,7 @@ from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.classify import ClassifyPipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import crawl_env, crawl_in_process, last_summary, saved_records, scrapy_in_process
+from tests.conftest import crawl_env, crawl_in_process, last_summary, saved_records, scrapy_in_process
 
 POSITIVE = ("Retinal OCT volumes of 300 eyes with diabetic macular edema",
             "Spectral-domain OCT B-scans acquired on a Heidelberg Spectralis, with fluid segmentation masks.")

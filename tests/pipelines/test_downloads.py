@@ -910,7 +910,7 @@ def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
     terms = tmp_path / "terms.txt"
     terms.write_text("fundus\nOCT\n")
     data_dir = tmp_path / "data"
-    args = ("-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
+    args = ("-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.pipelines.test_downloads.FakeClassifier": 200, '
                   '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}')
     settings = dict(SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0")
     result = crawl_in_process(api, "zenodo", data_dir, *args, **settings)

@@ -16,7 +16,7 @@ from envision_spiders.spiders.zenodo import ZenodoSpider
 from pipelines.normalize import NormalizePipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import make_spider
+from tests.conftest import make_spider
 
 
 def _item(sid="1", terms=("retinal OCT",), **kw):

@@ -36,7 +36,7 @@ from envision_spiders.mapping.datacite import (
 )
 from envision_spiders.storage import record_path
 
-from .conftest import crawl_in_process, last_summary, make_spider, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, saved_records
 
 EMAIL = "curator@example.org"
 

@@ -41,7 +41,7 @@ from envision_spiders.credentials import dryad_token_url, site_root
 from envision_spiders.textutil import checksum
 from envision_spiders.storage import safe_id
 
-from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 ROOT = "https://datadryad.org/api/v2"
 VERSION_RECORD = sample("dryad/dataset_versions_2026-07.json")["_embedded"]["stash:versions"][0]

@@ -35,7 +35,7 @@ from envision_spiders.mapping.figshare import (
     version_stamp,
 )
 
-from .conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
 
 API = "https://api.figshare.com/v2"
 

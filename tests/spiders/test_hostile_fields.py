@@ -27,7 +27,7 @@ from envision_spiders.spiders.osf import OSFSpider
 from envision_spiders.spiders.zenodo import ZenodoSpider
 from envision_spiders.storage import record_path, safe_id
 
-from .conftest import make_spider, sample
+from tests.conftest import make_spider, sample
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 

@@ -33,7 +33,7 @@ from envision_spiders.mapping.kaggle import (
 from envision_spiders.storage import atomic_write_json, record_path
 from envision_spiders.textutil import iso, parse_datetime
 
-from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 API = "https://www.kaggle.com/api/v1"
 CREDENTIAL_VARIABLES = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME")

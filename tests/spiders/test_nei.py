@@ -29,7 +29,7 @@ from envision_spiders.mapping.nei import Project, split_terms
 from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.persist import accumulate
 
-from .conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
 
 API = "https://api.reporter.nih.gov/v2"
 SEARCH = f"{API}/projects/search"
@@ -461,7 +461,7 @@ def test_the_older_setting_names_are_still_read(tmp_path):
 
     from envision_spiders.spiders.base import setting_with_aliases
 
-    from .conftest import ROOT
+    from tests.conftest import ROOT
 
     settings = Settings({"NEI_API_URL": "https://new.example/v2", "NIH_REPORTER_API_URL": "https://new.example/v2"})
     assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://new.example/v2"

@@ -34,7 +34,7 @@ from envision_spiders.mapping.osf import (
 )
 from envision_spiders.textutil import parse_datetime
 
-from .conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
 
 TEST_API = "https://api.test.osf.io/v2"
 

@@ -16,7 +16,7 @@ from envision_spiders.spiders import base
 from envision_spiders.spiders.base import SourceSpider, source_id
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import make_spider
+from tests.conftest import make_spider
 
 
 def map_record(hit: dict) -> dict:

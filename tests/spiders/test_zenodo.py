@@ -27,7 +27,7 @@ from envision_spiders.spiders.zenodo import (
 )
 from envision_spiders.mapping.zenodo import map_files
 
-from .conftest import ROOT, crawl_env, crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import ROOT, crawl_env, crawl_in_process, last_summary, make_spider, sample, saved_records
 
 
 # ------------------------------------------------------------------ pure helpers

@@ -19,7 +19,7 @@ from envision_spiders.classifier import model as model_mod
 from envision_spiders.classifier.evaluate import cv_splits
 from envision_spiders.classifier.text import record_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 FIXTURES = ROOT / "tests" / "fixtures" / "classifier"
 # held out: never training data (probes.jsonl, the development set, is checked too)
 HELD_OUT = ("heldout_hard.jsonl", "heldout_site.jsonl", "probes_heldout.jsonl", "probes.jsonl")

@@ -14,7 +14,7 @@ from envision_spiders.spiders.datacite import DataCiteSpider
 from envision_spiders.spiders.zenodo import ZenodoSpider
 from envision_spiders.mapping.zenodo import map_files
 
-from .conftest import make_spider, sample
+from tests.conftest import make_spider, sample
 
 
 def as_record(item) -> dict:

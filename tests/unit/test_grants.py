@@ -17,7 +17,7 @@ from envision_spiders.spiders.zenodo import ZenodoSpider
 from envision_spiders.storage import atomic_write_json, iter_records, record_path
 from pipelines.persist import PersistPipeline
 
-from .conftest import make_spider
+from tests.conftest import make_spider
 
 DATACITE = dict(funder_name="funderName", funder_identifier="funderIdentifier", award_number="awardNumber",
                 award_title="awardTitle")

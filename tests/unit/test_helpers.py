@@ -199,9 +199,10 @@ def test_jsonl_reader_skips_a_torn_last_line(tmp_path):
 def test_pipelines_package_is_the_projects():
     """A PyPI distribution is also called `pipelines`; ours must win (scrapy-notes §4.2)."""
     import pipelines
-    from pathlib import Path
 
-    assert Path(pipelines.__file__).resolve().parent.parent == Path(__file__).resolve().parent.parent
+    from tests.conftest import ROOT
+
+    assert Path(pipelines.__file__).resolve().parent.parent == ROOT
 
 
 def test_plain_text_with_angle_brackets_and_ampersands_is_not_parsed_as_html():

@@ -13,7 +13,7 @@ from envision_spiders.items import RESULT_FIELDS
 from envision_spiders.results import classified_record, size_mb, write_results
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import crawl_in_process
+from tests.conftest import crawl_in_process
 
 
 def classification(p: float, model: str = "m@1") -> dict:
@@ -148,7 +148,7 @@ def test_one_funnel_from_the_same_records_in_the_summary_the_log_and_the_page(tm
     from envision_spiders.report import build_report
     from envision_spiders.storage import safe_id
 
-    from .report_data import result, write_results as write_rows
+    from tests.report_data import result, write_results as write_rows
 
     monkeypatch.delenv("PORTAL_URL", raising=False)
     data, results = tmp_path / "data", tmp_path / "results"
