@@ -31,6 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+CASSETTES = ROOT / "tests" / "fixtures" / "cassettes"
+CASSETTE_SPECS = ROOT / "tests" / "fixtures" / "cassette_specs"
+
+
 @pytest.fixture(scope="session")
 def vcr_settings():
     """scrapy-mock replays cassettes; record_mode "none" means a request without a
@@ -38,20 +42,52 @@ def vcr_settings():
     return vcr.VCR(
         serializer="yaml",
         decode_compressed_response=True,
-        cassette_library_dir=str(ROOT / "tests" / "fixtures" / "cassettes"),
+        cassette_library_dir=str(CASSETTES),
         record_mode="none",
     )
 
 
-def replay(pytest_request, vcr_settings, url: str, *, method: str = "GET", body: Any = None):
-    """Like scrapy-mock's ``response`` fixture, for any method (Figshare and RePORTER
-    search with POST): the recorded answer to ``method url body`` as a Scrapy
-    TextResponse, from the cassette named after the running test."""
+def _cassettes() -> dict[tuple[str, str], str]:
+    """(method, URL) -> the cassette of the recorded sample that answers it, from
+    ``tests/fixtures/cassette_specs`` (``make_cassettes.py`` writes one cassette per
+    sample, named after it)."""
+    index = {}
+    for spec_file in sorted(CASSETTE_SPECS.glob("*.json")):
+        for spec in json.loads(spec_file.read_text()):
+            index[(spec.get("method", "GET"), spec["url"])] = str(Path(spec["sample"]).with_suffix(".yaml"))
+    return index
+
+
+def cassette_for(method: str, url: str) -> str:
+    """The cassette (relative to ``tests/fixtures/cassettes``) holding the recorded sample
+    that answers ``method url``. Cassettes are keyed by the sample they come from and found
+    by the request, never by a test's name: renaming a test orphans nothing."""
+    try:
+        return _cassettes()[(method, url)]
+    except KeyError:
+        pytest.fail(f"no recorded sample answers {method} {url}: add it to tests/fixtures/cassette_specs/ "
+                    "and run tests/fixtures/make_cassettes.py")
+
+
+@pytest.fixture
+def response(vcr_settings, url):
+    """scrapy-mock's ``response`` fixture (the recorded answer to ``GET url`` as a Scrapy
+    response), with the cassette found by :func:`cassette_for` instead of named after the
+    running test."""
+    from scrapy_mock import MockSession
+
+    with vcr_settings.use_cassette(cassette_for("GET", url)):
+        yield MockSession().get(url)
+
+
+def replay(vcr_settings, url: str, *, method: str = "GET", body: Any = None):
+    """Like :func:`response`, for any method (Figshare and RePORTER search with POST): the
+    recorded answer to ``method url body`` as a Scrapy TextResponse."""
     from scrapy.http import Request, TextResponse
-    from scrapy_mock import MockSession, slugify
+    from scrapy_mock import MockSession
 
     payload = json.dumps(body) if body is not None and not isinstance(body, str) else body
-    with vcr_settings.use_cassette(f"{slugify(pytest_request)}.yaml"):
+    with vcr_settings.use_cassette(cassette_for(method, url)):
         raw = MockSession().request(method, url, data=payload)
     return TextResponse(url=url, body=raw.content, encoding="utf-8",
                         request=Request(url, method=method, body=payload or b""))

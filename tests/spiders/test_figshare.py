@@ -211,11 +211,10 @@ def test_figshare_article_sample(response, tmp_path):
     assert spider.crawler.stats.get_value("envision/figshare/file_listings") is None, "one file, all bytes: no listing"
 
 
-@pytest.mark.parametrize("case", ["sample"])
-def test_figshare_search_sample(request, vcr_settings, tmp_path, case):
+def test_figshare_search_sample(vcr_settings, tmp_path):
     """The recorded answer was searched without item_type (three of five are not
     datasets) and its URLs and dates were redacted: only ids and types are asserted."""
-    response = replay(request, vcr_settings, f"{API}/articles/search", method="POST", body={"search_for": "random", "page_size": 5})
+    response = replay(vcr_settings, f"{API}/articles/search", method="POST", body={"search_for": "random", "page_size": 5})
     spider = make_spider(FigshareSpider, tmp_path, FIGSHARE_API_URL=API)
     out = split(spider.parse_search(response, term="random", page=1, window=None, latest=None))
     assert [r.url for r in out["detail"]] == [f"{API}/articles/5845593", f"{API}/articles/14675409"]

@@ -191,10 +191,9 @@ def test_nei_cofunded_project_says_so(tmp_path):
     assert item.extra["nei_role"] == "co-funding" and item.extra["agency_ic_admin"] == "NIBIB"
 
 
-@pytest.mark.parametrize("recorded", ["search_meta_envelope_2023"], ids=["sample"])
-def test_nei_envelope_without_rows_ends_paging(request, vcr_settings, tmp_path, recorded):
+def test_nei_envelope_without_rows_ends_paging(vcr_settings, tmp_path):
     body = {"criteria": {"agencies": ["NEI"]}, "offset": 0, "limit": 1}
-    response = replay(request, vcr_settings, SEARCH, method="POST", body=body)
+    response = replay(vcr_settings, SEARCH, method="POST", body=body)
     spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     # the real envelope: total 155, results emptied: nothing to collect, no page after an empty one
     assert list(spider.parse_search(response, term="eye", years=[2023], offset=0)) == []
