@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from envision_spiders.review import Ledger, Review, decision_from
 from envision_spiders.review.importing import FORMAT
 from envision_spiders.review.pending import catalogue_negatives, waiting
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, scrapy_in_process
 from tests.unit.test_results import save
 
 
@@ -37,8 +36,7 @@ def setup_records(tmp_path: Path) -> tuple[Path, Path]:
 def review(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environ = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "RESULTS_DIR": str(tmp_path / "results"),
                "PYTHONPATH": str(ROOT), "REVIEW_CURATOR": "alice", **env}
-    return subprocess.run([sys.executable, "-m", "scrapy", "review", *args], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return scrapy_in_process(["review", *args], environ)
 
 
 def rows(results: Path, source: str, which: str = "all_results") -> dict[str, dict]:
