@@ -182,7 +182,7 @@ step_demo() {
     # data and results under data/demo/ and results/demo/ so real runs are untouched.
     local port=${DEMO_PORT:-0} records=${DEMO_RECORDS:-60} log
     log=$(mktemp)
-    "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
+    "$VENV/bin/python" -m localapi --port "$port" --records "$records" >"$log" 2>&1 &
     local server=$!
     # expanded now: at exit the function's locals are gone (set -u would fail the run);
     # finish_run runs it too once the weekly steps own the EXIT trap

@@ -38,7 +38,7 @@ from bench.common import machine_line, save_json, table, write_section  # noqa: 
 
 
 def records(n: int) -> list[dict]:
-    from envision_spiders.localapi.corpus import generated_texts
+    from localapi.corpus import generated_texts
 
     # descriptions keep their HTML, as APIs serve them; the classifier strips it
     return [{"title": t.title, "description": t.description, "keywords": t.keywords}

@@ -2,7 +2,7 @@
 crawls in a child process, the floor of a paced source, and ``bench/RESULTS.md``.
 
 Nothing here talks to a real API: every crawl points at the local API server
-(``envision_spiders.localapi``) started in the benchmark's own process on 127.0.0.1.
+(``localapi``) started in the benchmark's own process on 127.0.0.1.
 """
 
 from __future__ import annotations

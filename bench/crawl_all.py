@@ -35,7 +35,7 @@ from bench.common import (  # noqa: E402
     LIMITS, SPIDERS, apply_limits, ceil_div, floor_seconds, generate_all, machine_line,
     run_crawl, save_json, table, write_section,
 )
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 TARGET = 1.15
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     LIMITS, SPIDERS, apply_limits, floor_seconds, generate_all, machine_line, run_crawl, save_json, table, write_section,
 )
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 
 def one_run(server, data: Path, scale: float) -> dict:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envision_spiders import paths
 from envision_spiders.funnel import Funnel, funnel
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from scrapy.utils.project import get_project_settings
 
     settings = get_project_settings()
-    args.data_dir = args.data_dir or settings.get("DATA_DIR") or "data"
-    args.results_dir = args.results_dir or settings.get("RESULTS_DIR") or "results"
+    args.data_dir = args.data_dir or paths.data_dir(settings)
+    args.results_dir = paths.results_dir(settings, args.results_dir)
     try:
         threshold = settings.getfloat("DOWNLOAD_THRESHOLD", 0.80)
     except ValueError:  # the steps refused it already, in their own words

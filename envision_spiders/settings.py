@@ -69,7 +69,7 @@ def _env_bool(name: str, default: bool) -> bool:
 BOT_NAME = "envision_spiders"
 SPIDER_MODULES = ["envision_spiders.spiders"]
 NEWSPIDER_MODULE = "envision_spiders.spiders"
-# `scrapy crawl all` and the curator commands (classify, download, post, ...).
+# `scrapy crawl all` and every curator command (classify, download, post, export-addf, ...).
 COMMANDS_MODULE = "envision_spiders.commands"
 
 # --- where things live --------------------------------------------------------

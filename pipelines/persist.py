@@ -31,6 +31,7 @@ from pathlib import Path
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
+from envision_spiders import paths
 from envision_spiders.extensions.state import CrawlState, merged_channels, merged_terms, saved_channels
 from envision_spiders.storage import atomic_write_json, record_path
 
@@ -80,7 +81,7 @@ class PersistPipeline:
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler) -> PersistPipeline:

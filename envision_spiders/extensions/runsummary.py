@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scrapy import signals
 
+from envision_spiders import paths
 from envision_spiders.extensions.state import CrawlState
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
@@ -106,7 +107,7 @@ class RunSummary:
         self.crawler = crawler
         settings = crawler.settings
         self.run_id = settings.get("RUN_ID") or new_run_id()
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(settings)
         self.started = time.monotonic()
         self.started_at = utcnow_iso()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)

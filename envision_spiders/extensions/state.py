@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
+from envision_spiders import paths
 from envision_spiders.storage import (
     append_jsonl,
     atomic_write_bytes,
@@ -145,7 +146,7 @@ def request_to_record(request: Request, reason: str) -> dict[str, Any]:
 class CrawlState:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(crawler.settings)
         self.started_at = utcnow_iso()
         self.index: dict[str, dict[str, Any]] = {}
         self.terms: dict[str, list[str]] = {}  # safe id -> terms that found it this run, in order

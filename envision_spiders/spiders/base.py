@@ -21,7 +21,7 @@ Recipe for a new source
    when its API takes any).
 2. **Map** (pure functions in ``envision_spiders/mapping/{name}.py``, no spider, no
    I/O): ``map_record(hit, ...) -> dict`` of :class:`~envision_spiders.items.DatasetItem`
-   fields, tested on the recorded samples in ``envision_spiders/localapi/samples/{name}/``.
+   fields, tested on the recorded samples in ``localapi/samples/{name}/``.
 3. **Ask** (``search_request(term, ...)``): the first request of one term, built with
    ``api_request`` / ``api_url``; paging state goes in ``cb_kwargs``, which must stay
    plain JSON (a request that fails for good is kept with them and sent again next run,
