@@ -78,11 +78,10 @@ def test_recall_with_entries_only_the_funder_search_reaches(tmp_path, api, class
     assert len(funder_only) == 2
     env = {"CLASSIFIER_MODELS_DIR": str(classifier_models)}
     on, off = tmp_path / "on", tmp_path / "off"
-    assert run_crawl(api, "datacite", on, RUN_ID="r1", **env).returncode == 0
-    assert run_crawl(api, "datacite", off, DATACITE_FUNDER_SEARCH="0", **env).returncode == 0
-    base = crawl_env(api, on, **env)
-    classify = subprocess.run([sys.executable, "-m", "scrapy", "classify"], cwd=ROOT, env=base, capture_output=True,
-                              text=True, timeout=600)
+    for folder, settings in ((on, {"RUN_ID": "r1"}), (off, {"DATACITE_FUNDER_SEARCH": "0"})):
+        result = crawl_in_process(api, "datacite", folder, **settings, **env)
+        assert result.returncode == 0, result.stderr[-2000:]
+    classify = scrapy_in_process(["classify"], crawl_env(api, on, **env))
     assert classify.returncode == 0, classify.stderr[-2000:]
     records = saved_records(on, "datacite")
     assert set(saved_records(off, "datacite")) == set(records) - set(funder_only)
@@ -101,9 +100,8 @@ def test_recall_with_entries_only_the_funder_search_reaches(tmp_path, api, class
     catalogue.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     outs = {}
     for name, folder in (("on", on), ("off", off)):
-        run = subprocess.run([sys.executable, "-m", "scrapy", "recall"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300, env={**crawl_env(api, folder, **env), "RECALL_CATALOGUE": str(catalogue),
-                                               "RECALL_CATALOGUE_MODE": "replace", "RUN_ID": "r1"})
+        run = scrapy_in_process(["recall"], {**crawl_env(api, folder, **env), "RECALL_CATALOGUE": str(catalogue),
+                                             "RECALL_CATALOGUE_MODE": "replace", "RUN_ID": "r1"})
         assert run.returncode == 0, run.stderr[-2000:]
         outs[name] = {r["entry"]["name"]: r for r in json.loads((folder / "results" / "recall.json").read_text())["entries"]}
         outs[name + "_summary"] = json.loads((folder / "results" / "recall.json").read_text())["summary"]
