@@ -39,8 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
-from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
+from envision_spiders.addf import SPDX_IDS
+from envision_spiders.filetypes import (
+    ARCHIVE,
+    DEVICE_FORMATS,
+    GENOMICS,
+    IMAGING,
+    MEDICAL,
+    category_of_extension,
+    file_extension,
+)
+from envision_spiders.modality import detect_modalities, file_listing
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
 
@@ -58,7 +67,7 @@ KEYWORDS_MAX = 12
 MEMBERS_SAMPLE = 5
 
 # The modality tags of the page, in display order: (tag, label). Detected by
-# ``addf.detect_modalities`` from file types, archive members and names.
+# ``modality.detect_modalities`` from file types, archive members and names.
 MODALITIES = (
     ("fundus", "Fundus"),
     ("oct", "OCT"),
@@ -77,7 +86,7 @@ _MODALITY_OF_KEY = {
     "ophthalmic_images": "other",
 }
 # ophthalmic device and medical volume formats: vendor OCT raw files, DICOM, NIfTI
-DEVICE_EXTENSIONS = frozenset(OCT_DEVICES) | {".dcm", ".dicom", ".nii", ".nii.gz"}
+DEVICE_EXTENSIONS = frozenset(DEVICE_FORMATS) | {".dcm", ".dicom", ".nii", ".nii.gz"}
 DOWNLOAD_STATES = ("", "done", "partial", "queued", "skipped")
 _CATEGORY_ORDER = {MEDICAL: 0, IMAGING: 1, ARCHIVE: 2, GENOMICS: 4}
 
@@ -222,24 +231,11 @@ def read_duplicate_groups(results_dir: Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ modalities
 def modalities(record: Mapping[str, Any], archives: list[Mapping[str, Any]] | None) -> tuple[list[str], str, Counter]:
     """(modality tags, a sentence of evidence, extension counts) of a record, from its
-    file names, file types and archive members (``addf.detect_modalities``).
-
-    Without saved archive listings the extensions in ``file_types`` that no file name
-    has (members of archives, as the results fold them in) count once each."""
-    names = strings(record.get("file_names"))
-    counts: Counter = Counter(file_extension(n) for n in names)
-    view: dict[str, Any] = {"title": record.get("title"), "keywords": record.get("keywords"), "file_names": names}
-    if archives:
-        view["archives"] = archives
-        for a in archives:
-            for ext, n in (a.get("extension_counts") or {}).items():
-                if isinstance(ext, str) and isinstance(n, int) and not isinstance(n, bool):
-                    counts[ext] += n
-    else:
-        extra = [e for e in strings(record.get("file_types")) if e.startswith(".") and e not in counts]
-        view["file_names"] = names + ["member" + e for e in extra]
-        counts.update(extra)
-    found = detect_modalities(view)
+    file names, file types and archive members (``modality.file_listing`` and
+    ``modality.detect_modalities``; a results row without saved archive listings counts
+    each extension of ``file_types`` that no file name has once, as an archive member)."""
+    listing = file_listing(record, archives or [])
+    found = detect_modalities(record, listing)
     tags = []
     for m in found:
         tag = _MODALITY_OF_KEY.get(m.key)
@@ -249,7 +245,7 @@ def modalities(record: Mapping[str, Any], archives: list[Mapping[str, Any]] | No
             tags.append("device")
     order = [t for t, _ in MODALITIES]
     tags.sort(key=order.index)
-    return tags, "; ".join(m.summary() for m in found), counts
+    return tags, "; ".join(m.summary() for m in found), listing.counts
 
 
 def file_types_shown(counts: Counter, file_types: Iterable[str]) -> list[str]:
