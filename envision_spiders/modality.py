@@ -103,13 +103,14 @@ def file_listing(record: Mapping[str, Any], archives: list[Mapping[str, Any]] | 
     for a in archives:
         label = plain(basename(_archive_name(a))) or "an archive"
         # entries written by hand (labelled files) may carry counts without the flags
-        listed = a.get("listed") if "listed" in a else bool(a.get("extension_counts") or a.get("members_sample"))
+        listed = a.get("listed") is True if "listed" in a else bool(a.get("extension_counts") or a.get("members_sample"))
         if not listed:
             reason = a.get("reason") if isinstance(a.get("reason"), str) else ""
             out.gaps.append(f"{label}: not listed" + (f" ({plain(reason, 90)})" if reason else ""))
             continue
         nested = 0
-        for ext, n in (a.get("extension_counts") or {}).items():
+        ext_counts = a.get("extension_counts") if isinstance(a.get("extension_counts"), Mapping) else {}
+        for ext, n in ext_counts.items():
             n = _int(n)
             if isinstance(ext, str) and n:
                 out.counts[ext] += n
@@ -162,13 +163,18 @@ def plain(text: Any, limit: int = 60) -> str:
 # Words in file and member names (split at separators, case changes and digits):
 # ``RET012OD.jpg`` -> ret, 012, od; ``patient1_OS_bscan_064.png`` -> patient, 1, os, bscan, 064.
 _NAME_TOKENS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# Left out: "eye" (eye-tracking cameras write eye0.mp4, face sets crop left_eye.png),
+# "iris"/"pupil" (biometrics, eye tracking), "disc" (intervertebral discs).
 EYE_NAME_WORDS = frozenset({
-    "eye", "eyes", "ocular", "fundus", "fundi", "retina", "retinal", "retinography", "oct", "octa", "bscan",
-    "bscans", "macula", "macular", "fovea", "foveal", "cornea", "corneal", "slitlamp", "faf", "ffa", "icga", "drusen",
+    "ocular", "fundus", "fundi", "retina", "retinal", "retinography",
+    "macula", "macular", "fovea", "foveal", "cornea", "corneal", "slitlamp", "faf", "ffa", "icga", "drusen",
     "glaucoma", "cataract", "keratoconus", "optomap", "spectralis", "cirrus", "topcon", "optos", "choroid",
     "choroidal", "vitreous", "rnfl", "gcl", "gcipl", "onh", "meibography", "ophthalmic", "ophthalmology", "retcam",
-    "ilm", "rpe", "disc",
+    "ilm", "rpe",
 })
+# OCT words name a method used on many organs (intravascular OCT frames are "oct_0001.png"
+# and "bscan_012.tif" too): counted apart from the eye words
+OCT_NAME_WORDS = frozenset({"oct", "octa", "bscan", "bscans", "cscan", "ascan", "enface"})
 LATERALITY_WORDS = frozenset({"od", "os", "ou"})
 NON_EYE_NAME_WORDS = frozenset({
     "chest", "lung", "lungs", "cxr", "xray", "ct", "mri", "brain", "flair", "dwi", "pet", "knee", "hip", "spine",
@@ -177,8 +183,8 @@ NON_EYE_NAME_WORDS = frozenset({
     "endoscopy", "dental", "tooth", "teeth", "bone", "hand", "foot", "ear", "otoscopy", "fetal", "fetus", "cervix",
     "abdomen",
 })
-# "disc" (an intervertebral disc too) counts only in the name of an image or device file
-_WEAK_EYE_WORDS = frozenset({"disc"})
+# words that count only in the name of an image, device or video file (none at present)
+_WEAK_EYE_WORDS: frozenset[str] = frozenset()
 
 
 def name_words(name: str) -> list[str]:
@@ -197,6 +203,7 @@ def name_words(name: str) -> list[str]:
 class NameFacts:
     read: int = 0  # names read
     eye: int = 0  # names with an eye word
+    oct: int = 0  # names with an OCT word (oct, bscan)
     laterality: int = 0  # names marked OD / OS / OU
     non_eye: int = 0  # names with a word of another body site
     eye_examples: list[str] = field(default_factory=list)
@@ -221,6 +228,8 @@ def name_facts(names: Iterable[str], limit: int = NAME_LIMIT) -> NameFacts:
             facts.eye_words.update(eye)
             if len(facts.eye_examples) < 2:
                 facts.eye_examples.append(plain(basename(name), 48))
+        if OCT_NAME_WORDS & set(words):
+            facts.oct += 1
         if pictured and LATERALITY_WORDS & set(words):
             facts.laterality += 1
         other = {w for w in words if w in NON_EYE_NAME_WORDS}

@@ -69,10 +69,10 @@ def test_results_rows_and_type_only_records():
 
 def test_names_that_name_the_eye_or_another_site():
     facts = name_facts(["fundus_0001.jpg", "patient012_OS_bscan_064.png", "RET001OD.jpg", "readme.txt",
-                        "CT_COVID/12.png", "disc_herniation.csv", "optic_disc_01.jpg"])
-    assert facts.eye == 3 and facts.laterality == 2 and facts.non_eye == 1
-    assert "bscan" in facts.eye_words and "fundus" in facts.eye_words and "ct" in facts.non_eye_words
-    assert "patient012_OS_bscan_064.png" in facts.eye_examples or len(facts.eye_examples) == 2
+                        "CT_COVID/12.png", "disc_L4L5.dcm", "macula_01.jpg", "eye0.mp4", "left_eye.png"])
+    assert facts.eye == 2 and facts.oct == 1 and facts.laterality == 2 and facts.non_eye == 1
+    assert "macula" in facts.eye_words and "fundus" in facts.eye_words and "ct" in facts.non_eye_words
+    assert facts.eye_examples == ["fundus_0001.jpg", "macula_01.jpg"]
     assert name_words("OCT2017/CNV-1.jpeg")[:2] == ["oct", "2017"]
 
 
@@ -91,6 +91,10 @@ def test_hostile_names_and_many_files_stay_bounded():
     assert "\u202e" not in plain(hostile) and "\x00" not in plain(hostile) and len(plain(hostile)) <= 60
     facts = name_facts([hostile, 12, None])  # odd types are skipped
     assert facts.read == 1
+    odd = file_listing({"files": [{"name": "a.zip"}, None, {"name": 3}],
+                        "archives": ["junk", {"name": "a.zip", "listed": True, "extension_counts": [1, 2]},
+                                     {"name": "b.zip", "listed": "yes", "extension_counts": {".png": "x", 4: 5}}]})
+    assert odd.known and not odd.complete
 
 
 def test_modalities_from_the_listing():
