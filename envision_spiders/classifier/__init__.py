@@ -10,12 +10,14 @@ cheap: torch and the model libraries load only when a model does.
 from .model import (
     LABELS,
     Classifier,
+    ClassifierInput,
     ModelError,
     build_default_model,
     classifier_for_command,
     default_model_dir,
     load_classifier,
     models_dir,
+    record_input,
     shared_classifier,
 )
 from .text import record_text, text_hash
@@ -23,12 +25,14 @@ from .text import record_text, text_hash
 __all__ = [
     "LABELS",
     "Classifier",
+    "ClassifierInput",
     "ModelError",
     "build_default_model",
     "classifier_for_command",
     "default_model_dir",
     "load_classifier",
     "models_dir",
+    "record_input",
     "record_text",
     "shared_classifier",
     "text_hash",

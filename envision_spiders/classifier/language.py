@@ -62,7 +62,11 @@ EYE_WORDS = re.compile(
 
 # abbreviation -> expansion. UNAMBIGUOUS ones stand for ophthalmic terms in any record;
 # CONTEXTUAL ones only in a text with ophthalmic context (see the module doc). Matched
-# case-sensitively as whole words (``Dr`` or ``oct`` are not abbreviations).
+# case-sensitively as whole words (``Dr`` or ``oct`` are not abbreviations). OCT and its
+# variants give context but are not expanded: they name a method used on many organs,
+# the training texts use the abbreviation as often as the words, and spelling it out
+# only made OCT of other organs look more like the retinal OCT the model knows
+# (cross-validation, docs/classifier.md). An expansion already in the text is not added.
 UNAMBIGUOUS = {
     "nAMD": "neovascular age-related macular degeneration",
     "wAMD": "wet age-related macular degeneration",
@@ -88,16 +92,16 @@ UNAMBIGUOUS = {
     "PACG": "primary angle-closure glaucoma",
     "XLRS": "X-linked retinoschisis",
     "LHON": "Leber hereditary optic neuropathy",
-    "OCT": "optical coherence tomography",
-    "OCTA": "optical coherence tomography angiography",
-    "OCT-A": "optical coherence tomography angiography",
-    "SD-OCT": "spectral-domain optical coherence tomography",
-    "SS-OCT": "swept-source optical coherence tomography",
-    "SSOCT": "swept-source optical coherence tomography",
-    "SDOCT": "spectral-domain optical coherence tomography",
-    "TD-OCT": "time-domain optical coherence tomography",
+    "OCT": "",
+    "OCTA": "",
+    "OCT-A": "",
+    "SD-OCT": "",
+    "SS-OCT": "",
+    "SSOCT": "",
+    "SDOCT": "",
+    "TD-OCT": "",
     "AS-OCT": "anterior segment optical coherence tomography",
-    "EDI-OCT": "enhanced-depth imaging optical coherence tomography",
+    "EDI-OCT": "",
     "FAF": "fundus autofluorescence",
     "ICGA": "indocyanine green angiography",
     "UWF": "ultra-widefield retinal imaging",
@@ -277,9 +281,10 @@ def analyse(text: str) -> Analysis:
     context = bool(eye_terms or devices or any(a in UNAMBIGUOUS for a in abbreviations))
     expansions: list[tuple[str, str]] = []
     seen = set()
+    lower = kept.lower()
     for a in abbreviations:
-        expansion = UNAMBIGUOUS.get(a) or (CONTEXTUAL.get(a) if context else None)
-        if expansion and a not in seen:
+        expansion = UNAMBIGUOUS.get(a) if a in UNAMBIGUOUS else (CONTEXTUAL.get(a) if context else None)
+        if expansion and a not in seen and expansion.lower() not in lower:
             seen.add(a)
             expansions.append((a, expansion))
     extra = [e for _, e in expansions] + [f"{name} {what}" for name, what in devices]
@@ -291,3 +296,17 @@ def analyse(text: str) -> Analysis:
 
 def model_text(text: str) -> str:
     return analyse(text).model_text
+
+
+def first_eye_signal(model_text: str, limit: int | None = None) -> int | None:
+    """Where the first sign of the eye is in a model text's own words (before the
+    appended expansions, within ``limit`` characters): an eye word, a device name, an
+    unambiguous abbreviation or a contextual one that was expanded. None if there is none."""
+    body, _, appended = model_text.partition(" | ")
+    if limit is not None:
+        body = body[:limit]
+    found = [m.start() for m in EYE_WORDS.finditer(body)]
+    found += [m.start() for pattern, _, _ in _DEVICES for m in pattern.finditer(body)]
+    found += [m.start() for m in _ABBREVIATION.finditer(body)
+              if m.group(1) in UNAMBIGUOUS or (CONTEXTUAL.get(m.group(1)) or "\0") in appended]
+    return min(found) if found else None
