@@ -455,9 +455,28 @@ class Report:
         return total
 
 
+REASONS_SHOWN = 6
+REASON_MAX = 200
+
+
+def reasons(record: Mapping[str, Any]) -> list[list[Any]]:
+    """A results row's ``evidence`` as ``[[1 for EYE_IMAGING / 0 for NEGATIVE, plain
+    text], ...]`` (odd entries skipped, texts cut; the page escapes them again)."""
+    out: list[list[Any]] = []
+    for e in record.get("evidence") if isinstance(record.get("evidence"), list) else []:
+        if not isinstance(e, Mapping) or e.get("supports") not in (EYE_IMAGING, NEGATIVE):
+            continue
+        text = _text(e.get("reason"), REASON_MAX)
+        if text:
+            out.append([1 if e["supports"] == EYE_IMAGING else 0, text])
+        if len(out) >= REASONS_SHOWN:
+            break
+    return out
+
+
 def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | None, download: str) -> dict[str, Any]:
     archives = [a for a in (saved or {}).get("archives") or [] if isinstance(a, Mapping)]
-    tags, evidence, counts = modalities(record, archives)
+    tags, modality_note, counts = modalities(record, archives)
     summary, sample = archive_summary(archives, record)
     p = _number(record.get("prob_eye_imaging"))
     size = _number(record.get("size_mb"))
@@ -472,7 +491,10 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "p": round(p, 4) if p is not None else None,
         "confidence": round(c, 4) if (c := _number(record.get("confidence"))) is not None else None,
         "modalities": tags,
-        "evidence": _text(evidence, 600),
+        "modality_note": _text(modality_note, 600),
+        "reasons": reasons(record),
+        "disagree": record.get("disagreement") is True,
+        "p_text": round(pt, 4) if (pt := _number(record.get("prob_text"))) is not None else None,
         "file_types": file_types_shown(counts, record.get("file_types") or []),
         "archives": summary,
         "members": sample,
