@@ -93,14 +93,14 @@ def test_weights_are_fitted_likelihood_ratios_per_kind():
     assert W[FILE_KINDS.index("negative_imaging"), device] < -1.5 and W[FILE_KINDS.index("other_eye_data"), tables] > 1.5
     for kind, names in NEUTRAL.items():  # generic image formats never separate eye from other imaging
         assert all(W[FILE_KINDS.index(kind), FEATURES.index(name)] == 0 for name in names)
-    assert 0 < fitted["share"] < 1
+    assert 0 <= fitted["share"] <= 1 and fitted["floor"].shape == (len(FILE_KINDS),) and (fitted["floor"] >= 0).all()
     p = combine(kinds(np.full(n, 0.5)), X, fitted)
     assert abs(p[:third].mean() - (targets[:third] == 0).mean()) < 0.05  # calibrated on its data
     from envision_spiders.classifier.evidence import kind_posterior
 
     # images alone never change the odds of eye imaging against other imaging
     with_images = kind_posterior(kinds([0.5]), X[-1:], fitted)[0]
-    without = kind_posterior(kinds([0.5]), np.zeros((1, len(FEATURES))), fitted)[0]
+    without = kind_posterior(kinds([0.5]), np.zeros((1, len(FEATURES))), fitted, floored=True)[0]  # same floors
     imaging = FILE_KINDS.index("negative_imaging")
     assert with_images[0] / with_images[imaging] == pytest.approx(without[0] / without[imaging])
 

@@ -261,6 +261,16 @@ def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
     assert files["disagreement"], "the text says negative, the files eye imaging"
 
 
+def test_a_sure_text_keeps_its_probability_when_its_files_are_plain_images(default_classifier):
+    """The floor that lets files rescue a vague text must not flatten a sure one: a fundus
+    dataset listing a few JPEGs stays as sure as its text (one shared floor made it 0.78)."""
+    text = {"title": "Colour fundus photographs of diabetic retinopathy graded by ophthalmologists",
+            "description": "Retinal images from a screening programme with lesion annotations."}
+    (alone, listed) = default_classifier.classify_records([text, {**text, "file_types": [".jpg", ".csv"]}])
+    assert alone["prob_eye_imaging"] > 0.95
+    assert listed["prob_eye_imaging"] >= alone["prob_eye_imaging"] - 0.02
+
+
 def test_a_complete_listing_of_tables_counts_against_and_an_unknown_one_does_not(default_classifier):
     text = {"title": "Diabetic retinopathy screening: fundus photograph grades",
             "description": "Grades of fundus photographs from a screening programme with HbA1c."}

@@ -407,5 +407,5 @@ def fit_file_weights(state: dict[str, Any], encoder: Any, records: Sequence[Any]
     kinds = predict_text_kinds(state, prepared, layers)
     fitted = fit_weights(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty)
     return {"features": list(FEATURES), "kinds": list(FILE_KINDS), "weights": np.round(fitted["weights"], 6).tolist(),
-            "share": round(float(fitted["share"]), 6), "floor": round(float(fitted["floor"]), 8),
+            "share": round(float(fitted["share"]), 6), "floor": [round(float(v), 8) for v in fitted["floor"]],
             "penalty": penalty, "examples": len(records)}

@@ -221,7 +221,7 @@ def _build(folder: Path) -> None:
             "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest()},
             "file_examples": {"count": len(files), "positives": int(sum(files.labels))},
             "file_evidence": {"share_of_imaging_among_other_records": head["files"]["share"],
-                              "text_floor_with_files": head["files"]["floor"],
+                              "text_floor_with_files": dict(zip(head["files"]["kinds"], head["files"]["floor"])),
                               "weights": {kind: dict(zip(head["files"]["features"], row))
                                           for kind, row in zip(head["files"]["kinds"], head["files"]["weights"])}},
             "heads": {
@@ -404,7 +404,7 @@ class EnvisionClassifier(Classifier):
                 or KINDS.index(POSITIVE_KIND) != POSITIVE):
             raise ModelError(f"{folder / TEXT_HEAD} has no file evidence weights this version can use")
         self.files = {"weights": np.array(files["weights"], dtype=float), "share": float(files["share"]),
-                      "floor": float(files["floor"])}
+                      "floor": np.array(files["floor"], dtype=float)}
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons
