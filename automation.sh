@@ -1,15 +1,6 @@
 #!/usr/bin/env bash
-# envision-spiders: set-up and the weekly pipeline, in one script.
-#
-#   ./automation.sh            the weekly pipeline: scrape, classify, download, post
-#   ./automation.sh test       set up and run the test suite
-#   ./automation.sh demo       the whole pipeline offline, against the local API server
-#   ./automation.sh scrape | classify | download | post | setup
-#
-# The first run creates .venv/ (Python >= 3.10) and installs the project into it.
-# Environment: PYTHON (interpreter for the venv, default python3), TORCH_SPEC
-# (default torch==2.13.0: the CPU build these machines keep on disk; elsewhere set
-# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to avoid a CUDA download).
+# envision-spiders: set-up and the weekly pipeline, in one script. `./automation.sh help`
+# lists the steps (usage() below); with no step it runs the real weekly pipeline.
 set -Eeuo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -18,6 +9,38 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 STEP=${1:-all}
 shift || true
+
+usage() {
+    cat <<'USAGE'
+Usage: ./automation.sh [STEP] [ARGS...]
+
+Without a STEP it runs "all": the REAL weekly pipeline against the live APIs of the seven
+sources (scrape, classify, download, post, recall, report). It takes hours (OSF allows anonymous
+clients 100 requests an hour) and downloads the files of every confident EYE_IMAGING
+record. To try the project first, run "./automation.sh demo" (offline, a few minutes).
+
+Steps:
+  all        the weekly pipeline (the default): scrape, classify, download, post, recall, report
+  scrape     scrapy crawl all: every spider in one process (ARGS go to scrapy crawl)
+  classify   scrapy classify: label saved records, write results/ and the review page
+  download   scrapy download: the files of confident EYE_IMAGING records
+  post       scrapy post: confident EYE_IMAGING records to the portal (skipped without PORTAL_URL)
+  recall     scrapy recall: the reference catalogue of known datasets against the saved records
+  report     scrapy report: the review page results/report.html
+  demo       the whole pipeline offline against the local API server (data/demo, results/demo)
+  test       set up, then run the test suite (ARGS go to pytest)
+  setup      create .venv/ (Python >= 3.10) and install the project; every other step
+             does it first when it is missing or pyproject.toml changed
+  help       this text (also -h, --help)
+
+Environment: DATA_DIR, RESULTS_DIR, RUN_ID and every setting of README.md (or .env);
+PYTHON (the interpreter for .venv, default python3); TORCH_SPEC (default torch==2.13.0;
+elsewhere than the project's machines set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+to avoid a multi-GB CUDA download); DEMO_DATA_DIR, DEMO_RESULTS_DIR, DEMO_RECORDS, DEMO_PORT.
+Exit status: 0 when the run is healthy; a failed step's own status (2: bad input); else 1
+when the run is unhealthy (data/runs/RUN_ID/summary.json says why).
+USAGE
+}
 
 say() { printf '%s [automation] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
@@ -71,6 +94,7 @@ setup() {
 }
 
 scrapy_() { "$VENV/bin/scrapy" "$@"; }
+abspath() { "$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$1"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
 # Labels for every saved record the current model has not labelled yet, then results/
@@ -92,6 +116,11 @@ step_post() {
     say "post: confident EYE_IMAGING records to the envision portal"
     scrapy_ post "$@"
 }
+
+# How much of the reference catalogue (known eye imaging datasets) this run found,
+# labelled, downloaded and posted, and why not: results/recall.json and the run's figures.
+# Exit 3 when recall dropped since the previous check (the run goes on, ends unhealthy).
+step_recall() { say "recall: the reference catalogue against the saved records"; scrapy_ recall "$@"; }
 
 step_test() {
     say "tests"
@@ -120,7 +149,15 @@ step_demo() {
     lock
     log_run
     weekly "$@"
-    say "demo done: records in $DATA_DIR/metadata/, results in $RESULTS_DIR/ (open $RESULTS_DIR/report.html), run summaries in $DATA_DIR/runs/$RUN_ID/"
+    # absolute paths: the script runs from its own folder, not from the caller's
+    local page
+    page=$(abspath "$RESULTS_DIR/report.html")
+    say "demo done: records in $(abspath "$DATA_DIR/metadata"), results in $(abspath "$RESULTS_DIR"), run summaries in $(abspath "$DATA_DIR/runs/$RUN_ID")"
+    if [ -f "$page" ]; then
+        say "demo review page: file://$page"
+    else
+        say "demo: no review page at $page (see the report step above)"
+    fi
 }
 
 # Every step runs through run_step. Exit status 0: on to the next step. 3: the step
@@ -159,6 +196,7 @@ weekly() {
     run_step classify step_classify
     run_step download step_download
     run_step post step_post
+    run_step recall step_recall
     run_step report step_report
 }
 
@@ -170,8 +208,9 @@ case "$STEP" in
     classify) lock; log_run; setup; trap finish_run EXIT; run_step classify step_classify "$@" ;;
     download) lock; log_run; setup; trap finish_run EXIT; run_step download step_download "$@" ;;
     post) lock; log_run; setup; trap finish_run EXIT; run_step post step_post "$@" ;;
+    recall) lock; log_run; setup; trap finish_run EXIT; run_step recall step_recall "$@" ;;
     report) lock; log_run; setup; step_report "$@" ;;
     all) lock; log_run; setup; weekly "$@" ;;
-    -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown step '$STEP' (steps: all scrape classify download post report demo test setup)" ;;
+    -h|--help|help) usage ;;
+    *) die "unknown step '$STEP' (steps: all scrape classify download post recall report demo test setup; ./automation.sh help says what each does)" ;;
 esac

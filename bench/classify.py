@@ -123,7 +123,7 @@ CPU. During a crawl at the real pace (hours, the cores mostly idle while the spi
 on rate limits) a classifier running in a worker thread overlaps with that waiting and adds
 little wall time; it does add the model's memory (peak RSS above) to the crawl's.
 
-Alternatives, **not re-measured here** (figures of ../shared/classifier-notes.md §4.2, same
+Alternatives, **not re-measured here** (figures of the project's research notes on classifiers, same
 machine kind, 500 records, `classify_batch`): SetFit-tuned MiniLM 26.8 / 34.3 records/s at
 batch 16 / 64 (0.96 GB RSS); frozen all-mpnet-base-v2 + LR (the official model's base,
 from the five PyPI parts) 5.7 / 5.4 records/s (1.79 GB; 10,000 records = ~30 min); model2vec

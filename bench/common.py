@@ -31,7 +31,7 @@ SPIDERS = ["datacite", "dryad", "figshare", "kaggle", "nei", "osf", "zenodo"]
 # --------------------------------------------------------------------------- the APIs' limits
 @dataclass(frozen=True)
 class Limit:
-    """An API's documented limit (../shared/apis.md), at the real pace.
+    """An API's documented limit (docs/sources/), at the real pace.
 
     ``interval``: the pace the API asks for (seconds between requests) where it names one;
     ``windows``: the (requests, seconds) windows it enforces; ``page_size``: the largest
@@ -52,7 +52,7 @@ class Limit:
         return self.server_windows if self.server_windows is not None else self.windows
 
 
-# Anonymous limits (no tokens in the benchmarks), as apis.md documents them.
+# Anonymous limits (no tokens in the benchmarks), as docs/sources/ records them.
 LIMITS: dict[str, Limit] = {
     "zenodo": Limit("/zenodo/api", 0.0, ((30, 60.0), (2000, 3600.0)), 25, "X-RateLimit-Reset",
                     "search 30/min (applied to the whole API host here), guests 2,000/h; 25 a page anonymous"),

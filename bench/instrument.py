@@ -1,10 +1,10 @@
 """Benchmark-only instrumentation, loaded by ``bench/bench_settings.py``.
 
 * ``SearchPages`` (a spider middleware next to the spider): for every search page
-  (a response whose callback is ``parse_search``), the records on it (the spider's own
-  ``count_hits``), how many it saw for the first time in this run (the spider's
-  ``first_sighting`` bookkeeping), its term; so a benchmark can tell pages that
-  brought nothing new.
+  (a response whose callback is ``parse_search``), the records on it (the crawl's
+  ``envision/hits`` stat, which ``SourceSpider.hits_arrived`` counts), how many it saw for
+  the first time in this run (``envision/records/unique``), its term; so a benchmark can
+  tell pages that brought nothing new.
 * ``Timeline``: when the crawler was created, when its first request reached the
   downloader and when its last response came back (epoch seconds), requests per callback.
 
@@ -42,7 +42,7 @@ class SearchPages:
 
     def _page(self, response):
         spider = self.crawler.spider
-        if _callback_name(response.request) != "parse_search" or not hasattr(spider, "_terms_by_record"):
+        if _callback_name(response.request) != "parse_search" or not hasattr(spider, "hits_arrived"):
             return None
         kw = response.request.cb_kwargs
         # the query a page belongs to: its term and whatever else names the search
@@ -53,19 +53,12 @@ class SearchPages:
 
     def _step(self, page):
         """Context for one step of the callback: count its hits and first sightings."""
-        spider = self.crawler.spider
-        original = spider.count_hits
-
-        def count_hits(n: int) -> None:
-            page["hits"] += n
-            original(n)
-
-        seen = len(spider._terms_by_record)
-        spider.count_hits = count_hits
+        stats = self.crawler.stats
+        hits, unique = stats.get_value("envision/hits", 0), stats.get_value("envision/records/unique", 0)
 
         def done() -> None:
-            spider.count_hits = original
-            page["new"] += len(spider._terms_by_record) - seen
+            page["hits"] += stats.get_value("envision/hits", 0) - hits
+            page["new"] += stats.get_value("envision/records/unique", 0) - unique
 
         return done
 

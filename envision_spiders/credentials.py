@@ -1,44 +1,56 @@
-"""Credentials per source, from the environment only: one interface for spiders and downloads.
+"""Credentials per source, from the environment only: one object per source for the
+spider's requests, its archive peeks and its downloads alike.
 
 ::
 
     creds = credentials_for("dryad", api_root="https://datadryad.org/api/v2")
-    if creds.applies_to(url):                     # only the source's own site
+    if creds.applies_to(url):                     # the one rule of where they go
         headers = await creds.headers()           # {} when nothing is configured
     ...
     if response.status == 401 and await creds.renew(sent=headers):
-        ...                                       # send the request again, once
+        ...                                       # send the request again, once or twice
+
+**Where they go** (:meth:`Credentials.applies_to`): only to the exact origin (scheme,
+host, port) of the source's API root, under its site's path (the API root without
+``/api``, ``/api/vN``), or of a file host the source documents as needing them
+(``file_sites``; none does today). Since the scheme is part of the origin, they go
+over https unless the API root itself is http (the local test server). A crawl's
+requests get them from ``CredentialsMiddleware`` when they leave, downloads from
+``FileTransfer`` at every hop of a redirect; neither ever sends them anywhere else.
 
 * ``StaticCredentials``: a token or a key sent as it is. Kaggle (``KAGGLE_API_TOKEN``
   as Bearer, else ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` as HTTP basic, else the official
   client's config folder: ``KAGGLE_CONFIG_DIR``, ``~/.kaggle`` or
   ``$XDG_CONFIG_HOME/kaggle``, holding ``access_token`` or ``kaggle.json``), Zenodo
-  (``ZENODO_TOKEN``, Bearer), Figshare (``FIGSHARE_ACCESS_TOKEN``, ``token ...``), OSF
+  (``ZENODO_TOKEN``, Bearer), Figshare (``FIGSHARE_ACCESS_TOKEN``, ``token ...``: a
+  token Figshare refuses is dropped, since everything we read is public), OSF
   (``OSF_TOKEN``, Bearer).
 * ``DryadOAuth``: ``DRYAD_CLIENT_ID`` + ``DRYAD_CLIENT_SECRET`` exchanged for a Bearer
   token with the OAuth client-credentials grant (``POST {site}/oauth/token``, where
   ``{site}`` is the API root without ``/api/v2``, or ``DRYAD_TOKEN_URL``). The token is
-  fetched asynchronously on first use, shared by every concurrent caller (one request,
-  under a lock), cached until shortly before ``expires_in``, and renewed when a request
-  carrying it gets a 401 (``renew(sent=...)`` renews only if the refused token is still
-  the current one, so 20 parallel 401s cost one token request).
+  fetched on first use, shared by every concurrent caller (one request, under a lock),
+  cached until shortly before ``expires_in``, and renewed when a request carrying it
+  gets a 401 (``renew(sent=...)`` renews only if the refused token is still the current
+  one, so 20 parallel 401s cost one token request). A renewed token that the API
+  refuses before it ever accepted it means the API refuses this account: the token is
+  dropped and requests go on without one. A token that worked and later is refused has
+  expired: it is renewed again.
 
-The token request goes through a ``post`` coroutine the caller may supply (a spider
-passes one built on ``crawler.engine.download_async`` so the request is paced and
-retried like any other); the default uses aiohttp. Redirects are never followed with
-the secret in the body.
+The token request goes through a ``post`` coroutine the caller may supply (a crawl
+passes one built on ``crawler.engine.download_async`` so the request is paced like any
+other); the default uses aiohttp. Redirects are never followed with the secret in the
+body.
 
 Secrets are never logged, never written, never part of an exception message or a
 ``repr``: ``describe()`` names where credentials came from (a variable or a file name)
-and the scheme, nothing more. Credentials are sent only to URLs under the source's own
-site (``applies_to``); a download redirected to object storage elsewhere goes there
-without them.
+and the scheme, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import json
 import logging
 import os
@@ -74,9 +86,14 @@ API_SETTINGS = {
 }
 
 
-# Sources whose file hosts refuse anonymous downloads (apis.md §3, §6): without
-# credentials their files are neither peeked nor downloaded, and that is not an error.
+# Sources whose file hosts refuse anonymous downloads (docs/sources/dryad.md, kaggle.md):
+# without credentials their files are neither peeked nor downloaded, and that is not an
+# error.
 FILES_NEED_CREDENTIALS = frozenset({"dryad", "kaggle"})
+# File hosts apart from the API's own origin that a source documents as wanting its
+# credentials (source -> site roots). None does today: Zenodo, Kaggle and Dryad serve
+# files from their API's origin, and the others' file hosts serve public files.
+FILE_SITES: dict[str, tuple[str, ...]] = {}
 
 
 def site_root(api_root: str) -> str:
@@ -107,20 +124,44 @@ def url_under(url: str, root: str) -> bool:
     return not rpath or path == rpath or path.startswith(rpath + "/")
 
 
+class Renewal(enum.IntEnum):
+    """What a 401 did to the credentials (false when the request is not worth sending again)."""
+
+    NO = 0  # nothing to change: the refusal stands
+    AGAIN = 1  # the credentials changed after the request left (renewed for another refusal)
+    RENEWED = 2  # this refusal changed them (a new token, or none any more)
+
+
 class Credentials:
     """No credentials: every source without any configured, and the base interface."""
 
-    def __init__(self, source: str, site: str = "", origin: str = "") -> None:
+    def __init__(self, source: str, site: str = "", origin: str = "", file_sites: tuple[str, ...] = ()) -> None:
         self.source = source
-        self.site = site  # credentials go only to URLs under this root
+        self.site = site  # credentials go only to URLs under this root (or under file_sites)
+        self.file_sites = tuple(file_sites)
         self.origin = origin  # where they came from (a variable or a file name)
+        # count("token_renewed") -> the crawl's stats (envision/{source}/...); set by the spider
+        self.count: Callable[[str], None] = lambda key: None
 
     @property
     def configured(self) -> bool:
         return False
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests carry credentials now (a configured token that was refused
+        and dropped, or never obtained, does not count)."""
+        return self.configured
+
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is where this source's credentials belong: the exact origin
+        (scheme, host, port) of the source's site, under its path, or of a documented
+        file host."""
+        return any(site and url_under(url, site) for site in (self.site, *self.file_sites))
+
     def applies_to(self, url: str) -> bool:
-        return self.configured and bool(self.site) and url_under(url, self.site)
+        """The one rule: credentials, when there are any, go only where they belong."""
+        return self.configured and self.covers(url)
 
     def current_headers(self) -> dict[str, str]:
         """The headers to send now, without waiting (spiders build requests
@@ -130,9 +171,18 @@ class Credentials:
     async def headers(self) -> dict[str, str]:
         return self.current_headers()
 
-    async def renew(self, sent: Mapping[str, str] | None = None) -> bool:
-        """After a 401: True when there are new credentials worth one more try."""
-        return False
+    def use_post(self, post: PostFunc) -> None:
+        """Send token requests through ``post`` (only OAuth credentials make any)."""
+
+    def accepted(self, sent: str | None) -> None:
+        """A request sent with ``Authorization: sent`` got an answer other than 401."""
+
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
+        """After a 401 to a request sent with the headers ``sent`` (``resent``: that was
+        already a second try): true when the request is worth sending again with the
+        credentials current now (another token, or none); RENEWED when this refusal is
+        what changed them, AGAIN when they had changed since the request left."""
+        return Renewal.NO
 
     def describe(self) -> str:
         return "no credentials"
@@ -142,13 +192,19 @@ class Credentials:
 
 
 class StaticCredentials(Credentials):
-    """One header value that never changes (a personal token, an API key)."""
+    """One header value that never changes (a personal token, an API key).
 
-    def __init__(self, source: str, site: str, scheme: str, value: str, origin: str, user: str = "") -> None:
-        super().__init__(source, site, origin)
+    ``drop_when_refused``: a source whose reads are all public (Figshare) drops a token
+    the API refuses, says so once, and goes on without it."""
+
+    def __init__(self, source: str, site: str, scheme: str, value: str, origin: str, user: str = "",
+                 *, drop_when_refused: bool = False, file_sites: tuple[str, ...] = ()) -> None:
+        super().__init__(source, site, origin, file_sites)
         self.scheme = scheme  # "Bearer", "token", "Basic"
         self._value = value
         self.user = user
+        self.drop_when_refused = drop_when_refused
+        self.dropped = False
 
     @property
     def configured(self) -> bool:
@@ -156,6 +212,21 @@ class StaticCredentials(Credentials):
 
     def current_headers(self) -> dict[str, str]:
         return {"Authorization": f"{self.scheme} {self._value}"} if self._value else {}
+
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
+        refused = (sent or {}).get("Authorization")
+        if not self.drop_when_refused or refused is None:
+            return Renewal.NO
+        if refused != f"{self.scheme} {self._value}":
+            return Renewal.AGAIN  # dropped already: sent again without the token
+        self._value = ""
+        self.dropped = True
+        self.count("token_refused")
+        logger.error(
+            "%s: %s was refused (HTTP 401); going on without it (everything read is public): check the token",
+            self.source, self.origin,
+        )
+        return Renewal.RENEWED
 
     def describe(self) -> str:
         who = f"user {self.user} " if self.user else ""
@@ -230,6 +301,9 @@ class DryadOAuth(Credentials):
         self._token: str | None = None
         self._expires_at = float("inf")
         self._lock: asyncio.Lock | None = None
+        self._tried = False  # a token was asked for at least once
+        self._worked = False  # the API accepted the current token at least once
+        self.refused = False  # the API refuses the tokens this account gets: no more asked for
         self.fetches = 0  # token requests made (for stats and tests)
         self.last_error = ""
 
@@ -237,55 +311,96 @@ class DryadOAuth(Credentials):
     def configured(self) -> bool:
         return bool(self._client_id and self._client_secret)
 
+    @property
+    def authenticated(self) -> bool:
+        return self._token is not None
+
     def use_post(self, post: PostFunc) -> None:
-        """Send the token request through ``post`` (e.g. Scrapy's engine)."""
         self._post = post
 
-    def _valid(self) -> bool:
-        return self._token is not None and self._clock() < self._expires_at - EXPIRY_MARGIN
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while a token is fetched: a request about to leave waits for the new one."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
-    async def _fetch(self) -> None:
+    def _bearer(self) -> str | None:
+        return f"Bearer {self._token}" if self._token else None
+
+    def _stale(self) -> bool:
+        """No token yet, or the one we have expires within the margin. A token request
+        that failed is not repeated on every request: only a refusal (renew) or the
+        expiry of a token that was granted asks again."""
+        if self.refused:
+            return False
+        if self._token is None:
+            return not self._tried
+        return self._clock() >= self._expires_at - EXPIRY_MARGIN
+
+    async def _fetch(self) -> bool:
         self.fetches += 1
+        self._tried = True
         form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret}
         try:
             status, body = await self._post(self.token_url, form)
         except Exception as exc:  # network errors: the caller goes on without a token
-            self._token, why = None, f"{type(exc).__name__}"
+            token, ttl, why = None, None, f"{type(exc).__name__}"
         else:
             token, ttl, why = parse_token_answer(status, body)
-            self._token = token
-            self._expires_at = self._clock() + ttl if ttl else float("inf")
-        self.last_error = why if self._token is None else ""
-        if self._token is None:
+        self._token, self._worked = token, False
+        self._expires_at = self._clock() + ttl if ttl else float("inf")
+        self.last_error = why if token is None else ""
+        if token is None:
+            self.count("token_failed")
             logger.error(
-                "dryad: no OAuth token from %s: %s; check DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET "
-                "(requests go on without a token: anonymous limits, no file downloads)",
+                "dryad: no OAuth token from %s: %s; check DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET (and "
+                "DRYAD_TOKEN_URL); going on without one (anonymous limits, no file downloads)",
                 self.token_url, why,
             )
+            return False
+        self.count("token_fetched")
+        return True
+
+    def current_headers(self) -> dict[str, str]:
+        bearer = self._bearer()
+        return {"Authorization": bearer} if bearer else {}
 
     async def headers(self) -> dict[str, str]:
         if not self.configured:
             return {}
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self._valid():
+        async with self.lock:  # also waits for a renewal in progress
+            if self._stale():
                 await self._fetch()
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return self.current_headers()
 
-    async def renew(self, sent: Mapping[str, str] | None = None) -> bool:
+    def accepted(self, sent: str | None) -> None:
+        if sent is not None and sent == self._bearer():
+            self._worked = True
+
+    async def renew(self, sent: Mapping[str, str] | None = None, *, resent: bool = False) -> Renewal:
         if not self.configured:
-            return False
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+            return Renewal.NO
         refused = (sent or {}).get("Authorization")
-        async with self._lock:
-            current = f"Bearer {self._token}" if self._token else None
-            if refused is None or refused == current or current is None:
-                # the token that was refused is still the current one: get another
-                logger.info("dryad: the OAuth token was refused (expired?); asking for a new one")
-                await self._fetch()
-            return self._token is not None and f"Bearer {self._token}" != refused
+        async with self.lock:
+            if self._bearer() != refused:
+                # renewed (or dropped) since the request left: it was in flight when its
+                # token expired, and another refused request asked for the new one
+                return Renewal.AGAIN
+            if refused is not None:
+                if resent and not self._worked:
+                    # a renewed token refused before the API ever accepted it: the API
+                    # refuses what this account gets; asking again would only repeat it
+                    self._token, self.refused = None, True
+                    self.count("token_refused")
+                    logger.error("dryad: the API refuses even a new OAuth token; going on without a token "
+                                 "(check the API account of DRYAD_CLIENT_ID)")
+                else:
+                    # the token expired (or was revoked): one new token for every refused request
+                    logger.info("dryad: the API refused the OAuth token (expired?); asking for a new one")
+                    if await self._fetch():
+                        self.count("token_renewed")
+            return Renewal.RENEWED if self._bearer() != refused else Renewal.NO
 
     def describe(self) -> str:
         return f"OAuth client credentials from {self.origin} (token from {self.token_url})"
@@ -351,6 +466,15 @@ def kaggle_credentials(site: str, environ: Mapping[str, str], home: Path) -> Cre
 
 
 # ------------------------------------------------------------------ the registry
+# source -> (variable, scheme) of sources with one personal token
+STATIC_TOKENS = {
+    "zenodo": ("ZENODO_TOKEN", "Bearer"),
+    "figshare": ("FIGSHARE_ACCESS_TOKEN", "token"),
+    "osf": ("OSF_TOKEN", "Bearer"),
+}
+# Sources whose every read is public: a token the API refuses is dropped, not fatal.
+DROP_REFUSED_TOKENS = frozenset({"figshare"})
+
 def credentials_for(
     source: str,
     api_root: str | None = None,
@@ -363,7 +487,7 @@ def credentials_for(
 
     ``api_root`` is the source's API root (the ``*_API_URL`` setting); credentials are
     sent only to URLs under its site. ``settings`` (a Scrapy ``Settings`` or a mapping)
-    supplies the API root when ``api_root`` is not given.
+    supplies the API root when ``api_root`` is not given, and ``DRYAD_TOKEN_URL``.
     """
     env = os.environ if environ is None else environ
     if api_root is None:
@@ -372,26 +496,36 @@ def credentials_for(
         api_root = value or DEFAULT_API_ROOTS.get(source, "")
     root = (api_root or "").rstrip("/")
     site = site_root(root) if root else ""
+    files = FILE_SITES.get(source, ())
     if source == "kaggle":
         return kaggle_credentials(site, env, home or Path.home())
     if source == "dryad":
         account = dryad_client(env)
         if account:
-            return DryadOAuth(site, *account, token_url=(env.get("DRYAD_TOKEN_URL") or "").strip())
+            token_url = (settings.get("DRYAD_TOKEN_URL") if settings is not None else None) or env.get("DRYAD_TOKEN_URL")
+            return DryadOAuth(site, *account, token_url=(token_url or "").strip())
         if (env.get("DRYAD_CLIENT_ID") or "").strip() or (env.get("DRYAD_CLIENT_SECRET") or "").strip():
             logger.warning("dryad: only one of DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET is set; both are needed for a token")
         return Credentials("dryad", site)
-    static = {
-        "zenodo": ("ZENODO_TOKEN", "Bearer"),
-        "figshare": ("FIGSHARE_ACCESS_TOKEN", "token"),
-        "osf": ("OSF_TOKEN", "Bearer"),
-    }.get(source)
+    static = STATIC_TOKENS.get(source)
     if static:
         variable, scheme = static
         token = (env.get(variable) or "").strip()
         if token:
-            return StaticCredentials(source, site, scheme, token, variable)
-    return Credentials(source, site)
+            return StaticCredentials(source, site, scheme, token, variable, file_sites=files,
+                                     drop_when_refused=source in DROP_REFUSED_TOKENS)
+    return Credentials(source, site, file_sites=files)
+
+
+def has_credentials(source: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment configures credentials for ``source`` (for a pace that
+    depends on them, decided before the crawl builds them; nothing is logged). Kaggle's
+    files in its config folder are not looked at: its pace does not depend on them."""
+    env = os.environ if environ is None else environ
+    if source == "dryad":
+        return dryad_client(env) is not None
+    variable = STATIC_TOKENS.get(source, ("",))[0]
+    return bool(variable) and bool((env.get(variable) or "").strip())
 
 
 def form_body(form: Mapping[str, str]) -> str:

@@ -1,13 +1,10 @@
-"""Items the spiders yield.
+"""The item the spiders yield: one ``DatasetItem`` per record, nothing else.
 
-``DatasetItem`` holds every field of DESIGN.md "Data on disk". Spiders fill the
-source-specific fields; :func:`envision_spiders.filetypes.summarize_files` derives
+``DatasetItem`` holds every field of a saved record (README "Data on disk"). Spiders fill
+the source-specific fields; :func:`envision_spiders.filetypes.summarize_files` derives
 the file statistics (``file_names``, ``file_types``, the counts and the total size)
-from ``files`` so that every source counts the same way.
-
-``TermHit`` says "search term T found record R again". The persistence pipeline
-merges it into the saved record, so a record found by several terms lists every
-one of them without being fetched twice.
+from ``files`` so that every source counts the same way. A term that finds a record
+again is not an item: the crawl state keeps it (``CrawlState.found``).
 """
 
 from __future__ import annotations
@@ -71,6 +68,10 @@ class DatasetItem:
     archive_count: int = 0
     genomics_count: int = 0
     archives: list[dict[str, Any]] = field(default_factory=list)
+    # Funding references from the source's own fields (envision_spiders.funding):
+    # [{funder_name, funder_id, award_number, award_title, award_uri, nih_awards, nei}].
+    # None: this source's records carry no funding field (Kaggle, OSF); [] none given.
+    funding: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific facts worth keeping
     provenance: dict[str, Any] = field(default_factory=dict)  # harvested_at, search_terms, source_modified, api_url
     # Set by pipelines.classify: label, confidence, prob_eye_imaging, prob_negative,
@@ -79,12 +80,3 @@ class DatasetItem:
     # files_sha256, classified_at. None = not classified in this run (the
     # persistence pipeline then keeps the label saved earlier).
     classification: dict[str, Any] | None = None
-
-
-@dataclass
-class TermHit:
-    """A search term found a record that was already saved or already emitted."""
-
-    source: str
-    source_id: str
-    term: str

@@ -16,7 +16,10 @@ Every file is written atomically, and the results never shrink: if the records o
 source on disk are fewer than ``{source}_all_results.json`` already lists (a data folder
 that moved, a disk that failed), that source's files are kept, an error says why, and
 ``envision/results/kept`` counts it (the same for ``duplicates.json`` and all records).
-A source whose folder is missing altogether keeps its files untouched. A summary (records per label and source, the EYE_IMAGING confidence split) goes to
+A source whose folder is missing altogether keeps its files untouched. The same pass
+links NEI projects and the datasets that cite them (``nei_projects`` /
+``linked_datasets`` in the records, ``grants.json``: :mod:`envision_spiders.grants`).
+A summary (records per label and source, the EYE_IMAGING confidence split) goes to
 the log and to ``data/runs/{run_id}/results/summary.json``.
 
 ``confidence`` is the probability of the chosen label; ``size_mb`` is
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from envision_spiders.duplicates import duplicate_of, find_duplicates, record_key
+from envision_spiders.grants import GrantLinker
 from envision_spiders.items import RESULT_FIELDS
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
 from envision_spiders.textutil import utcnow_iso
@@ -140,13 +144,16 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
     results_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {}
     views: list[dict] = []
+    grants = GrantLinker()  # NEI projects and the datasets citing them (envision_spiders.grants)
     for source in sources_on_disk(data_dir):
         rows[source] = []
-        for _, record in iter_records(data_dir, source):
+        for path, record in iter_records(data_dir, source):
             if not record.get("source") or record.get("source_id") in (None, ""):
                 continue
             rows[source].append(classified_record(record))
             views.append(_duplicate_view(record))
+            grants.add(path, record)
+    grant_figures = grants.finish(results_dir, stats)
     groups = find_duplicates(views)
     duplicates = duplicate_of(groups)
     if not _shrinks(results_dir / "duplicates.json", len(views), stats):
@@ -154,7 +161,8 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
                           {"generated_at": utcnow_iso(), "records": len(views), "groups": groups})
     summary: dict[str, Any] = {"run_id": run_id, "generated_at": utcnow_iso(), "sources": {},
                                "eye_imaging_confidence": dict.fromkeys((b[0] for b in CONFIDENCE_BANDS), 0),
-                               "duplicate_groups": len(groups), "duplicates": len(duplicates)}
+                               "duplicate_groups": len(groups), "duplicates": len(duplicates),
+                               "grants": grant_figures}
     totals: Counter = Counter()
     for source, source_rows in rows.items():
         for row in source_rows:

@@ -9,10 +9,13 @@ every run, failed or not, with the exit status of each step it ran::
 
 It writes one ``summary.json`` (per spider: terms, hits, new / changed / unchanged,
 requests, retries, failures, bytes, duration; per step: records classified, EYE_IMAGING
-found, files downloaded, records posted), says in the log what is wrong — loudly, in
+found, files downloaded, records posted; the funnel of :mod:`envision_spiders.funnel`,
+also logged as one line; the recall of the reference catalogue), says in the log what
+is wrong — loudly, in
 capitals, one line per problem — and exits 1 when the run is unhealthy: a step failed,
 a spider did not finish or lost requests, or a source's hits collapsed against its
-recent runs (the original tool's DataCite scraper returned nothing for months).
+recent runs (the original tool's DataCite scraper returned nothing for months), or the
+recall of the reference catalogue dropped since the previous check.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envision_spiders.funnel import Funnel, funnel
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
 
@@ -32,7 +36,8 @@ SPIDER_FIGURES = ("terms_searched", "hits", "unique_records", "new", "changed", 
                   "retries", "rate_limited", "failures", "bytes", "elapsed_seconds", "finish_reason")
 
 
-def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
+def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], results_dir: Path | None = None,
+                threshold: float = 0.80) -> dict[str, Any]:
     folder = Path(data_dir) / "runs" / run_id
     problems: list[str] = []
     for name, status in steps:
@@ -72,6 +77,15 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]]) -> di
     post = read_json(folder / "post.json")
     if isinstance(post, dict):
         summary["post"] = {k: v for k, v in post.items() if isinstance(v, (int, float, str)) or k == "posted"}
+    if results_dir is not None and Path(results_dir).is_dir():
+        # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted, from the results on disk
+        summary["funnel"] = funnel(data_dir, results_dir, threshold).as_dict()
+    from envision_spiders.recall.check import run_figures
+
+    recall, recall_problems = run_figures(folder)
+    if recall is not None:
+        summary["recall"] = recall
+        problems += recall_problems
     summary["healthy"] = not problems
     summary["problems"] = problems
     return summary
@@ -80,22 +94,32 @@ def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]]) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envision_spiders.runhealth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="default: DATA_DIR (settings, environment, .env)")
+    parser.add_argument("--results-dir", default=None, help="default: RESULTS_DIR (settings, environment, .env)")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--step", action="append", default=[], metavar="NAME=STATUS",
                         help="a step this run ran and its exit status, in order")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
-    if args.data_dir is None:
-        from scrapy.utils.project import get_project_settings
+    from scrapy.utils.project import get_project_settings
 
-        args.data_dir = get_project_settings().get("DATA_DIR") or "data"
+    settings = get_project_settings()
+    args.data_dir = args.data_dir or settings.get("DATA_DIR") or "data"
+    args.results_dir = args.results_dir or settings.get("RESULTS_DIR") or "results"
+    try:
+        threshold = settings.getfloat("DOWNLOAD_THRESHOLD", 0.80)
+    except ValueError:  # the steps refused it already, in their own words
+        threshold = 0.80
     steps = []
     for item in args.step:
         name, _, status = item.partition("=")
         steps.append((name, int(status or 0)))
-    summary = run_summary(Path(args.data_dir), args.run_id, steps)
+    summary = run_summary(Path(args.data_dir), args.run_id, steps, Path(args.results_dir), threshold)
     path = Path(args.data_dir) / "runs" / args.run_id / "summary.json"
     atomic_write_json(path, summary)
+    if "funnel" in summary:
+        logger.info("run %s %s", args.run_id, Funnel(**summary["funnel"]).line())
+    if summary.get("recall"):
+        logger.info("run %s: %s", args.run_id, summary["recall"]["summary_line"])
     if summary["healthy"]:
         logger.info("run %s healthy; summary in %s", args.run_id, path)
         return 0

@@ -1,14 +1,20 @@
 """Small pure helpers for the field mapping every spider shares.
 
 HTML is stripped with lxml (a real parser: entities, broken markup, nested tags), not
-regular expressions; DOIs are normalised one way for the whole project; timestamps of
+regular expressions. libxml2 refuses a text node over 10 MB unless told otherwise, and
+then lxml's HTML parser returns an empty tree without an error: a 10 MB description
+became "" silently. The parser here allows huge trees, a parse that yields no text from
+a text that has some is logged and the text kept with its markup, and a text longer
+than ``MAX_TEXT_CHARS`` is cut with a log line. DOIs are normalised one way for the whole project; timestamps of
 every shape the APIs send (``Z`` or not, offsets, 7 fractional digits, bare dates or
 years) parse with one function.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import unquote
@@ -16,12 +22,22 @@ from urllib.parse import unquote
 import lxml.html
 from lxml import etree
 
+logger = logging.getLogger(__name__)
+
+# A plain text longer than this is cut (a description; real ones are a few kilobytes).
+MAX_TEXT_CHARS = 1_000_000
+_PARSERS = threading.local()  # lxml parsers are not shared between threads
+_TAG = re.compile(r"<[^>]*>")
+
 _BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
     "blockquote", "pre", "section", "article", "header", "footer", "dd", "dt", "hr",
 }
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidirectional controls (embeddings, overrides, isolates, LRM/RLM): invisible, and able
+# to make a title or a file name read as something else (``U+202E`` "gpj.exe").
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 # Markup: a tag (<p>, </p>, <br/>, <!-- -->) or an entity (&amp; &#39; &#x27;). Plain text such
 # as "p<0.05 and R&D" holds neither and is not parsed as HTML (it would lose text).
@@ -34,8 +50,13 @@ _LOOKS_LIKE_HTML = re.compile(
 )
 
 
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters."""
+    return BIDI_CONTROLS.sub("", text)
+
+
 def _clean_ws(text: str) -> str:
-    text = _CONTROL.sub(" ", text)
+    text = strip_bidi(_CONTROL.sub(" ", text))
     paragraphs = []
     for block in re.split(r"\n\s*\n|\n", text):
         block = _WS.sub(" ", block).strip()
@@ -59,7 +80,7 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
     value = _CONTROL.sub(" ", value)  # NUL and other control characters never reach a record
     if _LOOKS_LIKE_HTML.search(value):
         try:
-            root = lxml.html.fragment_fromstring(value, create_parent="div")
+            root = lxml.html.fragment_fromstring(value, create_parent="div", parser=_html_parser())
         except (etree.ParserError, ValueError):
             root = None
         if root is not None:
@@ -75,14 +96,53 @@ def html_to_text(value: Any) -> tuple[str, list[str]]:
                     if el.tag.lower() in ("br", "hr"):
                         continue
                     el.text = "\n" + (el.text or "")
-            value = root.text_content()
+            parsed = root.text_content()
+            if parsed.strip() or not _TAG.sub("", value).strip():
+                value = parsed
+            else:  # the parser lost the text: keep it with its markup rather than nothing
+                logger.warning("an HTML text of %d characters parsed to nothing; kept with its markup", len(value))
     text = _clean_ws(value)
+    if len(text) > MAX_TEXT_CHARS:
+        logger.warning("a text of %d characters was cut to %d (MAX_TEXT_CHARS)", len(text), MAX_TEXT_CHARS)
+        text = text[:MAX_TEXT_CHARS]
     links.extend(m.group(0).rstrip(".,;:") for m in _URL_IN_TEXT.finditer(text))
     return text, list(dict.fromkeys(links))
 
 
+def _html_parser() -> lxml.html.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(huge_tree=True)
+    return parser
+
+
 def plain_text(value: Any) -> str:
     return html_to_text(value)[0]
+
+
+_NAME_KEYS = ("name", "full_name", "fullName", "text", "value", "title")
+
+
+def name_text(value: Any) -> str:
+    """A name (a creator's, an affiliation's) as plain text whatever its shape: text as
+    it is; an object by its ``name`` (or ``full_name``, ``text``, ...), else its family
+    and given names; a list as its names joined by "; ". Anything else, or an object
+    without a name, is "" (never ``str()`` of an object)."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        for key in _NAME_KEYS:
+            text = name_text(value.get(key)) if not isinstance(value.get(key), (dict, list)) else ""
+            if text:
+                return text
+        family = name_text(value.get("familyName") or value.get("family_name") or value.get("lastName"))
+        given = name_text(value.get("givenName") or value.get("given_name") or value.get("firstName"))
+        return f"{family}, {given}" if family and given else family or given
+    if isinstance(value, list):
+        return "; ".join(dict.fromkeys(t for t in (name_text(v) for v in value if not isinstance(v, list)) if t))
+    return ""
 
 
 _DOI_PREFIX = re.compile(
@@ -218,7 +278,7 @@ def strings(value: Any) -> list[str]:
     seen: set[str] = set()  # a list lookup made this quadratic (20,000 file names: 1.6 s)
     for v in as_list(value):
         if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-            s = " ".join(str(v).split())
+            s = " ".join(strip_bidi(str(v)).split())
             if s and s not in seen:
                 seen.add(s)
                 out.append(s)

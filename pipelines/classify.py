@@ -1,8 +1,11 @@
 """Label every record during the crawl, without stalling it.
 
 * The model (``CLASSIFIER_MODEL``, see :mod:`envision_spiders.classifier.model`) starts
-  loading in a worker thread when the spider opens; requests go on meanwhile, and items
-  wait for it. ``scrapy crawl all`` loads it once for its seven crawlers.
+  loading in a worker thread when the first record arrives; requests go on meanwhile,
+  and items wait for it. A crawl that yields no record (an incremental run with nothing
+  new) never loads it: a load still running when such a short crawl exited failed at
+  interpreter shutdown and read as a broken model. ``scrapy crawl all`` loads it once
+  for its seven crawlers.
 * Items are collected into batches (``CLASSIFY_BATCH_SIZE`` items, or whatever arrived
   within ``CLASSIFY_BATCH_WAIT`` seconds) and each batch is classified in that worker
   thread: the reactor keeps downloading while torch computes. One batch runs at a
@@ -27,14 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
 from envision_spiders.classifier import Classifier, ClassifierInput, models_dir, record_input, shared_classifier
-from envision_spiders.items import TermHit
-from envision_spiders.storage import read_json, record_path
+from envision_spiders.extensions.state import CrawlState
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ class ClassifyPipeline:
             raise NotConfigured("CLASSIFY_ENABLED is off")
         self.crawler = crawler
         self.stats = crawler.stats
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.spec = settings.get("CLASSIFIER_MODEL") or ""
         self.models_root = models_dir(settings)
         self.batch_size = max(1, settings.getint("CLASSIFY_BATCH_SIZE", 32))
@@ -64,13 +64,13 @@ class ClassifyPipeline:
     def from_crawler(cls, crawler) -> ClassifyPipeline:
         return cls(crawler)
 
-    def open_spider(self) -> None:
+    def _start_loading(self) -> None:
         loop = asyncio.get_running_loop()
         self._model = loop.run_in_executor(_WORKER, shared_classifier, self.spec, self.models_root)
 
     async def _classifier(self) -> Classifier | None:
-        if self._model is None:  # called outside a crawl, without open_spider
-            self.open_spider()
+        if self._model is None:  # the first record of the crawl
+            self._start_loading()
         try:
             return await asyncio.shield(self._model)
         except Exception as exc:
@@ -83,15 +83,13 @@ class ClassifyPipeline:
             return None
 
     async def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         classifier = await self._classifier()
         if classifier is None:
             self.stats.inc_value("envision/classify/unclassified")
             return item
         inp = record_input(adapter)
-        saved = read_json(record_path(self.data_dir, adapter["source"], str(adapter["source_id"])))
+        saved = CrawlState.of(self.crawler).saved(str(adapter["source_id"]))
         previous = saved.get("classification") if isinstance(saved, dict) else None
         if classifier.reusable(previous, inp):
             adapter["classification"] = previous

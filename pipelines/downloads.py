@@ -11,13 +11,16 @@ queuing again rewrites the same entry; see ``envision_spiders.downloads.queue``)
 ``scrapy download`` (``automation.sh download``) fetches it later even when the crawl
 does not.
 
-With ``DOWNLOAD_ENABLED`` the crawl also fetches them: each queued record becomes a
-task on the crawl's own event loop (the asyncio reactor's), streaming with aiohttp
-beside Scrapy's requests, so the crawl never waits for a transfer; when the spider
-closes, ``close_spider`` waits for the transfers still running. Why in-process rather
-than only queuing: a weekly cron run with DOWNLOAD_ENABLED then needs no second step,
-and transfers overlap the crawl instead of following it. Progress goes to the log
-(bars would garble a crawl's log).
+With ``DOWNLOAD_ENABLED`` the crawl also fetches the records whose duplicates are
+known: those :func:`envision_spiders.selection.select_records` selects in the results
+on disk (written by the last classification, with every record's ``duplicate_of``).
+A record the results do not list yet (new in this crawl) cannot be known not to be a
+duplicate until the results are rebuilt: it stays queued for ``scrapy download``, which
+the weekly run starts after ``scrapy classify`` (the log says how many wait). Each
+selected record becomes a task on the crawl's own event loop (the asyncio reactor's),
+streaming with aiohttp beside Scrapy's requests, so the crawl never waits for a
+transfer; when the spider closes, ``close_spider`` waits for the transfers still
+running. Progress goes to the log (bars would garble a crawl's log).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from itemadapter import ItemAdapter
 from envision_spiders.downloads.progress import LogProgress
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
-from envision_spiders.items import TermHit
+from envision_spiders.selection import Selection, select_records
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +46,17 @@ class DownloadQueuePipeline:
         self.enabled = settings.getbool("DOWNLOAD_ENABLED", False)
         self.queue = DownloadQueue(self.config.data_dir)
         self.runner: DownloadRunner | None = None
+        self.selections: dict[str, Selection] = {}  # per source, read once from the results on disk
+        self.waiting = 0  # confident records left to `scrapy download` (duplicates not known yet)
         if self.enabled:
+            # the spider's credentials, the very object its requests and peeks use
+            spider = crawler.spider
+            creds = getattr(spider, "credentials", None)
             self.runner = DownloadRunner(
                 self.config,
                 progress=LogProgress(settings.getfloat("DOWNLOAD_PROGRESS_INTERVAL", 30.0)),
                 stats=lambda key, n: crawler.stats.inc_value(key, n),
+                credentials={spider.name: creds} if creds is not None else None,
             )
 
     @classmethod
@@ -55,8 +64,6 @@ class DownloadQueuePipeline:
         return cls(crawler)
 
     def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         ok, why = gate(adapter, self.threshold)
         if not ok:
@@ -73,12 +80,22 @@ class DownloadQueuePipeline:
             return item
         self.crawler.stats.inc_value("envision/download/queued" if new else "envision/download/requeued")
         if self.runner is not None:
-            self.runner.submit({"source": source, "source_id": source_id, "label": label, "prob_eye_imaging": prob})
+            if source not in self.selections:
+                self.selections[source] = select_records(self.config.results_dir, [source], self.threshold)
+            selection = self.selections[source]
+            if selection.why_not((source, source_id)) is None:
+                self.runner.submit({"source": source, "source_id": source_id, "label": label, "prob_eye_imaging": prob})
+            elif (source, source_id) not in selection.refused:  # the refused: `scrapy download` says why
+                self.waiting += 1
+                self.crawler.stats.inc_value("envision/download/waiting_for_results")
         return item
 
     async def close_spider(self) -> None:
         if self.runner is None:
             return
+        if self.waiting:
+            logger.info("%d confident records stay queued for `scrapy download`: the results do not list them yet "
+                        "(their duplicates are known once `scrapy classify` rewrote the results)", self.waiting)
         if self.runner.running:
             logger.info("waiting for %d record downloads still running", self.runner.running)
         try:

@@ -17,7 +17,6 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from envision_spiders.filetypes import summarize_files
-from envision_spiders.items import TermHit
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +30,6 @@ class NormalizePipeline:
         return cls(crawler)
 
     def process_item(self, item):
-        if isinstance(item, TermHit):
-            return item
         adapter = ItemAdapter(item)
         if not adapter.get("source_id"):
             self.crawler.stats.inc_value("envision/records/dropped_without_id")

@@ -4,11 +4,17 @@
   over the old one: a kill or a crash leaves the old record or the new one, never a
   torn file, and nothing else on disk is touched;
 * ``provenance.search_terms`` is the union of the terms that found the record this run
-  and in earlier runs; a ``TermHit`` (a term that found an already handled record)
-  is merged into the saved file, or into the record still on its way;
+  (the crawl state keeps them, including those that found it while it was on its way
+  here) and in earlier runs, by the one rule of
+  :func:`envision_spiders.extensions.state.merged_terms`; once written, the state
+  merges later terms into the file itself;
 * ``extra`` facts a spider lists in ``accumulated_extra`` grow across runs: lists
   become the sorted union, mappings are merged (a source that reports a record
   piecemeal, like RePORTER's fiscal years searched a few at a time incrementally);
+* a text the new harvest could not read (an empty title or description where the
+  saved record has one: an API that sent nothing, a parser that lost it) never
+  replaces the saved text: it is kept, logged and counted
+  (``envision/persist/kept_saved_text``);
 * new, changed and unchanged records are counted (``envision/records/*``);
 * a write that fails (full disk, permissions) is logged with the path and the reason,
   counted, and the item is dropped so later steps never act on an unsaved record.
@@ -22,8 +28,8 @@ from pathlib import Path
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from envision_spiders.items import TermHit
-from envision_spiders.storage import atomic_write_json, read_json, record_path
+from envision_spiders.extensions.state import CrawlState, merged_terms
+from envision_spiders.storage import atomic_write_json, record_path
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,21 @@ logger = logging.getLogger(__name__)
 _VOLATILE = ("harvested_at",)
 # Fields a later step sets on the item; None means "not set this run".
 KEPT_WHEN_NONE = ("classification",)
+# Texts an empty new value never replaces (see keep_saved_texts).
+KEPT_WHEN_EMPTY = ("title", "description")
+
+
+def keep_saved_texts(existing: dict, record: dict) -> list[str]:
+    """Put back the saved title and description where the new record has none (an
+    empty text is a harvest that could not read it, not a dataset that lost its
+    description); returns the fields kept."""
+    kept = []
+    for key in KEPT_WHEN_EMPTY:
+        old, new = existing.get(key), record.get(key)
+        if isinstance(old, str) and old.strip() and not (isinstance(new, str) and new.strip()):
+            record[key] = old
+            kept.append(key)
+    return kept
 
 
 def accumulate(old, new):
@@ -57,31 +78,25 @@ class PersistPipeline:
         self.crawler = crawler
         self.stats = crawler.stats
         self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
-        # terms that found a record before its item arrived (it was still being fetched)
-        self.pending_terms: dict[tuple[str, str], set[str]] = {}
-        self.saved_this_run: set[tuple[str, str]] = set()
 
     @classmethod
     def from_crawler(cls, crawler) -> PersistPipeline:
         return cls(crawler)
 
     def process_item(self, item):
-        if isinstance(item, TermHit):
-            self._merge_term(item)
-            return item
         adapter = ItemAdapter(item)
         source, source_id = adapter["source"], str(adapter["source_id"])
         path = record_path(self.data_dir, source, source_id)
         record = adapter.asdict()
-        existing = read_json(path) if path.exists() else None
+        state = CrawlState.of(self.crawler)
+        existing = state.saved(source_id)
+        # the terms the item was made with, then those that found it since (the crawl
+        # state has them) and those of earlier runs
         terms = list((record.get("provenance") or {}).get("search_terms") or [])
-        extra_terms = set(self.pending_terms.pop((source, source_id), set()))
+        others = state.terms_found(source_id)
         if isinstance(existing, dict):
-            extra_terms |= set((existing.get("provenance") or {}).get("search_terms") or [])
-        for t in sorted(extra_terms):
-            if t not in terms:
-                terms.append(t)
-        record.setdefault("provenance", {})["search_terms"] = terms
+            others += (existing.get("provenance") or {}).get("search_terms") or []
+        record.setdefault("provenance", {})["search_terms"] = merged_terms(terms, others)
         if isinstance(existing, dict):
             old_extra = existing.get("extra") if isinstance(existing.get("extra"), dict) else {}
             extra = record.get("extra") if isinstance(record.get("extra"), dict) else None
@@ -94,6 +109,10 @@ class PersistPipeline:
             for key, value in existing.items():
                 if key not in record or (key in KEPT_WHEN_NONE and record[key] is None):
                     record[key] = value
+            for key in keep_saved_texts(existing, record):
+                self.stats.inc_value("envision/persist/kept_saved_text")
+                logger.warning("%s %s: the new %s is empty; the saved one (%d characters) is kept",
+                               source, source_id, key, len(record[key]))
         status = "new" if existing is None else ("unchanged" if _comparable(existing) == _comparable(record) else "changed")
         try:
             atomic_write_json(path, record)
@@ -101,28 +120,8 @@ class PersistPipeline:
             self.stats.inc_value("envision/persist/errors")
             logger.error("Cannot save %s record %s to %s: %s", source, source_id, path, exc)
             raise DropItem(f"not saved: {exc}") from exc
-        self.saved_this_run.add((source, source_id))
+        state.record_saved(source_id, record)
         self.stats.inc_value(f"envision/records/{status}" if status != "unchanged" else "envision/records/rewritten_unchanged")
         if status == "changed":
             logger.debug("%s record %s changed", source, source_id)
         return item
-
-    def _merge_term(self, hit: TermHit) -> None:
-        key = (hit.source, str(hit.source_id))
-        path = record_path(self.data_dir, *key)
-        record = read_json(path) if path.exists() else None
-        if not isinstance(record, dict):
-            # not saved yet: its item is still on its way (files listing, archive peek)
-            self.pending_terms.setdefault(key, set()).add(hit.term)
-            return
-        prov = record.setdefault("provenance", {})
-        terms = prov.get("search_terms") or []
-        if hit.term in terms:
-            return
-        prov["search_terms"] = [*terms, hit.term]
-        try:
-            atomic_write_json(path, record)
-            self.stats.inc_value("envision/records/terms_merged")
-        except OSError as exc:
-            self.stats.inc_value("envision/persist/errors")
-            logger.error("Cannot add term %r to %s: %s", hit.term, path, exc)

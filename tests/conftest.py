@@ -120,6 +120,174 @@ def run_crawl(
     )
 
 
+def crawl_in_process(
+    api_server,
+    spider: str,
+    data_dir: Path,
+    *args: str,
+    **settings: Any,
+) -> subprocess.CompletedProcess:
+    """``scrapy crawl <spider>`` as :func:`run_crawl` runs it, in this process: the same
+    environment (``settings.py`` is evaluated again under it and ``os.environ`` is that
+    environment while the crawl runs, so tokens and settings come from where they come
+    from in a real run), the same ``-a name=value`` / ``-s NAME=value`` arguments, run id,
+    log and exit status (the project's crawl command's own report decides it), through
+    Scrapy's AsyncCrawlerRunner on this process's asyncio reactor. A crawl in a
+    subprocess pays a new Python and the import of Scrapy and the project (seconds per
+    crawl, several times that on a loaded machine); use this where a test checks what a
+    component does in a whole crawl, and :func:`run_crawl` where the process itself is
+    the subject (command line, exit of the process, signals). The result has
+    ``returncode`` and ``stderr`` (the crawl's log) like run_crawl's, and ``crawler``."""
+    import io
+    import logging
+    from unittest import mock
+
+    from scrapy.crawler import AsyncCrawlerRunner
+
+    from envision_spiders.commands.crawl import Command
+    from envision_spiders.extensions.runsummary import new_run_id
+
+    spargs: dict[str, str] = {}
+    overrides: dict[str, str] = {}
+    options = iter(args)
+    for option in options:
+        target = {"-a": spargs, "-s": overrides}.get(option)
+        if target is None:
+            raise ValueError(f"crawl_in_process takes -a and -s arguments only, not {option!r}")
+        name, _, value = next(options).partition("=")
+        target[name] = value
+    log = io.StringIO()
+    env = crawl_env(api_server, data_dir, **settings)
+    with mock.patch.dict(os.environ, env, clear=True):
+        project = _project_settings()
+        for name, value in overrides.items():
+            project.set(name, value, priority="cmdline")
+        run_id = project.get("RUN_ID") or new_run_id()
+        project.set("RUN_ID", run_id, priority="cmdline")
+        handler = logging.StreamHandler(log)
+        handler.setLevel(project.get("LOG_LEVEL"))
+        handler.setFormatter(logging.Formatter(project.get("LOG_FORMAT"), project.get("LOG_DATEFORMAT")))
+        root = logging.getLogger()
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(min(level or logging.WARNING, handler.level))
+        command = Command()
+        command.settings = project
+        runner = AsyncCrawlerRunner(project)
+        crawler = runner.create_crawler(spider)
+        try:
+            _run_on_reactor(lambda: runner.crawl(crawler, **spargs))
+        except Exception:
+            logging.getLogger(__name__).exception("the crawl failed to start")
+            command.exitcode = 1
+        finally:
+            if runner.bootstrap_failed:
+                command.exitcode = 1
+            command._report(run_id, [spider])
+            root.removeHandler(handler)
+            root.setLevel(level)
+    result = subprocess.CompletedProcess(["scrapy", "crawl", spider, *args], command.exitcode, "", log.getvalue())
+    result.crawler = crawler
+    return result
+
+
+def _project_settings():
+    """The project's settings as a new process computes them: ``settings.py`` evaluated
+    again under the current ``os.environ`` (the module the test process imported read
+    the environment once, at its import)."""
+    import importlib.util
+
+    from scrapy.settings import Settings
+
+    spec = importlib.util.spec_from_file_location("_envision_settings_under_test", ROOT / "envision_spiders" / "settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings = Settings()
+    settings.setmodule(module, priority="project")
+    return settings
+
+
+def scrapy_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``scrapy <args>`` with environment ``env``, in this process, for the commands that
+    run no crawler (post, download, report, classify, export-addf, ...): Scrapy's own
+    command line (``scrapy.cmdline.execute``) with the settings a new process would
+    compute, run from the repository root with ``os.environ`` set to ``env``; stdout,
+    stderr (the log) and the exit status are captured as ``subprocess.run`` gives them,
+    and the process-wide logging set-up of the command is undone afterwards. A traceback
+    escaping the command is printed to stderr with exit status 1, as Python would."""
+    import contextlib
+    import io
+    import logging
+    import traceback
+    from unittest import mock
+
+    from scrapy import cmdline
+    from scrapy.utils import log as scrapy_log
+    from twisted.python import log as twisted_log
+
+    out, err = io.StringIO(), io.StringIO()
+    observers = list(twisted_log.theLogPublisher.observers)
+    levels = {name: logging.getLogger(name).level for name in scrapy_log.DEFAULT_LOGGING["loggers"]}
+    root_level = logging.root.level
+    cwd = os.getcwd()
+    code: int | str | None = 0
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            os.chdir(ROOT)
+            cmdline.execute(["scrapy", *args], _project_settings())
+        except SystemExit as exc:
+            code = exc.code
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os.chdir(cwd)
+            scrapy_log._uninstall_scrapy_root_handler()
+            for observer in list(twisted_log.theLogPublisher.observers):
+                if observer not in observers:
+                    twisted_log.removeObserver(observer)
+            logging.captureWarnings(False)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            logging.root.setLevel(root_level)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): printed, status 1
+        err.write(f"{code}\n")
+        code = 1
+    return subprocess.CompletedProcess(["scrapy", *args], code, out.getvalue(), err.getvalue())
+
+
+_REACTOR_STARTED = False
+
+
+def _run_on_reactor(start) -> Any:
+    """Run what ``start()`` returns (a coroutine or task) on the asyncio loop of the reactor installed above, the reactor
+    marked running (Scrapy's downloads and threads need that) but never blocking in
+    ``reactor.run()``: each in-process crawl runs the loop until its own end."""
+    import asyncio
+
+    from twisted.internet import reactor
+
+    global _REACTOR_STARTED
+    if not _REACTOR_STARTED:
+        reactor.startRunning(installSignalHandlers=False)
+        _REACTOR_STARTED = True
+    loop = reactor._asyncioEventloop
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(start())
+
+
+def pytest_sessionfinish(session):
+    """Stop the reactor that in-process crawls started (its thread pool would keep the
+    process alive)."""
+    if _REACTOR_STARTED:
+        from twisted.internet import reactor
+
+        reactor.stop()
+        reactor._asyncioEventloop.run_forever()  # until the shutdown triggers have run
+
+
 def last_summary(data_dir: Path, spider: str) -> dict:
     runs = sorted((data_dir / "runs").glob(f"*/{spider}.json"))
     assert runs, f"no run summary for {spider} under {data_dir}/runs"
@@ -150,15 +318,45 @@ def make_spider(spidercls, data_dir: Path, *, open_state: bool = True, spider_kw
     return spider
 
 
+def models_cache() -> Path:
+    """Where the test suite keeps the default classifier between sessions and shares it
+    between parallel workers: ``CLASSIFIER_MODELS_DIR`` when set, else a folder of the
+    user's cache (``$XDG_CACHE_HOME``, default ``~/.cache``) named after the model's
+    fingerprint. A changed input (recipe, training records, library versions) is another
+    folder, so branches checked out side by side never rebuild each other's model and a
+    stale model is never used; the repository itself stays untouched."""
+    configured = os.environ.get("CLASSIFIER_MODELS_DIR")
+    if configured:
+        return Path(configured)
+    from envision_spiders.classifier.model import fingerprint, input_versions
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "envision-spiders" / "test-models" / fingerprint(input_versions())
+
+
+def pytest_collection_finish(session):
+    """Build the default classifier before the first test when a selected test needs it,
+    outside any test's timeout: the build is a fixed cost of the session (about a minute
+    of CPU, several on a loaded machine), not part of the test that happens to come
+    first. Under pytest-xdist every worker gets here; one builds, the others wait on the
+    build's file lock."""
+    if session.config.option.collectonly:
+        return
+    if any("classifier_models" in getattr(item, "fixturenames", ()) for item in session.items):
+        from envision_spiders.classifier import build_default_model
+
+        build_default_model(models_cache())
+
+
 @pytest.fixture(scope="session")
-def classifier_models(tmp_path_factory) -> Path:
-    """A models folder holding the default classifier, built once per test session from
-    packaged parts only (HF_HUB_OFFLINE=1 above: no hub). With CLASSIFIER_MODELS_DIR set
-    in the environment, that folder is reused across sessions (and rebuilt only when the
-    model's inputs change)."""
+def classifier_models() -> Path:
+    """A models folder holding the default classifier, built from packaged parts only
+    (HF_HUB_OFFLINE=1 above: no hub) the first time any session needs it, then reused:
+    see :func:`models_cache`. ``build_default_model`` holds a file lock while it builds,
+    so parallel workers (pytest-xdist) wait for one build and load its result."""
     from envision_spiders.classifier import build_default_model
 
-    root = Path(os.environ.get("CLASSIFIER_MODELS_DIR") or tmp_path_factory.mktemp("models"))
+    root = models_cache()
     build_default_model(root)
     return root
 

@@ -6,8 +6,6 @@ identifiers), modalities from file types and archive members; ``scrapy export-ad
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -23,7 +21,7 @@ from envision_spiders.addf import (
     validate,
 )
 from envision_spiders.storage import atomic_write_json, record_path
-from tests.conftest import ROOT, crawl_env
+from tests.conftest import crawl_env, scrapy_in_process
 
 FULL = {
     "source": "zenodo",
@@ -207,8 +205,7 @@ def test_export_addf_command(tmp_path):
     (results / "dryad_eye_imaging.json").write_text(json.dumps(rows))
     env = crawl_env(None, data_dir, RESULTS_DIR=str(results))
     out = tmp_path / "addf"
-    result = subprocess.run([sys.executable, "-m", "scrapy", "export-addf", "-o", str(out)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = scrapy_in_process(["export-addf", "-o", str(out)], env)
     assert result.returncode == 0, result.stderr[-3000:]
     folders = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*"))
     assert folders == ["dryad/doi_10.5061_dryad.abc"]

@@ -1,5 +1,5 @@
-"""Archive peeking through the real engine: what each archive costs on the server side,
-and what lands on the saved record."""
+"""Archive peeking through the real engine (whole crawls, in this process): what each
+archive costs on the server side, and what lands on the saved record."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from envision_spiders.localapi.core import ServedFile
 from envision_spiders.localapi.payloads import make_payload
 from envision_spiders.localapi.zenodo import add_record
 
-from .conftest import last_summary, run_crawl, saved_records
+from .conftest import crawl_in_process, last_summary, saved_records
 
 TERMS = "retinal OCT\n"
 
@@ -50,7 +50,7 @@ def test_each_archive_kind_costs_what_it_should(api, tmp_path, terms):
         "scan.e2e": ServedFile.from_bytes(b"\0" * 100),
     }
     _record(api, 42, files)
-    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
+    result = crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
     assert result.returncode == 0, result.stderr[-2000:]
     (record,) = saved_records(tmp_path / "d", "zenodo").values()
     by_name = {a["name"]: a for a in record["archives"]}
@@ -80,12 +80,11 @@ def test_each_archive_kind_costs_what_it_should(api, tmp_path, terms):
     assert summary["stats"]["envision/archive/listed"] == 5
 
 
-@pytest.mark.slow
 def test_a_server_that_ignores_range_is_cut_at_the_budget(api, tmp_path, terms):
     huge, _ = virtual_zip64(1000, 2 * 10**9)
     _record(api, 43, {"whole.zip": huge})
     api.state.add_fault(path=r"/storage/zenodo/43/", kind="ignore_range", count=-1)
-    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
+    result = crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
     assert result.returncode == 0
     (record,) = saved_records(tmp_path / "d", "zenodo").values()
     (entry,) = record["archives"]
@@ -95,24 +94,22 @@ def test_a_server_that_ignores_range_is_cut_at_the_budget(api, tmp_path, terms):
     assert api.state.bytes_for(r"/storage/zenodo/43/") < 16 * 2**20
 
 
-@pytest.mark.slow
 def test_peeking_can_be_turned_off_and_hostile_archives_keep_the_record(api, tmp_path, terms):
     _record(api, 44, {"broken.zip": ServedFile.from_bytes(b"PK\x03\x04 not really a zip" * 100)})
-    result = run_crawl(api, "zenodo", tmp_path / "off", SEARCH_TERMS=terms, ARCHIVE_PEEK_ENABLED="0")
+    result = crawl_in_process(api, "zenodo", tmp_path / "off", SEARCH_TERMS=terms, ARCHIVE_PEEK_ENABLED="0")
     assert result.returncode == 0
     assert api.state.count(r"/storage/") == 0
     assert saved_records(tmp_path / "off", "zenodo")["44"]["archives"] == []
-    result = run_crawl(api, "zenodo", tmp_path / "on", SEARCH_TERMS=terms)
+    result = crawl_in_process(api, "zenodo", tmp_path / "on", SEARCH_TERMS=terms)
     assert result.returncode == 0
     (entry,) = saved_records(tmp_path / "on", "zenodo")["44"]["archives"]
     assert entry["listed"] is False and entry["reason"]
 
 
-@pytest.mark.slow
 def test_archives_per_record_are_capped(api, tmp_path, terms):
     files = {f"part{i:02d}.zip": ServedFile.from_bytes(zip_bytes([(f"img{i}.png", b"x")])) for i in range(5)}
     _record(api, 45, files)
-    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms, ARCHIVE_PEEK_MAX_ARCHIVES="3")
+    result = crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms, ARCHIVE_PEEK_MAX_ARCHIVES="3")
     assert result.returncode == 0
     entries = saved_records(tmp_path / "d", "zenodo")["45"]["archives"]
     assert sum(1 for e in entries if e["listed"]) == 3
@@ -120,12 +117,11 @@ def test_archives_per_record_are_capped(api, tmp_path, terms):
     assert api.state.count(r"/storage/zenodo/45/") == 3
 
 
-@pytest.mark.slow
 def test_a_small_zip_behind_a_server_that_ignores_range_is_read_whole(api, tmp_path, terms):
     data, names = zip_with_large_directory(3000)  # ~400 KB: larger than the tail, within the budget
     _record(api, 46, {"whole.zip": ServedFile.from_bytes(data)})
     api.state.add_fault(path=r"/storage/zenodo/46/", kind="ignore_range", count=-1)
-    result = run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
+    result = crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms)
     assert result.returncode == 0
     (entry,) = saved_records(tmp_path / "d", "zenodo")["46"]["archives"]
     assert entry["listed"] and entry["complete"] and entry["member_count"] == 3000
@@ -134,18 +130,17 @@ def test_a_small_zip_behind_a_server_that_ignores_range_is_read_whole(api, tmp_p
     assert api.state.count(r"/storage/zenodo/46/") == 1
 
 
-@pytest.mark.slow
 def test_a_refreshed_record_reuses_the_listing_of_an_unchanged_archive(api, tmp_path, terms):
     data, _ = zip_with_large_directory(3000)
     _record(api, 47, {"images.zip": ServedFile.from_bytes(data)})
-    assert run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
+    assert crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
     first = saved_records(tmp_path / "d", "zenodo")["47"]["archives"]
     api.state.reset_counters()
     api.modify("zenodo", 1.0)  # a new title, the same files
-    assert run_crawl(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
+    assert crawl_in_process(api, "zenodo", tmp_path / "d", SEARCH_TERMS=terms).returncode == 0
     record = saved_records(tmp_path / "d", "zenodo")["47"]
     assert record["title"].endswith("(revised)") and record["archives"] == first
     assert api.state.count(r"/storage/") == 0, "no peek for an archive that did not change"
     # a full run looks again
-    assert run_crawl(api, "zenodo", tmp_path / "d", "-a", "full=1", SEARCH_TERMS=terms).returncode == 0
+    assert crawl_in_process(api, "zenodo", tmp_path / "d", "-a", "full=1", SEARCH_TERMS=terms).returncode == 0
     assert api.state.count(r"/storage/zenodo/47/") == 2

@@ -55,21 +55,38 @@ def test_a_failed_scrape_stops_the_run_and_is_logged(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_the_weekly_pipeline_offline_and_sums_it_up(tmp_path, classifier_models):
-    env = _env(tmp_path, DEMO_RECORDS="8", DEMO_DATA_DIR=str(tmp_path / "demo"), DEMO_RESULTS_DIR=str(tmp_path / "demo-results"),
+    # the results folder given relative to the checkout, as the default results/demo is
+    results_dir = os.path.relpath(tmp_path / "demo-results", ROOT)
+    env = _env(tmp_path, DEMO_RECORDS="8", DEMO_DATA_DIR=str(tmp_path / "demo"), DEMO_RESULTS_DIR=results_dir,
                CLASSIFIER_MODELS_DIR=str(classifier_models))
     result = automation("demo", env=env, timeout=900)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert not (tmp_path / "data").exists(), "the demo never touches the real DATA_DIR"
-    for step in ("scrape:", "classify:", "download:", "post:", "report:"):
+    for step in ("scrape:", "classify:", "download:", "post:", "recall:", "report:"):
         assert step in out, step
     runs = tmp_path / "demo" / "runs" / "testrun"
     names = {p.name for p in runs.iterdir()}
-    assert {"automation.log", "zenodo.json", "nei.json", "download.json", "post.json", "summary.json"} <= names, names
+    assert {"automation.log", "zenodo.json", "nei.json", "download.json", "post.json", "recall.json", "summary.json"} <= names, names
     summary = json.loads((runs / "summary.json").read_text())
-    assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "report"]
+    assert summary["healthy"] and [s["step"] for s in summary["steps"]] == ["scrape", "classify", "download", "post", "recall",
+                                                                            "report"]
+    assert summary["recall"]["summary_line"].startswith("recall of the reference catalogue: ")
+    assert "recall of the reference catalogue: " in out
     assert summary["classify"]["records"] > 0 and set(summary["spiders"]) >= {"zenodo", "nei", "osf"}
     assert (tmp_path / "demo-results" / "report.html").exists()
+    # duplicates are neither downloaded nor posted, and the funnel's figures nest
+    rows = [r for p in (tmp_path / "demo-results").glob("*_all_results.json") for r in json.loads(p.read_text())]
+    duplicates = {(r["source"], str(r["source_id"])) for r in rows if r.get("duplicate_of")}
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "demo" / "downloads").glob("*/*/manifest.json")]
+    assert not duplicates & {(m["source"], str(m["source_id"])) for m in manifests}
+    posted = json.loads((tmp_path / "demo" / "portal" / "posted.json").read_text())["portals"]
+    assert not duplicates & {(e["source"], str(e["source_id"])) for p in posted.values() for e in p["datasets"].values()}
+    f = summary["funnel"]
+    assert f["found"] == len(rows) >= f["eye_imaging"] >= f["confident"] >= f["canonical"] >= f["downloaded"]
+    assert f["canonical"] >= f["posted"] and f"run testrun funnel: {f['found']} found" in out
+    # where the page really is, whatever folder the curator ran the script from
+    assert f"demo review page: file://{(tmp_path / 'demo-results' / 'report.html').resolve()}" in out
 
 
 @pytest.mark.slow
@@ -95,3 +112,42 @@ def _terms(tmp_path):
     p = tmp_path / "terms.txt"
     p.write_text("retinal OCT\n")
     return p
+
+
+def test_the_local_api_server_prints_every_export_a_shell_needs(tmp_path):
+    """``python -m envision_spiders.localapi`` prints the lines a curator pastes into a
+    shell to run the commands against it; without POLITENESS_SCALE=0 the spiders keep
+    the real APIs' pace (OSF: 100 requests an hour) against a local server."""
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "envision_spiders.localapi", "--port", "0", "--records", "1",
+                             "--sources", "zenodo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith("export PORTAL_API_KEY="):
+                break
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+    assert exports.get("POLITENESS_SCALE") == "0", lines
+    assert exports["ZENODO_API_URL"].startswith("http://127.0.0.1:") and "PORTAL_URL" in exports
+
+
+def test_help_lists_every_step_and_says_what_a_bare_run_does(tmp_path):
+    """Every step the script accepts (its ``case`` block) is in ``--help``, and the help
+    says that no step at all means the real, hours-long weekly crawl."""
+    import re
+
+    script = (ROOT / "automation.sh").read_text()
+    block = script[script.index('case "$STEP" in'):script.index("esac")]
+    steps = {name for names in re.findall(r"^\s+([a-z|-]+)\)", block, re.M) for name in names.split("|")}
+    steps -= {"-h", "--help"}
+    assert {"all", "setup", "demo", "report"} <= steps
+    result = automation("--help", env=_env(tmp_path), timeout=60)
+    assert result.returncode == 0
+    listed = set(re.findall(r"^  ([a-z]+)\s", result.stdout, re.M))
+    assert steps <= listed, steps - listed
+    assert "REAL weekly pipeline" in result.stdout and "hours" in result.stdout

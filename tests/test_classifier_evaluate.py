@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from envision_spiders.classifier.evaluate import (
     write_report,
 )
 
-from .conftest import ROOT, crawl_env
+from .conftest import crawl_env, scrapy_in_process
 
 PROBES = Path(__file__).parent / "fixtures" / "classifier" / "probes.jsonl"
 
@@ -142,8 +141,7 @@ def test_cross_validation_scores_the_records_with_files_by_text_and_combined():
 
 
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *command], cwd=ROOT, capture_output=True, text=True,
-                          env=crawl_env(None, data_dir, **settings), timeout=300)
+    return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
 
 @pytest.mark.slow
@@ -167,6 +165,9 @@ def test_commands_are_registered_under_their_dashed_names(tmp_path):
 
 @pytest.mark.parametrize("command", [["classify"], ["evaluate-classifier", "--file", str(PROBES)]])
 def test_commands_exit_1_with_one_clear_line_when_the_model_cannot_load(tmp_path, command):
+    # a record to classify: on an empty DATA_DIR classify loads no model at all
+    (tmp_path / "metadata" / "zenodo").mkdir(parents=True)
+    (tmp_path / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1", "title": "OCT"}')
     result = scrapy([*command, "--model", str(tmp_path / "no-model")], tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Cannot load the classifier" in result.stderr and "no such folder" in result.stderr

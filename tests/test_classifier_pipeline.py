@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +20,7 @@ from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.classify import ClassifyPipeline
 from pipelines.persist import PersistPipeline
 
-from .conftest import ROOT, crawl_env, last_summary, run_crawl, saved_records
+from .conftest import crawl_env, crawl_in_process, last_summary, saved_records, scrapy_in_process
 
 POSITIVE = ("Retinal OCT volumes of 300 eyes with diabetic macular edema",
             "Spectral-domain OCT B-scans acquired on a Heidelberg Spectralis, with fluid segmentation masks.")
@@ -47,7 +46,6 @@ def item(i: int, title: str, description: str, **fields) -> DatasetItem:
 
 def run_items(pipeline, items, during=None):
     async def main():
-        pipeline.open_spider()
         tasks = [asyncio.ensure_future(pipeline.process_item(i)) for i in items]
         if during:
             await during(tasks)
@@ -131,6 +129,35 @@ def test_a_model_that_cannot_load_leaves_items_unlabelled_and_logs_once(tmp_path
     assert crawler.stats.get_value("envision/classify/unclassified") == 3
 
 
+def test_the_model_loads_only_when_a_record_needs_it(tmp_path, monkeypatch):
+    """An incremental crawl that finds nothing new ends within seconds: a model load
+    started when the spider opened was still running as the process exited, failed at
+    interpreter shutdown, and was reported as a broken model being rebuilt ("The
+    default classifier ... does not load ...; rebuilding it"). Nothing loads until a
+    record needs a label."""
+    loads = []
+
+    class Model:
+        model_id = "fake@1"
+
+        def reusable(self, classification, text):
+            return False
+
+        def classify(self, texts):
+            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in texts]
+
+    def load(spec, root):
+        loads.append(spec)
+        return Model()
+
+    monkeypatch.setattr("pipelines.classify.shared_classifier", load)
+    crawler = crawler_for(tmp_path, tmp_path / "models")
+    assert run_items(ClassifyPipeline.from_crawler(crawler), []) == []
+    assert loads == [], "a crawl without records loaded the model"
+    out = run_items(ClassifyPipeline.from_crawler(crawler), [item(i, *POSITIVE) for i in range(3)])
+    assert loads == [""] and [o.classification["label"] for o in out] == ["EYE_IMAGING"] * 3
+
+
 def test_persistence_keeps_the_saved_label_of_an_item_not_classified_this_run(tmp_path):
     crawler = crawler_for(tmp_path, tmp_path)
     persist = PersistPipeline.from_crawler(crawler)
@@ -143,14 +170,13 @@ def test_persistence_keeps_the_saved_label_of_an_item_not_classified_this_run(tm
     assert json.loads(record_path(tmp_path, "zenodo", "1").read_text())["classification"] == new_label
 
 
-# ------------------------------------------------------------------ through the engine
+# ------------------------------------------------------------------ through the engine (in this process)
 
 
-@pytest.mark.slow
 def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classifier_models):
     api.generate("zenodo", 40, seed=5)
     settings = {"CLASSIFY_ENABLED": "1", "CLASSIFIER_MODELS_DIR": str(classifier_models)}
-    result = run_crawl(api, "zenodo", tmp_path, **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     records = saved_records(tmp_path, "zenodo")
     assert records and all(r["classification"]["model_id"].startswith("envision-default@") for r in records.values())
@@ -161,14 +187,14 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
     assert {r["label"] for r in rows} == {"EYE_IMAGING", "NEGATIVE"}  # the corpus holds both
 
     # a full re-run finds the same texts: nothing is classified again
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats.get("envision/classify/cached") == len(records) and "envision/classify/classified" not in stats
 
     # records whose title changed are classified again, and only those
     changed = api.modify("zenodo", 0.2)
-    result = run_crawl(api, "zenodo", tmp_path, "-a", "full=1", **settings)
+    result = crawl_in_process(api, "zenodo", tmp_path, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = last_summary(tmp_path, "zenodo")["stats"]
     assert stats["envision/classify/classified"] == changed
@@ -176,8 +202,7 @@ def test_crawl_labels_each_record_once_per_model_and_text(api, tmp_path, classif
 
 
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *command], cwd=ROOT, capture_output=True, text=True,
-                          env=crawl_env(None, data_dir, **settings), timeout=300)
+    return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
 
 @pytest.mark.slow

@@ -46,6 +46,90 @@ def test_every_spider_is_listed_and_its_start_yields_requests(tmp_path):
 def test_crawl_of_an_unknown_spider_fails_clearly(tmp_path):
     result = scrapy("crawl", "nosuchspider", env=crawl_env(None, tmp_path))
     assert result.returncode != 0 and "nosuchspider" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _error_line(stderr: str) -> str:
+    """The one line a refused command prints after Scrapy's usage block."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["crawl", "zenodoo"], {}, "no spider named 'zenodoo'; did you mean zenodo?"),
+    (["crawl", "zenodo", "-a", "sinse=2025-01-01"], {}, "-a sinse: zenodo takes no such argument; did you mean since?"),
+    (["crawl", "all", "-a", "page_size=50"], {}, "-a page_size: only datacite takes it"),
+    (["crawl", "zenodo", "-s", "MAX_PER_QUERYY=5"], {}, "-s MAX_PER_QUERYY: no such setting; did you mean MAX_PER_QUERY?"),
+    (["crawl", "zenodo"], {"MAX_PER_QUERY": "fifty"},
+     "MAX_PER_QUERY='fifty' (environment or .env) is not a whole number (the default is 0)"),
+    (["crawl", "nei", "-s", "CLASSIFY_ENABLED=maybe"], {}, "CLASSIFY_ENABLED='maybe' (-s) is not on or off"),
+    (["download", "-s", "DOWNLOAD_THRESHOLD=high"], {}, "DOWNLOAD_THRESHOLD='high' (-s) is not a number"),
+    (["classify", "--source", "zenodoo"], {}, "--source zenodoo: no such source; did you mean zenodo?"),
+    (["download", "--source", "figshar"], {}, "--source figshar: no such source; did you mean figshare?"),
+    (["report"], {"RESULTS_DIR": "missing"}, "RESULTS_DIR"),
+    (["post", "--dry-run"], {"RESULTS_DIR": "missing"}, "does not exist: run `scrapy classify` first"),
+])
+def test_bad_input_from_the_user_is_one_line_and_exit_status_2(tmp_path, args, env, message):
+    """Misspelt commands, settings and values, unknown sources, empty or missing folders:
+    one line saying what is wrong and what would be right, no traceback, no work done."""
+    values = crawl_env(None, tmp_path / "data", RESULTS_DIR=str(tmp_path / "results"))
+    (tmp_path / "results").mkdir()
+    if env.get("RESULTS_DIR") == "missing":
+        env["RESULTS_DIR"] = str(tmp_path / "no-such-results")
+    result = scrapy(*args, env={**values, **env})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert message in _error_line(result.stderr)
+    assert not (tmp_path / "data" / "models").exists(), "no model is built for a refused command"
+    assert not (tmp_path / "data" / "runs").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize("args, which", [(["classify"], ""), (["classify", "--source", "osf"], " of osf")])
+def test_classify_on_a_data_dir_without_records_says_so_and_builds_no_model(tmp_path, args, which):
+    """Nothing to label: one line, a non-zero status (3: the step ran and found a problem,
+    so a weekly run after a scrape that saved nothing still ends with its report), and no
+    model loaded or built."""
+    data = tmp_path / "data"
+    (data / "metadata" / "zenodo").mkdir(parents=True)
+    (data / "metadata" / "zenodo" / "1.json").write_text('{"source": "zenodo", "source_id": "1"}')
+    if not which:
+        (data / "metadata" / "zenodo" / "1.json").unlink()
+    result = scrapy(*args, env=crawl_env(None, data, RESULTS_DIR=str(tmp_path / "results")), timeout=300)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "holds no saved records" in line]
+    assert f"ERROR: classify: DATA_DIR {data} holds no saved records{which}" in line
+    assert not (data / "models").exists() and "Classifier" not in result.stderr
+
+
+def test_a_misspelt_setting_in_dot_env_is_named(tmp_path):
+    """Settings come from .env too (python-dotenv, in the working directory): a misspelt
+    name there was silently ignored."""
+    (tmp_path / ".env").write_text("DOWNLOAD_TRESHOLD=0.9\n")
+    env = crawl_env(None, tmp_path / "data", SCRAPY_SETTINGS_MODULE="envision_spiders.settings")
+    result = subprocess.run([sys.executable, "-m", "scrapy", "crawl", "zenodo"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "DOWNLOAD_TRESHOLD (environment or .env) is not a setting; did you mean DOWNLOAD_THRESHOLD?" in \
+        _error_line(result.stderr)
+
+
+def test_spider_arguments_and_suggestions():
+    from envision_spiders.spiders.datacite import DataCiteSpider
+    from envision_spiders.spiders.zenodo import ZenodoSpider
+    from envision_spiders.usercheck import did_you_mean, spider_problems
+
+    assert ZenodoSpider.arguments() == {"since", "full"}
+    assert DataCiteSpider.arguments() == {"since", "full", "page_size"}
+    accepted = {"zenodo": {"since", "full"}, "datacite": {"since", "full", "page_size"}}
+    assert spider_problems(accepted, "zenodo", {"since": "2026-01-01", "_job": "abc"}, accepted) == []
+    assert spider_problems(accepted, "datacite", {"page_size": "50"}, accepted) == []
+    assert spider_problems(accepted, "all", {"full": "1"}, accepted) == []
+    (problem,) = spider_problems(accepted, "zenodo", {"name": "x"}, accepted)
+    assert problem.startswith("-a name: zenodo takes no such argument") and "(arguments: full, since)" in problem
+    assert did_you_mean("RESULT_DIR", ["RESULTS_DIR", "DATA_DIR"]) == "; did you mean RESULTS_DIR?"
+    assert did_you_mean("PATH", ["RESULTS_DIR", "DATA_DIR"]) == ""
 
 
 @pytest.mark.slow

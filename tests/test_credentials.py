@@ -13,6 +13,7 @@ import pytest
 from envision_spiders.credentials import (
     Credentials,
     DryadOAuth,
+    Renewal,
     StaticCredentials,
     credentials_for,
     parse_token_answer,
@@ -139,7 +140,8 @@ def test_dryad_token_expiry_and_renewal_after_401():
 
     first, renewed, after_renewal, after_expiry = asyncio.run(go())
     assert first == {"Authorization": "Bearer tok1"}
-    assert all(renewed)
+    # the first refusal renewed the token; the other nine find it renewed already
+    assert sorted(renewed) == [Renewal.AGAIN] * 9 + [Renewal.RENEWED]
     assert after_renewal == {"Authorization": "Bearer tok2"}
     assert after_expiry == {"Authorization": "Bearer tok3"}
     assert creds.fetches == 3
@@ -150,7 +152,7 @@ def test_dryad_refused_credentials_log_no_secret(caplog):
     creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
     with caplog.at_level(logging.DEBUG):
         assert asyncio.run(creds.headers()) == {}
-        assert asyncio.run(creds.renew({})) is False
+        assert asyncio.run(creds.renew({})) is Renewal.NO
     assert "invalid_client" in caplog.text and "HTTP 401" in caplog.text
     assert SECRET not in caplog.text and SECRET not in repr(creds) and SECRET not in creds.last_error
 
@@ -211,3 +213,96 @@ def test_kaggle_config_dir_and_xdg(tmp_path):
     assert creds.user == "carol" and creds.origin == str(custom / "kaggle.json")
     (home / ".kaggle").mkdir()
     assert kaggle_config_dir({"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home) == home / ".kaggle"
+
+
+def test_dryad_a_renewed_token_refused_before_it_ever_worked_means_the_account_is_refused(caplog):
+    """The rule the crawl, the archive peeks and the downloads now share (it once lived
+    only in the Dryad spider): a new token the API refuses before accepting it once is
+    not renewed again; requests go on without a token."""
+    post = FakePost(*[(200, {"access_token": f"tok{i}", "token_type": "bearer", "expires_in": 600}) for i in (1, 2, 3)])
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        first = await creds.headers()
+        assert await creds.renew(first)  # tok1 expired: tok2
+        second = creds.current_headers()
+        assert second == {"Authorization": "Bearer tok2"}
+        # tok2 refused on a request that was already sent again with it: the account is refused
+        assert await creds.renew(second, resent=True), "sent once more, without a token"
+        return await creds.headers()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(go()) == {}
+    assert creds.refused and not creds.authenticated and creds.fetches == 2
+    assert "refuses even a new OAuth token" in caplog.text and SECRET not in caplog.text
+
+
+def test_dryad_a_renewed_token_that_worked_and_then_expired_is_renewed_again():
+    post = FakePost(*[(200, {"access_token": f"tok{i}", "token_type": "bearer", "expires_in": 600}) for i in (1, 2, 3)])
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        first = await creds.headers()
+        assert await creds.renew(first)
+        second = creds.current_headers()
+        creds.accepted(second["Authorization"])  # the API took tok2 for other requests
+        assert await creds.renew(second, resent=True)  # then refused it: expired too
+        return await creds.headers()
+
+    assert asyncio.run(go()) == {"Authorization": "Bearer tok3"}
+    assert not creds.refused and creds.fetches == 3
+
+
+def test_a_failed_token_request_is_not_repeated_on_every_request(caplog):
+    post = FakePost((500, {"error": "server_error"}))
+    creds = DryadOAuth("https://datadryad.org", "client", SECRET, post=post)
+
+    async def go():
+        return [await creds.headers() for _ in range(5)]
+
+    assert asyncio.run(go()) == [{}] * 5
+    assert creds.fetches == 1 and len(post.forms) == 1
+
+
+def test_figshare_drops_a_refused_token_and_says_so_once(caplog):
+    creds = credentials_for("figshare", "https://api.figshare.com/v2", environ={"FIGSHARE_ACCESS_TOKEN": SECRET})
+    counted = []
+    creds.count = counted.append
+    sent = asyncio.run(creds.headers())
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(creds.renew(sent)) and asyncio.run(creds.renew(sent))
+    assert asyncio.run(creds.headers()) == {} and not creds.authenticated
+    assert counted == ["token_refused"] and caplog.text.count("FIGSHARE_ACCESS_TOKEN") == 1 and SECRET not in caplog.text
+    # static tokens of other sources are never dropped: a 401 is a problem to report
+    zenodo = credentials_for("zenodo", environ={"ZENODO_TOKEN": SECRET})
+    assert not asyncio.run(zenodo.renew(asyncio.run(zenodo.headers()))) and zenodo.configured
+
+
+def test_every_request_refused_with_a_dropped_token_is_sent_again_without_it(tmp_path, monkeypatch):
+    """Figshare: several requests leave with a token the API refuses. The first 401 drops
+    it; the others, answered while the token is already gone, are sent again too
+    (without it) instead of reaching the spider as failures."""
+    from scrapy.http import TextResponse
+
+    from envision_spiders.middlewares.credentials import CredentialsMiddleware
+    from envision_spiders.spiders.figshare import FigshareSpider
+
+    from .conftest import make_spider
+
+    monkeypatch.setenv("FIGSHARE_ACCESS_TOKEN", SECRET)
+    spider = make_spider(FigshareSpider, tmp_path, FIGSHARE_API_URL="https://api.figshare.com/v2")
+    mw = CredentialsMiddleware.from_crawler(spider.crawler)
+
+    async def go():
+        sent = [spider.search_request(t) for t in ("alpha", "beta", "gamma")]
+        for r in sent:
+            await mw.process_request(r)
+        assert all(r.headers["Authorization"] == f"token {SECRET}".encode() for r in sent)
+        again = [await mw.process_response(r, TextResponse(r.url, status=401, request=r)) for r in sent]
+        for r in again:
+            await mw.process_request(r)
+        return again
+
+    again = asyncio.run(go())
+    assert all(r.__class__.__name__ == "Request" and "Authorization" not in r.headers for r in again)
+    assert spider.crawler.stats.get_value("envision/figshare/token_refused") == 1

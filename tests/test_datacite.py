@@ -12,24 +12,26 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from scrapy.http import JsonResponse, Request, TextResponse
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.localapi import datacite as server_dc
 from envision_spiders.spiders.datacite import (
     ANONYMOUS_PACE,
-    IDENTIFIED_PACE,
     DataCiteSpider,
+    IDENTIFIED_PACE,
     build_query,
+    identified_user_agent,
+    next_cursor,
+    search_params,
+)
+from envision_spiders.mapping.datacite import (
+    abstract_of,
     format_extensions,
     hosting_repository,
-    identified_user_agent,
     license_id,
     main_title,
-    abstract_of,
     map_creators,
     map_dates,
-    next_cursor,
     rights_of,
-    search_params,
     size_in_bytes,
 )
 from envision_spiders.storage import record_path
@@ -242,7 +244,7 @@ def test_datacite_single_doi_2026_shape(response, tmp_path):
     assert item.provenance["source_modified"] == "2024-04-03T15:08:19Z"
     assert item.provenance["api_url"] == "https://api.datacite.org/dois/10.6084/m9.figshare.1449060"
     # found again by another term: remembered, not mapped again
-    assert list(spider.handle_hit(response.json()["data"], "drosophila")) == [TermHit("datacite", item.source_id, "drosophila")]
+    assert list(spider.handle_hit(response.json()["data"], "drosophila")) == []
     assert spider.terms_for(item.source_id) == ["wing images", "drosophila"]
 
 

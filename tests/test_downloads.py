@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from envision_spiders.downloads.transfer import parse_checksum
 from envision_spiders.localapi import ServedFile
 from envision_spiders.localapi.downloads import cut_once, state_of
 from envision_spiders.storage import atomic_write_json, read_jsonl, record_path
-from tests.conftest import ROOT, crawl_env
+from tests.conftest import crawl_env, scrapy_in_process
 
 TOKEN = "tok-NEVER-in-files-or-logs"
 
@@ -153,6 +152,33 @@ def test_assign_paths_never_collide():
     assert len({p.casefold() for p in paths}) == len(paths)
     assert "manifest.json" not in paths and not any(p.endswith(".part") for p in paths)
     assert paths[7].startswith("x~") and paths[7].endswith("/inner.png")  # "x" is a file already
+
+
+@pytest.mark.timeout(20)
+def test_long_names_leave_room_for_every_suffix_and_stay_distinct():
+    """Names are cut with room for the ``.part`` and ``.part.json`` the downloader adds,
+    keeping their extension; two long names cut to the same bytes get ``~2`` inside the
+    limit (the cut used to drop the ``~2`` again, and assign_paths never returned)."""
+    from envision_spiders.downloads.safety import MAX_NAME_BYTES, MAX_PATH_BYTES, PART_SUFFIX
+
+    names = ["a" * 300 + ".png", "a" * 300 + "b.png", "é" * 300 + ".nii.gz", "é" * 300 + ".nii.gz",
+             "n" * 300 + ".part", "/".join(["d" * 255] * 31) + "/f.png", "x" * 600]
+    paths = assign_paths((n, f"f{i}") for i, n in enumerate(names))
+    assert len({p.casefold() for p in paths}) == len(paths)
+    for name, path in zip(names, paths):
+        last = path.rsplit("/", 1)[-1]
+        assert len(("." + last + PART_SUFFIX + ".json.abcdefgh.tmp").encode()) <= 255, path
+        assert len(path.encode()) <= MAX_PATH_BYTES and len(last.encode()) <= MAX_NAME_BYTES
+    assert paths[0].endswith(".png") and paths[1].endswith("~2.png") and paths[3].endswith("~2.nii.gz")
+    assert not paths[4].endswith(".part")
+
+
+def test_long_ids_make_short_distinct_file_names():
+    from envision_spiders.storage import SAFE_ID_BYTES, safe_id
+
+    a, b = safe_id("é" * 300), safe_id("é" * 299 + "x")
+    assert a != b and max(len(a.encode()), len(b.encode())) <= SAFE_ID_BYTES
+    assert safe_id("10.5061/dryad.8515") == "10.5061_dryad.8515"
 
 
 def test_check_url():
@@ -439,6 +465,152 @@ def test_free_disk_check_before_each_file(api, tmp_path):
     assert api.state.count("/storage/rec16/") == 0
 
 
+def test_an_over_long_name_downloads_and_no_file_error_escapes_its_file(api, tmp_path, monkeypatch):
+    """A 300-character name became 255 bytes, then ``.part`` made it too long: the error
+    escaped the per-file handling, the manifest said verified files were pending, and
+    every run ended unhealthy. Now it downloads, and an error of one file (here one
+    planted in the transfer) ends that file only."""
+    from envision_spiders.downloads import transfer
+
+    cfg = config(tmp_path)
+    long_url, long = served(api, "rec44/long.png", 3_000)
+    ok_url, ok = served(api, "rec44/ok.png", 2_000)
+    boom_url, boom = served(api, "rec44/boom.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "44", [file_entry("z" * 300 + ".png", long_url, long), file_entry("ok.png", ok_url, ok),
+                                             file_entry("boom.png", boom_url, boom)])
+    real_run = transfer.FileTransfer.run
+
+    async def broken(self, job):
+        if job.name == "boom.png":
+            raise RuntimeError("planted")
+        return await real_run(self, job)
+
+    monkeypatch.setattr(transfer.FileTransfer, "run", broken)
+    reports, runner = run(cfg, cand("zenodo", "44"))
+    m = manifest(cfg, "zenodo", "44")
+    status = {f["name"]: f["status"] for f in m["files"]}
+    assert status == {"z" * 227 + ".png": "downloaded", "ok.png": "downloaded", "boom.png": "failed"}, status
+    assert "planted" in next(f["reason"] for f in m["files"] if f["name"] == "boom.png")
+    assert m["totals"]["pending"] == 0 and not runner.counts["record_errors"]
+    monkeypatch.setattr(transfer.FileTransfer, "run", real_run)
+    reports, runner = run(cfg, cand("zenodo", "44"))
+    m = manifest(cfg, "zenodo", "44")
+    assert reports[0].status == "complete" and m["status"] == "complete", m
+    assert sorted(f["status"] for f in m["files"]) == ["downloaded", "verified-existing", "verified-existing"]
+    assert files_on_disk(cfg.downloads_dir / "zenodo" / "44")["z" * 227 + ".png"] == long.data
+
+
+def test_a_file_verified_before_is_never_reported_pending(api, tmp_path):
+    """Until a run looks at a file again, its manifest shows what the last run knew: a
+    file verified then and untouched since is verified, not pending (a run killed in
+    the middle leaves that manifest)."""
+    from envision_spiders.downloads.manifest import RecordManifest
+    from envision_spiders.downloads.runner import plan_record
+
+    cfg = config(tmp_path)
+    url, f = served(api, "rec45/a.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "45", [file_entry("a.png", url, f)])
+    run(cfg, cand("zenodo", "45"))
+    plan = plan_record(cfg, cand("zenodo", "45"))
+    m = RecordManifest(plan.folder, plan.header)
+    p = plan.files[0]
+    entry = m.add_file(p.job, name="a.png", original_name="a.png", url=url, file_id="a.png", expected_size=f.size,
+                       checksum_expected=f"md5:{f.md5}", algorithm="md5")
+    assert entry["status"] == "verified-existing"
+    (plan.folder / "a.png").write_bytes(b"changed")
+    m = RecordManifest(plan.folder, plan.header)
+    entry = m.add_file(p.job, name="a.png", original_name="a.png", url=url, file_id="a.png", expected_size=f.size,
+                       checksum_expected=f"md5:{f.md5}", algorithm="md5")
+    assert entry["status"] == "pending"
+
+
+GB = 10**9
+GB = 10**9
+
+
+def test_a_declared_size_larger_than_the_free_space_is_refused_before_a_byte(api, tmp_path):
+    """The record does not say the size; the server declares 50 GB (Content-Length of a
+    virtual file). Before anything is written it is compared with the free space."""
+    from envision_spiders.localapi.core import sparse_reader
+
+    cfg = config(tmp_path, min_free_bytes=GB, free_space=lambda folder: 10 * GB, max_bytes=0)
+    api.state.add_file("rec40/huge.bin", ServedFile(size=50 * GB, reader=sparse_reader(50 * GB, {})))
+    put_record(cfg.data_dir, "zenodo", "40",
+               [{"name": "huge.bin", "url": f"{api.base_url}/storage/rec40/huge.bin", "size_bytes": None, "checksum": None}])
+    run(cfg, cand("zenodo", "40"))
+    entry = manifest(cfg, "zenodo", "40")["files"][0]
+    assert entry["status"] == "failed", entry
+    assert "the server declares 50000000000 bytes" in entry["reason"] and "10.00 GB free" in entry["reason"]
+    assert api.state.bytes_for("/storage/rec40/") < 64 << 20, "the body was not read (what the socket buffers took only)"
+    assert not list((cfg.downloads_dir / "zenodo" / "40").glob("huge.bin*")), "nothing written"
+
+
+class ShrinkingDisk:
+    """Free space that drops below the reserve once ``after`` bytes were written to the
+    record folder (another process filling the disk)."""
+
+    def __init__(self, folder: Path, after: int) -> None:
+        self.folder, self.after, self.full = folder, after, True
+
+    def __call__(self, folder: Path) -> int:
+        written = sum(p.stat().st_size for p in self.folder.rglob("*.part")) if self.folder.exists() else 0
+        return 10 * GB if written < self.after or not self.full else GB // 2
+
+
+@pytest.mark.parametrize("takes_ranges", [True, False])
+def test_the_free_space_floor_stops_a_file_and_keeps_only_a_resumable_part(api, tmp_path, takes_ranges):
+    folder = tmp_path / "data" / "downloads" / "zenodo" / "41"
+    disk = ShrinkingDisk(folder, after=3 << 20)
+    cfg = config(tmp_path, min_free_bytes=GB, free_space=disk, retries=0)
+    url, f = served(api, "rec41/scan.nii", 8 << 20, ignore_range=not takes_ranges)
+    put_record(cfg.data_dir, "zenodo", "41", [file_entry("scan.nii", url, f)])
+    run(cfg, cand("zenodo", "41"))
+    entry = manifest(cfg, "zenodo", "41")["files"][0]
+    assert entry["status"] == "failed" and "below DOWNLOAD_MIN_FREE_BYTES" in entry["reason"], entry
+    part = folder / "scan.nii.part"
+    if not takes_ranges:
+        assert "the partial file is deleted: the server cannot resume it" in entry["reason"]
+        assert not part.exists()
+        return
+    assert "is kept: the next run resumes it" in entry["reason"]
+    assert 3 << 20 <= part.stat().st_size < f.size
+    events = [json.loads(line)["event"] for line in (cfg.downloads_dir / "zenodo" / "download-log.jsonl").open()]
+    assert "failed" in events
+    disk.full = False  # space again: the next run resumes where it stopped
+    api.state.reset_counters()
+    run(cfg, cand("zenodo", "41"))
+    assert manifest(cfg, "zenodo", "41")["files"][0]["status"] == "downloaded"
+    assert (folder / "scan.nii").read_bytes() == f.data
+    assert [e["range"] for e in api.state.entries("/storage/rec41/")][0].startswith("bytes=")
+
+
+def test_a_body_of_unknown_length_is_cut(api, tmp_path):
+    """Neither the record nor the server states a size (a chunked answer that does not
+    end): the file is cut at DOWNLOAD_MAX_UNKNOWN_BYTES, and nothing of it stays."""
+    cfg = config(tmp_path, max_bytes=0, max_unknown_bytes=2 << 20)
+    put_record(cfg.data_dir, "zenodo", "42", [{"name": "stream.bin", "url": f"{api.base_url}/dl/endless?stop={64 << 20}",
+                                               "size_bytes": None, "checksum": None}])
+    run(cfg, cand("zenodo", "42"))
+    entry = manifest(cfg, "zenodo", "42")["files"][0]
+    assert entry["status"] == "skipped" and "DOWNLOAD_MAX_UNKNOWN_BYTES" in entry["reason"], entry
+    assert not list((cfg.downloads_dir / "zenodo" / "42").glob("stream.bin*"))
+
+
+def test_a_sender_that_trickles_a_byte_per_read_meets_a_deadline(api, tmp_path):
+    """One byte every 20 ms never trips a read timeout; after the grace (DOWNLOAD_TIMEOUT)
+    the transfer must average DOWNLOAD_MIN_SPEED, so it is stopped within seconds."""
+    import time
+
+    cfg = config(tmp_path, timeout=1.0, min_speed=1000.0, retries=0)
+    _, f = served(api, "rec43/slow.png", 2_000)
+    put_record(cfg.data_dir, "zenodo", "43", [file_entry("slow.png", f"{api.base_url}/dl/trickle/rec43/slow.png?interval=0.02", f)])
+    started = time.monotonic()
+    run(cfg, cand("zenodo", "43"))
+    entry = manifest(cfg, "zenodo", "43")["files"][0]
+    assert entry["status"] == "failed" and "below DOWNLOAD_MIN_SPEED" in entry["reason"], entry
+    assert time.monotonic() - started < 30  # 2,000 bytes at 50 a second would take 40 s
+
+
 def test_missing_record_and_empty_record(api, tmp_path):
     cfg = config(tmp_path)
     put_record(cfg.data_dir, "datacite", "10.1/empty", [])
@@ -533,6 +705,55 @@ def test_ratelimit_remaining_zero_pauses_before_a_429(api, tmp_path):
     assert starts[1] - starts[0] >= 0.9
 
 
+def test_the_progress_line_never_passes_100_percent_and_ends_at_the_real_total(api, tmp_path):
+    """Files of unknown size, files already on disk, records that wait for credentials
+    and a file that fails: the overall line counts what is really transferred, never
+    shows more than 100 % and ends with its bytes equal to its total."""
+    import re
+
+    from envision_spiders.downloads.progress import LogProgress
+
+    cfg = config(tmp_path, retries=0)
+    known_url, known = served(api, "rec30/known.png", 30_000)
+    unknown_url, unknown = served(api, "rec30/unknown.bin", 70_000)
+    have_url, have = served(api, "rec30/have.png", 20_000)
+    bad_url, bad = served(api, "rec30/bad.png", 10_000)
+    put_record(cfg.data_dir, "zenodo", "30", [
+        file_entry("known.png", known_url, known), file_entry("have.png", have_url, have),
+        {"name": "unknown.bin", "url": unknown_url, "size_bytes": None, "checksum": None},
+        file_entry("bad.png", bad_url, bad, "md5:" + "0" * 32),
+    ])
+    folder = cfg.downloads_dir / "zenodo" / "30"
+    folder.mkdir(parents=True)
+    (folder / "have.png").write_bytes(have.data)
+    _, wait = served(api, "rec31/w.csv", 5_000)
+    put_record(cfg.data_dir, "kaggle", "o/w", [file_entry("w.csv", f"{api.base_url}/dl/auth/rec31/w.csv", wait)])
+    lines = []
+
+    class Recording(LogProgress):
+        def file_advanced(self, key, n):
+            super().file_advanced(key, n)
+            lines.append(self.line())
+
+        def close(self):
+            lines.append(self.line())
+
+    creds = credentials_for("kaggle", f"{api.base_url}/dl/api/v1", environ={}, home=tmp_path)
+    runner = DownloadRunner(cfg, progress=Recording(interval=3600), credentials={"kaggle": creds})
+
+    async def go():
+        async with runner:
+            return await runner.run([cand("zenodo", "30"), cand("kaggle", "o/w")])
+
+    asyncio.run(go())
+    assert runner.counts["files_downloaded"] == 2 and runner.counts["files_failed"] == 1
+    shares = [int(m.group(1)) for line in lines if (m := re.search(r"\((\d+)%\)", line))]
+    assert shares and max(shares) <= 100, lines
+    progress = runner.progress
+    assert progress.done == progress.expected == known.size + unknown.size + bad.size, lines[-1]
+    assert lines[-1].startswith(f"downloads: {lines[-1].split(' of ')[0].split(': ')[1]} of ") and "(100%)" in lines[-1]
+
+
 # ------------------------------------------------------------------ candidates and the command
 def test_candidates_from_queue_and_results(tmp_path):
     cfg = config(tmp_path, threshold=0.8)
@@ -545,6 +766,9 @@ def test_candidates_from_queue_and_results(tmp_path):
     ]
     (cfg.results_dir / "zenodo_eye_imaging.json").write_text(json.dumps(rows))
     (cfg.results_dir / "osf_eye_imaging.json").write_text("{broken")
+    figshare = [{"source": "figshare", "source_id": "7", "label": "EYE_IMAGING", "prob_eye_imaging": 0.9},
+                {"source": "figshare", "source_id": "8", "label": "EYE_IMAGING", "prob_eye_imaging": 0.85}]
+    (cfg.results_dir / "figshare_eye_imaging.json").write_text(json.dumps(figshare))
     q = DownloadQueue(cfg.data_dir)
     q.add("figshare", "7", label="EYE_IMAGING", prob=0.9, threshold=0.8, origin="crawl")
     q.add("figshare", "8", label="EYE_IMAGING", prob=0.85, threshold=0.8, origin="crawl")
@@ -554,10 +778,31 @@ def test_candidates_from_queue_and_results(tmp_path):
     assert q.contains("zenodo", "1") and q.contains("figshare", "8")  # below this run's threshold: stays queued
 
 
+def test_a_record_queued_during_the_crawl_is_judged_by_its_results_now(tmp_path):
+    """The crawl queues a confident record before anything knows its duplicates; the
+    download step must take the verdict of the results classify wrote since (the demo
+    downloaded 105 duplicates that were queued as they came). A queued record now
+    marked as a duplicate, or no longer EYE_IMAGING, leaves the queue; one that has no
+    results row yet waits for it."""
+    cfg = config(tmp_path, threshold=0.8)
+    cfg.results_dir.mkdir(parents=True)
+    q = DownloadQueue(cfg.data_dir)
+    for sid in ("mirror", "canonical", "relabelled", "unclassified"):
+        q.add("kaggle", sid, label="EYE_IMAGING", prob=0.97, threshold=0.8, origin="crawl")
+    eye = [{"source": "kaggle", "source_id": "mirror", "label": "EYE_IMAGING", "prob_eye_imaging": 0.97,
+            "duplicate_of": {"source": "zenodo", "source_id": "42"}},
+           {"source": "kaggle", "source_id": "canonical", "label": "EYE_IMAGING", "prob_eye_imaging": 0.97}]
+    every = eye + [{"source": "kaggle", "source_id": "relabelled", "label": "NEGATIVE", "prob_eye_imaging": 0.2}]
+    (cfg.results_dir / "kaggle_eye_imaging.json").write_text(json.dumps(eye))
+    (cfg.results_dir / "kaggle_all_results.json").write_text(json.dumps(every))
+    got = collect_candidates(cfg, ["kaggle"], q)
+    assert [c["source_id"] for c in got] == ["canonical"]
+    assert sorted(e["source_id"] for e in q.entries()) == ["canonical", "unclassified"]
+
+
 def run_command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     values = crawl_env(None, tmp_path / "data", RESULTS_DIR=str(tmp_path / "results"), DOWNLOAD_MIN_FREE_BYTES="0", **env)
-    return subprocess.run([sys.executable, "-m", "scrapy", "download", *args], cwd=ROOT, env=values,
-                          capture_output=True, text=True, timeout=120)
+    return scrapy_in_process(["download", *args], values)
 
 
 def test_dry_run_lists_sizes_and_totals_and_changes_nothing(api, tmp_path):
@@ -585,6 +830,28 @@ def test_dry_run_lists_sizes_and_totals_and_changes_nothing(api, tmp_path):
     assert "download finished: 1 records (1 complete)" in result.stderr
 
 
+def test_dry_run_marks_files_that_will_wait_for_credentials(api, tmp_path):
+    """Dryad and Kaggle serve files only to authenticated clients: without credentials a
+    real run leaves their records queued; the dry run must say so, not count them as
+    files to download."""
+    cfg = config(tmp_path)
+    cfg.results_dir.mkdir(parents=True)
+    u1, f1 = served(api, "rec23/a.png", 1_000)
+    put_record(cfg.data_dir, "zenodo", "23", [file_entry("a.png", u1, f1)])
+    _, f2 = served(api, "rec24/b.csv", 2_000)
+    put_record(cfg.data_dir, "kaggle", "o/s", [file_entry("b.csv", f"{api.base_url}/dl/auth/rec24/b.csv", f2)])
+    for source, sid in (("zenodo", "23"), ("kaggle", "o/s")):
+        (cfg.results_dir / f"{source}_eye_imaging.json").write_text(json.dumps(
+            [{"source": source, "source_id": sid, "label": "EYE_IMAGING", "prob_eye_imaging": 0.95}]))
+    result = run_command(tmp_path, "--dry-run", HOME=str(tmp_path), KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle"),
+                         KAGGLE_API_URL=f"{api.base_url}/dl/api/v1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "get   a.png" in out and "wait  b.csv  1.95kB  (needs credentials)" in out
+    assert "total: 1 files to download, 1000 bytes" in out and "1 wait for credentials" in out
+    assert "wait: kaggle serves files only to authenticated clients" in out and "KAGGLE_API_TOKEN" in out
+
+
 def test_command_exits_1_when_a_file_failed(api, tmp_path):
     cfg = config(tmp_path)
     cfg.results_dir.mkdir(parents=True)
@@ -606,10 +873,6 @@ class FakeClassifier:
     def process_item(self, item):
         from itemadapter import ItemAdapter
 
-        from envision_spiders.items import TermHit
-
-        if isinstance(item, TermHit):
-            return item
         return {**ItemAdapter(item).asdict(), "classification": {"label": "EYE_IMAGING", "prob_eye_imaging": 0.9}}
 
 
@@ -637,24 +900,37 @@ def test_pipeline_queues_only_passing_records(tmp_path):
     assert stats["envision/download/not_queued"] == 2
 
 
-@pytest.mark.slow
 def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
-    from tests.conftest import run_crawl
+    """During a crawl only records whose results say they are no duplicate are fetched:
+    new records wait for `scrapy download` (after classify), a duplicate never goes."""
+    from envision_spiders.results import write_results
+    from tests.conftest import crawl_in_process
 
-    api.generate("zenodo", 12, seed=5)
+    api.generate("zenodo", 30, seed=5)
     terms = tmp_path / "terms.txt"
-    terms.write_text("fundus\n")
+    terms.write_text("fundus\nOCT\n")
     data_dir = tmp_path / "data"
-    result = run_crawl(
-        api, "zenodo", data_dir,
-        "-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
-              '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}',
-        SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0",
-    )
+    args = ("-s", 'ITEM_PIPELINES={"pipelines.normalize.NormalizePipeline": 100, "tests.test_downloads.FakeClassifier": 200, '
+                  '"pipelines.persist.PersistPipeline": 300, "pipelines.downloads.DownloadQueuePipeline": 800}')
+    settings = dict(SEARCH_TERMS=str(terms), DOWNLOAD_ENABLED="1", DOWNLOAD_MIN_FREE_BYTES="0")
+    result = crawl_in_process(api, "zenodo", data_dir, *args, **settings)
+    assert result.returncode == 0, result.stderr[-4000:]
+    queued = {e["source_id"] for e in DownloadQueue(data_dir).entries()}
+    assert queued and not (data_dir / "downloads" / "zenodo").exists(), "nothing is known of their duplicates yet"
+    assert f"{len(queued)} confident records stay queued for `scrapy download`" in result.stderr
+
+    # classify rewrote the results: one record is a duplicate of another source's
+    write_results(data_dir, data_dir / "results")
+    rows_path = data_dir / "results" / "zenodo_eye_imaging.json"
+    rows = json.loads(rows_path.read_text())
+    rows[0]["duplicate_of"] = {"source": "figshare", "source_id": "1"}
+    rows_path.write_text(json.dumps(rows))
+    duplicate = rows[0]["source_id"]
+    result = crawl_in_process(api, "zenodo", data_dir, *args, "-a", "full=1", **settings)
     assert result.returncode == 0, result.stderr[-4000:]
     manifests = sorted((data_dir / "downloads" / "zenodo").glob("*/manifest.json"))
     records = {p.stem for p in (data_dir / "metadata" / "zenodo").glob("*.json")}
-    assert manifests and {p.parent.name for p in manifests} <= records
+    assert len(records) > 1 and {p.parent.name for p in manifests} == records - {duplicate}
     for path in manifests:
         m = json.loads(path.read_text())
         record = json.loads((data_dir / "metadata" / "zenodo" / f"{path.parent.name}.json").read_text())
@@ -663,4 +939,4 @@ def test_crawl_with_download_enabled_fetches_files(api, tmp_path):
             assert entry["status"] == "downloaded" and entry["checksum_computed"] == entry["checksum_expected"]
             assert (path.parent / entry["name"]).stat().st_size == entry["expected_size"]
     assert "envision/download/files_downloaded" in result.stderr
-    assert not DownloadQueue(data_dir).entries()  # all complete
+    assert [e["source_id"] for e in DownloadQueue(data_dir).entries()] == [duplicate]  # `scrapy download` drops it

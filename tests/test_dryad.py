@@ -17,22 +17,24 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.middlewares.ratelimit import RateLimitMiddleware
+from envision_spiders.middlewares.credentials import MAX_SENT_AGAIN, RESENDS, SENT_AGAIN, CredentialsMiddleware
 from envision_spiders.spiders.dryad import (
     ANONYMOUS_PACE,
-    RENEWED,
-    TOKEN_PACE,
     DryadSpider,
-    access_of,
+    TOKEN_PACE,
     build_query,
-    creators_of,
     dataset_path,
     embedded,
+    since_param,
+)
+from envision_spiders.mapping.dryad import (
+    access_of,
+    creators_of,
     license_of,
     map_dataset,
     map_files,
-    since_param,
     trailing_id,
 )
 from envision_spiders.credentials import dryad_token_url, site_root
@@ -99,17 +101,19 @@ def test_since_is_sent_in_utc_with_a_z():
     assert since_param(datetime(2026, 11, 1, 1, 0, tzinfo=two_hours_east)) == "2026-10-31T23:00:00Z"
 
 
-def test_site_root_token_url_and_encoded_dataset_paths(tmp_path):
+def test_site_root_token_url_and_encoded_dataset_paths(tmp_path, monkeypatch):
     assert site_root("https://datadryad.org/api/v2") == "https://datadryad.org"
     assert site_root("https://datadryad.org/api/v2/") == "https://datadryad.org"
     assert dryad_token_url("http://127.0.0.1:8765/dryad/api/v2") == "http://127.0.0.1:8765/dryad/oauth/token"
     assert dryad_token_url("https://sandbox.datadryad.org/api/v2") == "https://sandbox.datadryad.org/oauth/token"
     assert dataset_path("doi:10.5061/dryad.6hdr7sr8z") == "datasets/doi%3A10.5061%2Fdryad.6hdr7sr8z"
+    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
+    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "secret")
     spider = spider_for(tmp_path)
-    assert spider.token_url == "https://datadryad.org/oauth/token"
+    assert spider.credentials.token_url == "https://datadryad.org/oauth/token"
     proxied = make_spider(DryadSpider, tmp_path, DRYAD_API_URL="https://proxy.example/dryad/api/v2",
                           DRYAD_TOKEN_URL="https://datadryad.org/oauth/token")
-    assert proxied.token_url == "https://datadryad.org/oauth/token"
+    assert proxied.credentials.token_url == "https://datadryad.org/oauth/token"
     assert proxied.site_root == "https://proxy.example/dryad"
 
 
@@ -341,8 +345,9 @@ def test_stubs_and_hits_without_a_version_link(tmp_path):
     (item,) = spider.handle_hit(hit_2026(_links=links), "term")
     assert isinstance(item, DatasetItem) and item.files == [] and "version_id" not in item.extra
     assert spider.crawler.stats.get_value("envision/dryad/no_version") == 1
-    # found again by another term: a TermHit, no second fetch
-    assert list(spider.handle_hit(hit_2026(_links=links), "other")) == [TermHit("dryad", "10.5061/dryad.6hdr7sr8z", "other")]
+    # found again by another term: the term is remembered, no second fetch
+    assert list(spider.handle_hit(hit_2026(_links=links), "other")) == []
+    assert spider.terms_for("10.5061/dryad.6hdr7sr8z") == ["term", "other"]
     # a malformed hit breaks only itself
     bad = hal_page(f"{ROOT}/search?q=x", "stash:datasets", [{"identifier": "not a doi"}, {"id": 3}, hit_2026(identifier="doi:10.5061/dryad.ok")])
     out = list(spider.parse_search(bad, term="x", page=1))
@@ -366,23 +371,6 @@ def test_a_modified_day_is_trusted_only_before_the_day_of_the_last_run(tmp_path)
 
 
 # ------------------------------------------------------------------ credentials
-def test_pace_and_budgets_follow_the_credentials(tmp_path, monkeypatch):
-    anonymous = spider_for(tmp_path)
-    assert anonymous.pace == ANONYMOUS_PACE and anonymous.crawler.settings.getfloat("DOWNLOAD_DELAY") == 0
-    request = anonymous.search_request("x")
-    assert "Authorization" not in request.headers and request.meta["budget"] == "datadryad.org#anonymous"
-    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
-    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "secret")
-    spider = spider_for(tmp_path, POLITENESS_SCALE=1)
-    assert spider.pace == TOKEN_PACE and spider.crawler.settings.getfloat("DOWNLOAD_DELAY") == 0.25
-    spider._token = "tok"
-    request = spider.search_request("x")
-    assert request.headers["Authorization"] == b"Bearer tok" and request.meta["budget"] == "datadryad.org"
-    assert "Authorization" not in spider.api_request("https://elsewhere.example/x", spider.parse_files).headers
-    monkeypatch.delenv("DRYAD_CLIENT_SECRET")  # half the credentials: the anonymous pace
-    assert spider_for(tmp_path, POLITENESS_SCALE=1).crawler.settings.getfloat("DOWNLOAD_DELAY") == 2.0
-
-
 class FakeEngine:
     """``download_async`` of the token endpoint: hands out tok1, tok2, ... or refuses."""
 
@@ -399,42 +387,76 @@ class FakeEngine:
         return TextResponse(request.url, status=200, body=body.encode(), request=request)
 
 
-def refused(spider, request) -> Failure:
-    response = TextResponse(request.url, status=401, body=b'{"error": "The access token is invalid"}', request=request)
-    failure = Failure(HttpError(response))
+def with_account(monkeypatch, tmp_path, refuse: bool = False, **settings):
+    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
+    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "s3cret")
+    spider = spider_for(tmp_path, **settings)
+    spider.crawler.engine = FakeEngine(refuse)
+    return spider, CredentialsMiddleware.from_crawler(spider.crawler)
+
+
+async def leave(mw, request):
+    """A request as the downloader sends it (after the credentials middleware)."""
+    await mw.process_request(request)
+    return request
+
+
+def refused(request) -> TextResponse:
+    return TextResponse(request.url, status=401, body=b'{"error": "The access token is invalid"}', request=request)
+
+
+def refused_failure(request) -> Failure:
+    failure = Failure(HttpError(refused(request)))
     failure.request = request
     return failure
 
 
-async def drain(agen) -> list:
-    return [x async for x in agen]
+def test_pace_and_budgets_follow_the_credentials(tmp_path, monkeypatch):
+    anonymous = spider_for(tmp_path)
+    assert anonymous.pace == ANONYMOUS_PACE and anonymous.crawler.settings.getfloat("DOWNLOAD_DELAY") == 0
+    request = anonymous.search_request("x")
+    assert "Authorization" not in request.headers and request.meta["budget"] == "datadryad.org#anonymous"
+    assert anonymous.windows_for("datadryad.org#anonymous", 1.0) == ANONYMOUS_PACE.windows
+    spider, _ = with_account(monkeypatch, tmp_path, POLITENESS_SCALE=1)
+    assert spider.pace == TOKEN_PACE and spider.crawler.settings.getfloat("DOWNLOAD_DELAY") == 0.25
+    assert asyncio.run(spider.credentials.headers()) == {"Authorization": "Bearer tok1"}
+    request = spider.search_request("x")
+    assert request.headers["Authorization"] == b"Bearer tok1" and request.meta["budget"] == "datadryad.org"
+    assert spider.windows_for("datadryad.org", 1.0) == TOKEN_PACE.windows
+    assert "Authorization" not in spider.api_request("https://elsewhere.example/x", spider.parse_files).headers
+    monkeypatch.delenv("DRYAD_CLIENT_SECRET")  # half the credentials: the anonymous pace
+    assert spider_for(tmp_path, POLITENESS_SCALE=1).crawler.settings.getfloat("DOWNLOAD_DELAY") == 2.0
 
 
 def test_token_is_fetched_once_and_renewed_once_for_all_refused_requests(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
-    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "s3cret")
-    spider = spider_for(tmp_path)
-    engine = spider.crawler.engine = FakeEngine()
+    spider, mw = with_account(monkeypatch, tmp_path)
+    engine = spider.crawler.engine
 
     async def scenario():
-        assert await spider.fetch_token()
+        in_flight = [await leave(mw, spider.search_request(t)) for t in ("a", "b", "c")]
         (token_request,) = engine.calls
         assert token_request.method == "POST" and token_request.url == "https://datadryad.org/oauth/token"
         assert parse_qs(token_request.body.decode()) == {"grant_type": ["client_credentials"], "client_id": ["client"], "client_secret": ["s3cret"]}
-        assert token_request.meta["dont_redirect"] and token_request.errback is None
-        in_flight = [spider.search_request(t) for t in ("a", "b", "c")]
+        assert token_request.meta["dont_redirect"] and token_request.meta["credentials"] is False and token_request.errback is None
         assert all(r.headers["Authorization"] == b"Bearer tok1" for r in in_flight)
-        results = await asyncio.gather(*(drain(spider.on_request_failed(refused(spider, r))) for r in in_flight))
+        again = await asyncio.gather(*(mw.process_response(r, refused(r)) for r in in_flight))
         assert len(engine.calls) == 2  # one renewal for three refused requests
-        again = [out[0] for out in results]
-        assert all(r.headers["Authorization"] == b"Bearer tok2" and r.meta[RENEWED] == 1 and r.dont_filter for r in again)
+        assert all(isinstance(r, Request) and r.meta[SENT_AGAIN] == 1 and r.dont_filter for r in again)
+        # only the refusal that renewed the token counts against its request; the other two
+        # were in flight with a token renewed since (nobody's fault)
+        assert sorted(r.meta[RESENDS] for r in again) == [0, 0, 1]
         assert [r.cb_kwargs["term"] for r in again] == ["a", "b", "c"] and again[0].priority == 10
+        again = [await leave(mw, r) for r in again]
+        assert all(r.headers["Authorization"] == b"Bearer tok2" for r in again)
         # the new token refused at once: the credentials do not open the API; on without a token
-        (anonymous,) = await drain(spider.on_request_failed(refused(spider, again[0])))
-        assert "Authorization" not in anonymous.headers and anonymous.meta[RENEWED] == 2
-        assert anonymous.meta["budget"] == "datadryad.org#anonymous" and spider.pace == ANONYMOUS_PACE
-        # refused once more: kept for the next run; no third token was asked for
-        assert await drain(spider.on_request_failed(refused(spider, anonymous))) == []
+        anonymous = await mw.process_response(again[0], refused(again[0]))
+        anonymous = await leave(mw, anonymous)
+        assert "Authorization" not in anonymous.headers and anonymous.meta[SENT_AGAIN] == 2
+        assert anonymous.meta["budget"] == "datadryad.org#anonymous" and not spider.files_readable()
+        # refused once more: it reaches the spider, which keeps it for the next run; no third token
+        final = refused(anonymous)
+        assert await mw.process_response(anonymous, final) is final
+        spider.on_request_failed(refused_failure(anonymous))
         assert len(engine.calls) == 2
 
     asyncio.run(scenario())
@@ -445,26 +467,69 @@ def test_token_is_fetched_once_and_renewed_once_for_all_refused_requests(tmp_pat
     assert "HTTP 401" in failures and "tok1" not in failures and "tok2" not in failures and "s3cret" not in failures
 
 
-def test_refused_credentials_mean_going_on_without_a_token(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
-    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "s3cret")
-    spider = spider_for(tmp_path)
-    spider.crawler.engine = FakeEngine(refuse=True)
+def test_a_request_in_flight_at_each_expiry_is_sent_again_but_not_for_ever(tmp_path, monkeypatch):
+    """Tokens that expire while a request is in flight, again and again (a busy crawl
+    with short-lived tokens: CI once failed a request met by three expiries in a row),
+    do not make it a failure and fetch no token for it; a bound stops it going round."""
+    spider, mw = with_account(monkeypatch, tmp_path)
+
+    async def expire_meanwhile():
+        # another request, refused with the current token, renews it while ours is in flight
+        other = await leave(mw, spider.search_request("other"))
+        ok = TextResponse(other.url, status=200, body=b"{}", request=other)
+        assert await mw.process_response(other, ok) is ok  # the token worked: it expired later
+        assert isinstance(await mw.process_response(other, refused(other)), Request)
 
     async def scenario():
-        assert not await spider.fetch_token()
-        stale = spider.search_request("a")
-        assert "Authorization" not in stale.headers and stale.meta["budget"] == "datadryad.org#anonymous"
-        spider._token = "old"  # a token that then expires and cannot be renewed
-        expired = spider.search_request("b")
-        (anonymous,) = await drain(spider.on_request_failed(refused(spider, expired)))
-        assert "Authorization" not in anonymous.headers and anonymous.meta["budget"] == "datadryad.org#anonymous"
-        # refused without a token, and none to be had: kept, no further token request
-        assert await drain(spider.on_request_failed(refused(spider, stale))) == []
+        request = await leave(mw, spider.search_request("a"))
+        for n in range(1, MAX_SENT_AGAIN + 1):
+            await expire_meanwhile()
+            fetched = len(spider.crawler.engine.calls)
+            request = await mw.process_response(request, refused(request))
+            assert isinstance(request, Request) and request.meta[RESENDS] == 0 and request.meta[SENT_AGAIN] == n
+            assert len(spider.crawler.engine.calls) == fetched, "no token fetched for a refusal of an old one"
+            request = await leave(mw, request)
+        await expire_meanwhile()
+        final = refused(request)
+        assert await mw.process_response(request, final) is final
 
     asyncio.run(scenario())
-    assert len(spider.crawler.engine.calls) == 2
-    assert spider.pace == ANONYMOUS_PACE
+
+
+def test_a_renewed_token_that_worked_and_then_expired_is_renewed_again(tmp_path, monkeypatch):
+    """The fix that once lived only in the spider, now in the one credentials object the
+    crawl, the peeks and the downloads share: a token the API accepted and later
+    refused has expired too (it is not the account that is refused)."""
+    spider, mw = with_account(monkeypatch, tmp_path)
+
+    async def scenario():
+        first = await leave(mw, spider.search_request("a"))
+        renewed = await leave(mw, await mw.process_response(first, refused(first)))
+        assert renewed.headers["Authorization"] == b"Bearer tok2"
+        worked = await leave(mw, spider.search_request("b"))
+        assert await mw.process_response(worked, TextResponse(worked.url, status=200, body=b"{}", request=worked))
+        expired = await mw.process_response(renewed, refused(renewed))  # tok2 expires in turn
+        return await leave(mw, expired)
+
+    again = asyncio.run(scenario())
+    assert again.headers["Authorization"] == b"Bearer tok3" and spider.credentials.authenticated
+    assert spider.crawler.stats.get_value("envision/dryad/token_refused") is None
+
+
+def test_refused_credentials_mean_going_on_without_a_token(tmp_path, monkeypatch, caplog):
+    spider, mw = with_account(monkeypatch, tmp_path, refuse=True)
+
+    async def scenario():
+        anonymous = await leave(mw, spider.search_request("a"))
+        assert "Authorization" not in anonymous.headers and anonymous.meta["budget"] == "datadryad.org#anonymous"
+        # refused without a token, and none to be had: it reaches the spider, no further token request
+        final = refused(anonymous)
+        assert await mw.process_response(anonymous, final) is final
+        await leave(mw, spider.search_request("b"))
+
+    asyncio.run(scenario())
+    assert len(spider.crawler.engine.calls) == 1
+    assert not spider.credentials.authenticated
     assert "s3cret" not in caplog.text and "invalid_client" in caplog.text
     item = spider.record_item(hit_2026(), [], 355108)
     assert item.extra["files_need_auth"] is True
@@ -496,34 +561,26 @@ def test_the_rate_limit_middleware_reads_dryads_429_and_exhausted_budget(tmp_pat
 
 
 def test_requests_leave_with_the_token_current_when_they_are_sent(tmp_path, monkeypatch):
-    from envision_spiders.middlewares.credentials import FreshCredentialsMiddleware
-
-    monkeypatch.setenv("DRYAD_CLIENT_ID", "client")
-    monkeypatch.setenv("DRYAD_CLIENT_SECRET", "s3cret")
-    spider = spider_for(tmp_path)
-    mw = FreshCredentialsMiddleware.from_crawler(spider.crawler)
-    spider._token = "old"
+    spider, mw = with_account(monkeypatch, tmp_path)
+    creds = spider.credentials
+    asyncio.run(creds.headers())  # tok1
     waiting = spider.search_request("x")
     elsewhere = spider.api_request("https://storage.example/f", spider.parse_files)
-    plain = Request(f"{ROOT}/search", headers={"Authorization": "Bearer mine"})
-    assert waiting.headers["Authorization"] == b"Bearer old" and elsewhere.meta.get("fresh_credentials") is None
+    elsewhere.headers["Authorization"] = "Bearer tok1"  # never leaves the API's origin
+    assert waiting.headers["Authorization"] == b"Bearer tok1"
 
     async def scenario():
-        async with spider.token_lock:  # a renewal in progress: the request waits for its end
+        async with creds.lock:  # a renewal in progress: the request waits for its end
             sending = asyncio.ensure_future(mw.process_request(waiting))
             await asyncio.sleep(0.01)
             assert not sending.done()
-            spider._token = "new"
+            await creds._fetch()  # tok2, as a renewal does under the lock
         await sending
-        assert waiting.headers["Authorization"] == b"Bearer new"
-        spider._token = None
-        await mw.process_request(waiting)
-        assert "Authorization" not in waiting.headers
+        assert waiting.headers["Authorization"] == b"Bearer tok2"
         await mw.process_request(elsewhere)
-        await mw.process_request(plain)
 
     asyncio.run(scenario())
-    assert "Authorization" not in elsewhere.headers and plain.headers["Authorization"] == b"Bearer mine"
+    assert "Authorization" not in elsewhere.headers
 
 
 def test_local_server_speaks_dryads_paging_auth_and_throttling(api):

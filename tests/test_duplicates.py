@@ -11,7 +11,8 @@ from itemadapter import ItemAdapter
 from envision_spiders import duplicates
 from envision_spiders.duplicates import duplicate_of, find_duplicates, near_duplicate_pairs, record_key
 from envision_spiders.spiders.datacite import DataCiteSpider
-from envision_spiders.spiders.zenodo import ZenodoSpider, map_files
+from envision_spiders.spiders.zenodo import ZenodoSpider
+from envision_spiders.mapping.zenodo import map_files
 
 from .conftest import make_spider, sample
 

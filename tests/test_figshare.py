@@ -13,22 +13,24 @@ import pytest
 from scrapy import Request
 from scrapy.http import TextResponse
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.spiders.figshare import (
     FILES_PAGE_SIZE,
+    FigshareSpider,
     PAGE_SIZE,
     RESULT_WINDOW,
-    FigshareSpider,
-    access_type_of,
     is_cap_error,
-    keywords_of,
-    map_files,
     needs_file_listing,
     next_window,
-    portal_facts,
     saved_copy_is_current,
     search_body,
     search_for,
+)
+from envision_spiders.mapping.figshare import (
+    access_type_of,
+    keywords_of,
+    map_files,
+    portal_facts,
     unversioned_doi,
     version_stamp,
 )
@@ -44,13 +46,11 @@ def answer(request, payload, status: int = 200) -> TextResponse:
 
 def split(outputs):
     """Search requests, detail requests, other requests and items of a callback."""
-    out = {"search": [], "detail": [], "files": [], "items": [], "hits": []}
+    out = {"search": [], "detail": [], "files": [], "items": []}
     for o in outputs:
         if isinstance(o, Request):
             key = "search" if o.url.endswith("/articles/search") else "files" if "/files" in o.url else "detail"
             out[key].append(o)
-        elif isinstance(o, TermHit):
-            out["hits"].append(o)
         else:
             out["items"].append(o)
     return out
@@ -101,7 +101,7 @@ def test_version_stamp_ignores_the_related_papers_dates():
 
 
 def test_saved_copy_is_current_only_when_neither_version_dates_nor_the_filter_say_otherwise():
-    hit = {"published_date": "2022-01-05T10:00:00Z", "timeline": {"posted": "2022-01-05T10:00:00"}}
+    hit = version_stamp({"published_date": "2022-01-05T10:00:00Z", "timeline": {"posted": "2022-01-05T10:00:00"}})
     saved = "2022-03-01T00:00:00Z"  # the copy on disk: modified after publication
     assert saved_copy_is_current(hit, saved, None)
     # the day overlap of an incremental run brings back records saved last time
@@ -110,8 +110,8 @@ def test_saved_copy_is_current_only_when_neither_version_dates_nor_the_filter_sa
     assert not saved_copy_is_current(hit, saved, "2022-03-02")
     # a new version moves the publication dates past our copy
     newer = {"published_date": "2022-04-01T00:00:00Z", "timeline": {"posted": "2022-04-01T00:00:00", "revision": "2022-04-01T00:00:00"}}
-    assert not saved_copy_is_current(newer, saved, None)
-    assert not saved_copy_is_current(hit, None, None) and not saved_copy_is_current({}, saved, None)
+    assert not saved_copy_is_current(version_stamp(newer), saved, None)
+    assert not saved_copy_is_current(hit, None, None) and not saved_copy_is_current(version_stamp({}), saved, None)
 
 
 def test_map_files_falls_back_to_the_supplied_md5_and_keeps_link_only_files_apart():

@@ -152,6 +152,45 @@ def test_atomic_write_keeps_the_old_file_when_the_disk_is_full(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"], "no temporary file left"
 
 
+@pytest.fixture
+def umask():
+    """Set the process umask for a test (and put the old one back)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def test_records_results_and_the_page_follow_the_users_umask(tmp_path, umask):
+    """The atomic writes go through a temporary file, which ``mkstemp`` makes 0600: the
+    results, records and the review page a curator shares with a group were unreadable
+    to it. They follow the umask; a file that exists keeps its own mode."""
+    import stat
+
+    from envision_spiders.report import write_report
+    from envision_spiders.results import write_results
+    from envision_spiders.storage import record_path
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    umask(0o002)
+    data, results = tmp_path / "data", tmp_path / "results"
+    record = record_path(data, "zenodo", "1")
+    atomic_write_json(record, {"source": "zenodo", "source_id": "1", "title": "Fundus photographs"})
+    write_results(data, results)
+    page = write_report(data, results)
+    for path in (record, results / "zenodo_all_results.json", results / "duplicates.json", page):
+        assert mode(path) == 0o664, (path, oct(mode(path)))
+    umask(0o077)
+    atomic_write_json(tmp_path / "private.json", {})
+    assert mode(tmp_path / "private.json") == 0o600
+    os.chmod(record, 0o640)  # a curator's choice survives the next rewrite
+    umask(0o002)
+    atomic_write_json(record, {"source": "zenodo", "source_id": "1", "title": "Fundus photographs, v2"})
+    assert mode(record) == 0o640
+
+
 def test_jsonl_reader_skips_a_torn_last_line(tmp_path):
     p = tmp_path / "f.jsonl"
     append_jsonl(p, {"a": 1})

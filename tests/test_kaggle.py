@@ -16,15 +16,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pytest
 from scrapy.http import JsonResponse, Request
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.localapi import kaggle as server_kaggle
 from envision_spiders.spiders.kaggle import (
-    LAST_PAGE,
     KaggleSpider,
-    download_url,
-    map_files,
+    LAST_PAGE,
     next_step,
     page_items,
+)
+from envision_spiders.mapping.kaggle import (
+    download_url,
+    map_files,
     split_ref,
     value,
 )
@@ -177,10 +179,10 @@ def test_kaggle_list_sample_asks_for_each_file_list_and_the_next_page(response, 
     assert parse_qs(urlparse(next_page.url).query) == {"search": ["youtube"], "sortBy": ["updated"], "page": ["2"]}
     stats = spider.crawler.stats
     assert stats.get_value("envision/hits") == 20 and stats.get_value("envision/terms_searched") == 1
-    # a second term finding the same datasets costs no request
+    # a second term finding the same datasets costs no request; the state keeps the term
     again = list(spider.parse_search(response, term="video", page=1))
-    assert [x for x in again if isinstance(x, TermHit)][16] == TermHit("kaggle", "datasnaek/youtube-new", "video")
-    assert sum(isinstance(x, Request) for x in again) == 1  # only the next page
+    assert spider.terms_for("datasnaek/youtube-new") == ["youtube", "video"]
+    assert len(again) == 1 and isinstance(again[0], Request)  # only the next page
 
 
 @pytest.mark.parametrize("url", [f"{API}/datasets/list"], ids=["sample"])
@@ -283,8 +285,11 @@ def test_unchanged_dataset_costs_no_request(tmp_path):
     })
     hit = {**hit, "lastUpdated": "2019-06-03T00:56:47.1770000Z"}
     spider = make_spider(KaggleSpider, tmp_path, KAGGLE_API_URL=API)
-    assert list(spider.handle_hit(hit, "trending")) == [TermHit("kaggle", hit["ref"], "trending")]
+    assert list(spider.handle_hit(hit, "trending")) == []
     assert spider.crawler.stats.get_value("envision/records/unchanged") == 1
+    # the unchanged record stays as saved, with the new term merged into its file
+    saved = json.loads(record_path(tmp_path, "kaggle", hit["ref"]).read_text())
+    assert saved["provenance"]["search_terms"] == ["youtube", "trending"]
     newer = {**hit, "lastUpdated": "2019-06-04T00:00:00.1234567Z"}
     spider2 = make_spider(KaggleSpider, tmp_path, KAGGLE_API_URL=API)
     (request,) = spider2.handle_hit(newer, "trending")

@@ -14,7 +14,7 @@ import pytest
 from itemadapter import ItemAdapter
 from scrapy.settings import Settings
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.localapi.core import add_page
 from envision_spiders.middlewares.landingpages import (
     HANDLER,
@@ -120,7 +120,7 @@ def test_which_records_are_rendered():
     assert not mw.needs(DatasetItem(source="kaggle", source_id="1", url=url, description="", extra={"needs_landing_page": False}))
     assert not mw.needs(DatasetItem(source="datacite", source_id="1", url=None, description=""))
     assert not mw.needs(DatasetItem(source="datacite", source_id="1", url="ftp://x/y", description=""))
-    assert not mw.needs(TermHit("kaggle", "a/b", "oct")) and not mw.needs({"url": url}) and not mw.needs("text")
+    assert not mw.needs({"url": url}) and not mw.needs("text")
 
     class Grants:
         landing_pages = False

@@ -14,19 +14,19 @@ from datetime import date, datetime, timezone
 import pytest
 from scrapy.http import JsonResponse, Request
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.localapi.nei import matches, pascal_to_snake, state_of
 from envision_spiders.spiders.nei import (
     FIRST_FISCAL_YEAR,
     INCLUDE_FIELDS,
     NeiSpider,
-    Project,
     fiscal_year_of,
     fiscal_years_to_search,
     search_body,
-    split_terms,
     split_years,
 )
+from envision_spiders.mapping.nei import Project, split_terms
+from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.persist import accumulate
 
 from .conftest import last_summary, make_spider, replay, run_crawl, sample, saved_records
@@ -37,7 +37,7 @@ SEARCH = f"{API}/projects/search"
 
 def row(**kw) -> dict:
     """The real sample row with some fields changed."""
-    r = copy.deepcopy(sample("nih_reporter/project_record_fy2022.json"))
+    r = copy.deepcopy(sample("nei/project_record_fy2022.json"))
     r.update(kw)
     return r
 
@@ -76,7 +76,7 @@ def test_search_body_asks_nei_with_every_word_and_pascal_case_fields():
     fields = body["include_fields"]
     assert fields and all(re.fullmatch(r"(?:[A-Z][a-z]+)+", f) for f in fields), fields
     # ... and name a field of a real row (no typo that would drop data)
-    sample_keys = set(sample("nih_reporter/project_record_fy2022.json"))
+    sample_keys = set(sample("nei/project_record_fy2022.json"))
     documented = {"abstract_text", "terms", "date_added", "is_active", "project_detail_url", "contact_pi_name", "opportunity_number"}
     for f in fields:
         assert pascal_to_snake(f) in sample_keys | documented, f
@@ -119,8 +119,8 @@ def emitted(spider) -> list:
 
 
 def test_nei_record_from_the_real_sample(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
-    spider.collect(sample("nih_reporter/project_record_fy2022.json"), "biosensor")
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
+    spider.collect(sample("nei/project_record_fy2022.json"), "biosensor")
     (item,) = emitted(spider)
     assert isinstance(item, DatasetItem)
     assert item.source == "nei" and item.source_id == "U01AA029316"
@@ -160,7 +160,7 @@ def test_nei_record_from_the_real_sample(tmp_path):
 
 
 def test_nei_fy2023_dates_without_zone_empty_strings_and_plain_text(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     r = row(
         fiscal_year=2023, appl_id=10700001, project_start_date="2023-08-01T00:00:00", project_end_date="2028-07-31T00:00:00",
         budget_start="", budget_end=None, award_notice_date="2023-07-20T00:00:00", date_added="2023-08-05T00:00:00",
@@ -184,7 +184,7 @@ def test_nei_fy2023_dates_without_zone_empty_strings_and_plain_text(tmp_path):
 
 
 def test_nei_cofunded_project_says_so(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     spider.collect(row(agency_ic_admin={"code": "EB", "abbreviation": "NIBIB"},
                        agency_ic_fundings=[{"fy": 2022, "abbreviation": "NIBIB"}, {"fy": 2022, "code": "EY", "abbreviation": "NEI"}]), "t")
     (item,) = emitted(spider)
@@ -195,7 +195,7 @@ def test_nei_cofunded_project_says_so(tmp_path):
 def test_nei_envelope_without_rows_ends_paging(request, vcr_settings, tmp_path, recorded):
     body = {"criteria": {"agencies": ["NEI"]}, "offset": 0, "limit": 1}
     response = replay(request, vcr_settings, SEARCH, method="POST", body=body)
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     # the real envelope: total 155, results emptied: nothing to collect, no page after an empty one
     assert list(spider.parse_search(response, term="eye", years=[2023], offset=0)) == []
     assert spider.projects == {}
@@ -204,7 +204,7 @@ def test_nei_envelope_without_rows_ends_paging(request, vcr_settings, tmp_path, 
 
 # ------------------------------------------------------------------ paging, splitting, dedup in the spider
 def test_pages_follow_offsets_until_the_total(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     req = spider.search_request("fundus", [2026])
     assert req.method == "POST" and req.url == SEARCH and req.headers["Content-Type"] == b"application/json"
     assert json.loads(req.body)["include_fields"] == list(INCLUDE_FIELDS)
@@ -218,7 +218,7 @@ def test_pages_follow_offsets_until_the_total(tmp_path):
 
 
 def test_max_per_query_stops_paging(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API, MAX_PER_QUERY=400)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API, MAX_PER_QUERY=400)
     req = spider.search_request("fundus", [2026])
     rows = [row(appl_id=i, core_project_num=f"R01EY{i:06d}") for i in range(500)]
     assert not [o for o in spider.parse_search(answer(req, rows, total=5000), **req.cb_kwargs) if isinstance(o, Request)]
@@ -227,7 +227,7 @@ def test_max_per_query_stops_paging(tmp_path):
 
 def test_result_window_is_split_by_fiscal_year_until_every_query_fits(tmp_path):
     """Walk the splitting with an API that answers totals for about 40,000 rows."""
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     per_year = {fy: (fy * 37) % 1900 for fy in range(FIRST_FISCAL_YEAR, 2028)}
     assert sum(per_year.values()) > 3 * spider.result_window
     years = fiscal_years_to_search(None, date(2026, 11, 25))
@@ -250,7 +250,7 @@ def test_result_window_is_split_by_fiscal_year_until_every_query_fits(tmp_path):
 
 
 def test_a_single_year_past_the_window_is_logged_and_keeps_the_mark(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     req = spider.search_request("retina", [2026])
     rows = [row(appl_id=i, core_project_num=f"R01EY{i:06d}") for i in range(500)]
     out = list(spider.parse_search(answer(req, rows, total=spider.result_window + 1), **req.cb_kwargs))
@@ -260,7 +260,7 @@ def test_a_single_year_past_the_window_is_logged_and_keeps_the_mark(tmp_path):
 
 
 def test_one_record_per_core_project_with_the_latest_year_whatever_the_order(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     req = spider.search_request("oct", [2019])
 
     def grant(fy, appl_id, title):
@@ -283,16 +283,21 @@ def test_one_record_per_core_project_with_the_latest_year_whatever_the_order(tmp
 
 
 def test_unchanged_projects_only_add_their_terms(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
-    spider.state.index["U01AA029316"] = {"source_modified": "2021-12-01T12:12:00Z", "search_terms": ["x"]}
-    spider.collect(sample("nih_reporter/project_record_fy2022.json"), "biosensor")
-    assert emitted(spider) == [TermHit("nei", "U01AA029316", "biosensor")]
+    saved = {"source": "nei", "source_id": "U01AA029316", "title": "kept as it is",
+             "provenance": {"source_modified": "2021-12-01T12:12:00Z", "search_terms": ["x"]}}
+    atomic_write_json(record_path(tmp_path, "nei", "U01AA029316"), saved)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
+    spider.collect(sample("nei/project_record_fy2022.json"), "biosensor")
+    assert emitted(spider) == []
+    on_disk = json.loads(record_path(tmp_path, "nei", "U01AA029316").read_text())
+    assert on_disk["title"] == "kept as it is" and on_disk["provenance"]["search_terms"] == ["x", "biosensor"]
 
 
 def test_malformed_rows_and_pages(tmp_path):
-    spider = make_spider(NeiSpider, tmp_path, NIH_REPORTER_API_URL=API)
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API)
     req = spider.search_request("oct", [2026])
-    out = list(spider.parse_search(answer(req, [row(core_project_num=None), "junk", row()]), **req.cb_kwargs))
+    nameless = row(core_project_num=None, project_num=None, appl_id=None)
+    out = list(spider.parse_search(answer(req, [nameless, "junk", row()]), **req.cb_kwargs))
     assert out == [] and list(spider.projects) == ["U01AA029316"]
     assert spider.crawler.stats.get_value("envision/bad_record") == 2
     bad = JsonResponse(SEARCH, body=b'{"meta": {"total": 3}, "results": {"a": 1}}', request=req)
@@ -304,7 +309,7 @@ def test_malformed_rows_and_pages(tmp_path):
 
 # ------------------------------------------------------------------ the local server's RePORTER
 def post(api, body, method="POST"):
-    url = api.api_settings()["NIH_REPORTER_API_URL"] + "/projects/search"
+    url = api.api_settings()["NEI_API_URL"] + "/projects/search"
     data = None if method == "GET" else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
@@ -346,7 +351,7 @@ def test_local_reporter_behaves_like_the_real_one(api):
 # ------------------------------------------------------------------ crawls through the engine
 def expected_projects(api, years=None) -> dict[str, dict]:
     """What a complete crawl must save: core project -> its best row, the years and terms found."""
-    from envision_spiders.spiders.nei import row_rank
+    from envision_spiders.mapping.nei import row_rank
     from envision_spiders.terms import DEFAULT_TERMS_FILE, read_terms
 
     years = years or fiscal_years_to_search(None, date.today())
@@ -436,11 +441,37 @@ def test_crawl_splits_fiscal_years_and_survives_a_fault_storm(api, tmp_path):
         per_year += [found.count(fy) for fy in set(found)]
     window = max(per_year)
     assert sum(t > window for t in totals) >= 5
-    result = run_crawl(api, "nei", tmp_path, NIH_REPORTER_RESULT_WINDOW=str(window))
+    result = run_crawl(api, "nei", tmp_path, NEI_RESULT_WINDOW=str(window))
     assert result.returncode == 0, result.stderr[-3000:]
     check_saved(saved_records(tmp_path, "nei"), expected_projects(api))
     summary = last_summary(tmp_path, "nei")
     assert summary["failures"] == 0 and summary["rate_limited"] == 3 and summary["bad_responses"] >= 2
-    assert summary["stats"]["envision/nei/year_splits"] > 0 and "envision/nei/window_overflow" not in summary["stats"]
+    assert summary["stats"]["envision/nei/window_splits"] > 0 and "envision/nei/window_overflow" not in summary["stats"]
     single = [c for c in state_of(api.state).searches if len(c["fiscal_years"]) == 1]
     assert single, "some queries went down to one fiscal year"
+
+
+def test_the_older_setting_names_are_still_read(tmp_path):
+    """NEI_API_URL / NEI_RESULT_WINDOW are the names; NIH_REPORTER_* still work, from the
+    environment (settings.py) or given with -s (a higher priority than the default)."""
+    import subprocess
+    import sys
+
+    from scrapy.settings import Settings
+
+    from envision_spiders.spiders.base import setting_with_aliases
+
+    from .conftest import ROOT
+
+    settings = Settings({"NEI_API_URL": "https://new.example/v2", "NIH_REPORTER_API_URL": "https://new.example/v2"})
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://new.example/v2"
+    settings.set("NIH_REPORTER_API_URL", "https://old.example/v2", priority="cmdline")
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://old.example/v2"
+    settings.set("NEI_API_URL", "https://new.example/v3", priority="cmdline")
+    assert setting_with_aliases(settings, "NEI_API_URL", "NIH_REPORTER_API_URL") == "https://new.example/v3"
+    spider = make_spider(NeiSpider, tmp_path, NEI_API_URL=API, NEI_RESULT_WINDOW=123)
+    assert spider.api_root == API and spider.result_window == 123
+    code = "from scrapy.utils.project import get_project_settings as g; s = g(); print(s['NEI_API_URL'], s['NEI_RESULT_WINDOW'])"
+    env = {"PATH": "/usr/bin:/bin", "NIH_REPORTER_API_URL": "http://127.0.0.1:9/old", "NIH_REPORTER_RESULT_WINDOW": "77"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["http://127.0.0.1:9/old", "77"]

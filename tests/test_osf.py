@@ -14,21 +14,23 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from scrapy.http import Request, TextResponse
 
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.spiders.osf import (
     ANONYMOUS_PACE,
     ENDPOINTS,
     FILTER_FIELDS,
+    OSFSpider,
     PAGE_SIZE,
     TOKEN_PACE,
-    OSFSpider,
-    access_type_of,
-    checksum_of,
     folder_link,
-    map_file,
-    map_record,
     search_params,
     total_of,
+)
+from envision_spiders.mapping.osf import (
+    access_type_of,
+    checksum_of,
+    map_file,
+    map_record,
 )
 from envision_spiders.textutil import parse_datetime
 
@@ -228,9 +230,8 @@ def test_osf_list_page_with_next_link(response, tmp_path):
     assert spider.crawler.stats.get_value("envision/terms_searched") == 1
     # the same nodes found by another term (or field) are not fetched again
     again = list(spider.parse_search(response, term="osfr", endpoint="nodes", field="description"))
-    assert [x for x in again if isinstance(x, TermHit)] == [TermHit("osf", n, "osfr") for n in
-                                                            [r.cb_kwargs["node_id"] for r in listings]]
-    assert [r.callback for r in again if isinstance(r, Request)] == [spider.parse_search]  # only the next page
+    assert all(spider.terms_for(r.cb_kwargs["node_id"]) == ["paginated component", "osfr"] for r in listings)
+    assert [r.callback for r in again] == [spider.parse_search]  # only the next page
     assert list(spider.parse_search(response, term="osfr", endpoint="nodes", field="tags"))[:-1] == []
     # a component: uncategorized, its parent and root kept
     ramg7 = next(r for r in listings if r.cb_kwargs["node_id"] == "ramg7")

@@ -11,7 +11,7 @@ from scrapy.exceptions import DropItem
 
 from envision_spiders import storage
 from envision_spiders.extensions.state import CrawlState
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.spiders.zenodo import ZenodoSpider
 from pipelines.normalize import NormalizePipeline
 from pipelines.persist import PersistPipeline
@@ -50,7 +50,7 @@ def test_new_changed_unchanged_and_terms_union(pipes, tmp_path):
     persist.process_item(norm.process_item(_item()))
     assert _saved(tmp_path)["provenance"]["search_terms"] == ["retinal OCT"]
     # a later term finds it again: merged into the file, no refetch
-    persist.process_item(TermHit("zenodo", "1", "fundus image dataset"))
+    assert not spider.needs_fetching("1", "fundus image dataset", "2026-01-01T00:00:00Z")
     assert _saved(tmp_path)["provenance"]["search_terms"] == ["retinal OCT", "fundus image dataset"]
     # a refresh from another run keeps the terms of earlier runs and what later steps added
     rec = _saved(tmp_path)
@@ -64,9 +64,37 @@ def test_new_changed_unchanged_and_terms_union(pipes, tmp_path):
     assert stats.get_value("envision/records/new") == 1 and stats.get_value("envision/records/changed") == 1
 
 
-def test_term_hit_before_its_record_is_kept_until_it_arrives(pipes, tmp_path):
-    _, norm, persist = pipes
-    persist.process_item(TermHit("zenodo", "7", "AMD dataset"))
+def test_a_huge_description_is_read_or_cut_never_emptied_and_never_replaces_a_good_one(pipes, tmp_path, caplog,
+                                                                                        monkeypatch):
+    """A 10 MB HTML description: libxml2's text-node limit made lxml return nothing and
+    the record was saved with "" over its earlier description, without a word. It is
+    read now (and cut, with a log line); and an empty text never replaces a saved one."""
+    from envision_spiders import textutil
+
+    sentence = "Spectral-domain OCT volumes of the macula. "
+    huge = "<p>" + sentence * 240_000 + "</p>"  # 10.3 MB in one text node
+    with monkeypatch.context() as m:
+        m.setattr(textutil, "MAX_TEXT_CHARS", 10**9, raising=False)
+        assert len(textutil.html_to_text(huge)[0]) == len(sentence) * 240_000 - 1  # read whole
+    text, _ = textutil.html_to_text(huge)
+    assert text.startswith(sentence) and len(text) == textutil.MAX_TEXT_CHARS
+    assert "a text of 10319999 characters was cut to 1000000 (MAX_TEXT_CHARS)" in caplog.text
+
+    spider, norm, persist = pipes
+    persist.process_item(norm.process_item(_item(description="Fundus photographs of 300 eyes, with grades.")))
+    caplog.clear()
+    persist.process_item(norm.process_item(_item(description="", title="")))
+    saved = _saved(tmp_path)
+    assert saved["description"] == "Fundus photographs of 300 eyes, with grades." and saved["title"] == "Retinal OCT"
+    assert "the new description is empty; the saved one (44 characters) is kept" in caplog.text
+    assert spider.crawler.stats.get_value("envision/persist/kept_saved_text") == 2
+    persist.process_item(norm.process_item(_item(description="A new abstract.")))
+    assert _saved(tmp_path)["description"] == "A new abstract."  # a text that was read still replaces it
+
+
+def test_a_term_found_before_its_record_is_kept_until_it_arrives(pipes, tmp_path):
+    spider, norm, persist = pipes
+    spider.first_sighting("7", "AMD dataset")
     assert not (tmp_path / "metadata" / "zenodo" / "7.json").exists()
     persist.process_item(norm.process_item(_item(sid="7")))
     assert _saved(tmp_path, "7")["provenance"]["search_terms"] == ["retinal OCT", "AMD dataset"]

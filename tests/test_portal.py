@@ -2,8 +2,9 @@
 
 The input is built here in the documented formats: saved records under
 ``data/metadata/{source}/{safe id}.json`` and classified rows in
-``results/{source}_eye_imaging.json``. Runs go through ``scrapy post`` in a subprocess,
-as a curator starts it, against the portal stand-in of the local API server.
+``results/{source}_eye_imaging.json``. Runs go through ``scrapy post``'s command line as
+a curator starts it (in this process: ``scrapy_in_process``), against the portal stand-in
+of the local API server.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,7 +31,7 @@ from envision_spiders.portal.body import (
 )
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import ROOT
+from .conftest import ROOT, scrapy_in_process
 
 ENDPOINT = r"^/portal/api/discover/dataset/external$"
 
@@ -116,9 +116,8 @@ def env_for(tmp_path: Path, server=None, *, key: str | None = None, url: str | N
     return env
 
 
-def post(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", "post", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def post(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return scrapy_in_process(["post", *args], env)
 
 
 def summary_of(tmp_path: Path, run_id: str) -> dict[str, Any]:

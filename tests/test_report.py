@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from envision_spiders.report.gather import (
 )
 from envision_spiders.report.render import ROW_FIELDS, csp_hash, embed_json, payload
 
-from .conftest import ROOT
+from .conftest import scrapy_in_process
 from .report_data import (
     archive,
     result,
@@ -223,6 +222,24 @@ def test_the_run_id_comes_from_the_newest_run_folder_and_snapshots_are_pruned(tm
     assert kept == [f"2026070{week}T000000Z.json" for week in (2, 3, 4)]
 
 
+def test_a_page_for_another_results_folder_leaves_no_snapshot(tmp_path):
+    """The snapshots in DATA_DIR say which records the last review page showed; a page
+    written elsewhere (``-o``) or for another RESULTS_DIR (a demo's) must not count as
+    the last page of this one, or next week's "new" column is wrong."""
+    data, results = dirs(tmp_path)
+    write_results(results, [result("zenodo", str(i), label="EYE_IMAGING", p=0.9) for i in range(2)])
+    write_report(data, results, run_id="20260701T000000Z")
+    demo = tmp_path / "demo-results"
+    write_results(demo, [result("kaggle", str(i), label="EYE_IMAGING", p=0.9) for i in range(5)])
+    write_report(data, demo, run_id="20260702T000000Z")  # the demo's page, with this DATA_DIR
+    write_report(data, results, output=tmp_path / "mail" / "report.html", run_id="20260703T000000Z")
+    assert not snapshot_path(data, "20260703T000000Z").exists(), "a page written outside RESULTS_DIR"
+    write_results(results, [result("zenodo", str(i), label="EYE_IMAGING", p=0.9) for i in range(3)])
+    report = gather(data, results, run_id="20260708T000000Z")
+    assert report.baseline["run_id"] == "20260701T000000Z"
+    assert report.new_keys == {"zenodo:2"}
+
+
 # ------------------------------------------------------------------ modalities and archives
 def test_modalities_come_from_file_names_archive_members_and_file_types(tmp_path):
     data, results = dirs(tmp_path)
@@ -357,20 +374,17 @@ def test_scrapy_report_writes_the_page_and_its_snapshot(tmp_path):
     write_results(results, mixed_records())
     env = {"DATA_DIR": str(data), "RESULTS_DIR": str(results), "RUN_ID": "20260708T000000Z",
            "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "scrapy", "report"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = scrapy_in_process(["report"], env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == str(results / "report.html")
     assert "report: " in done.stderr and "EYE_IMAGING datasets" in done.stderr
     assert (results / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert snapshot_path(data, "20260708T000000Z").exists()
-    bad = subprocess.run([sys.executable, "-m", "scrapy", "report", "--threshold", "2"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    bad = scrapy_in_process(["report", "--threshold", "2"], env)
     assert bad.returncode != 0 and "--threshold" in bad.stderr
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    failed = subprocess.run([sys.executable, "-m", "scrapy", "report", "-o", str(blocked / "report.html")], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    failed = scrapy_in_process(["report", "-o", str(blocked / "report.html")], env)
     assert failed.returncode == 1 and "cannot write the review page" in failed.stderr
 
 

@@ -13,7 +13,7 @@ from envision_spiders.items import RESULT_FIELDS
 from envision_spiders.results import classified_record, size_mb, write_results
 from envision_spiders.storage import atomic_write_json, record_path
 
-from .conftest import run_crawl
+from .conftest import crawl_in_process
 
 
 def classification(p: float, model: str = "m@1") -> dict:
@@ -125,7 +125,7 @@ def test_a_scrape_that_returns_nothing_leaves_results_intact(api, tmp_path):
     write_results(data, results)
     before = read(results / "zenodo_all_results.json")
     # the local API server holds no record: every search comes back empty
-    proc = run_crawl(api, "zenodo", data, SEARCH_TERMS=str(terms_file(tmp_path)))
+    proc = crawl_in_process(api, "zenodo", data, SEARCH_TERMS=str(terms_file(tmp_path)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read(results / "zenodo_all_results.json") == before
     assert len(read(results / "zenodo_eye_imaging.json")) == 2
@@ -154,3 +154,47 @@ def test_results_rows_carry_the_reasons_and_the_disagreement(tmp_path):
     assert rows["1"]["evidence"] == reasons and rows["1"]["disagreement"] is True and rows["1"]["prob_text"] == 0.01
     assert rows["2"]["evidence"] == [] and rows["2"]["disagreement"] is False and rows["2"]["prob_text"] is None
     assert rows["3"]["evidence"] == [] and rows["3"]["disagreement"] is False
+
+
+def test_one_funnel_from_the_same_records_in_the_summary_the_log_and_the_page(tmp_path, caplog, monkeypatch):
+    """found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted: each figure
+    counts records of the one before it, and the run summary, its log line, the review
+    page and the download step's selection agree."""
+    from envision_spiders import runhealth
+    from envision_spiders.downloads.queue import DownloadQueue
+    from envision_spiders.downloads.runner import DownloadConfig, collect_candidates
+    from envision_spiders.report import build_report
+    from envision_spiders.storage import safe_id
+
+    from .report_data import result, write_results as write_rows
+
+    monkeypatch.delenv("PORTAL_URL", raising=False)
+    data, results = tmp_path / "data", tmp_path / "results"
+    rows = [
+        result("zenodo", "1", label="EYE_IMAGING", p=0.97),  # canonical, downloaded and posted
+        result("zenodo", "2", label="EYE_IMAGING", p=0.91),  # canonical, downloaded only partly
+        result("zenodo", "3", label="EYE_IMAGING", p=0.55),  # not confident
+        result("zenodo", "4", label="NEGATIVE", p=0.1),
+        result("kaggle", "o/s", label="EYE_IMAGING", p=0.99, duplicate_of={"source": "zenodo", "source_id": "1"}),
+        result("kaggle", "u/x", label=None, p=None),
+    ]
+    write_rows(results, rows)
+    for sid, status in (("1", "complete"), ("2", "incomplete"), ("3", "complete")):
+        atomic_write_json(data / "downloads" / "zenodo" / safe_id(sid) / "manifest.json", {"status": status})
+    atomic_write_json(data / "downloads" / "kaggle" / "o_s" / "manifest.json", {"status": "complete"})
+    atomic_write_json(data / "portal" / "posted.json", {"version": 1, "portals": {"https://portal.example.org": {
+        "datasets": {"https://doi.org/a": {"source": "zenodo", "source_id": "1"},
+                     "https://doi.org/b": {"source": "kaggle", "source_id": "o/s"}}}}})
+    line = "funnel: 6 found → 4 EYE_IMAGING → 3 confident (P ≥ 0.80) → 2 canonical → 1 downloaded / 1 posted"
+
+    caplog.set_level(logging.INFO)
+    assert runhealth.main(["--data-dir", str(data), "--results-dir", str(results), "--run-id", "r1"]) == 0
+    summary = read(data / "runs" / "r1" / "summary.json")
+    assert summary["funnel"] == {"threshold": 0.8, "found": 6, "eye_imaging": 4, "confident": 3, "canonical": 2,
+                                 "downloaded": 1, "posted": 1}
+    assert f"run r1 {line}" in caplog.text
+    report, page = build_report(data, results, run_id="r1", threshold=0.8)
+    assert report.funnel.line() == line and line in page.replace("&gt;", ">")
+    config = DownloadConfig(data_dir=data, results_dir=results, threshold=0.8)
+    selected = collect_candidates(config, ["kaggle", "zenodo"], DownloadQueue(tmp_path / "elsewhere"))
+    assert sorted(c["source_id"] for c in selected) == ["1", "2"]  # the canonical records, no other

@@ -4,6 +4,7 @@ real scrapyd on 127.0.0.1 lists the spiders and runs one against the local API s
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,8 +22,14 @@ BIN = Path(sys.executable).parent
 
 
 def build_egg(out: Path) -> Path:
+    """scrapyd-deploy's egg of the project, built from a copy of the checkout: the build
+    writes setup.py, build/ and *.egg-info next to scrapy.cfg, and parallel workers must
+    not share (or leave behind) those in the repository."""
+    source = out / "checkout"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "results", "build", "dist", "*.egg-info", "setup.py", "__pycache__", "artifacts", "out"))
     egg = out / "envision.egg"
-    result = subprocess.run([str(BIN / "scrapyd-deploy"), f"--build-egg={egg}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(BIN / "scrapyd-deploy"), f"--build-egg={egg}"], cwd=source, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return egg
 
@@ -135,3 +142,57 @@ def test_real_scrapyd_deploys_lists_and_runs_a_spider(egg, api, tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_scrapyd_client_reaches_the_deploy_target_of_scrapy_cfg(tmp_path):
+    """``scrapyd-client`` appends ``/listprojects.json`` to the target's URL as it is: a
+    trailing slash in ``scrapy.cfg`` made ``//listprojects.json``, which scrapyd answers
+    with 404. The real command runs against a stand-in that answers scrapyd's paths only,
+    with the project's own ``scrapy.cfg`` (only the port changed)."""
+    import http.server
+    import threading
+
+    if not (BIN / "scrapyd-client").exists():
+        pytest.skip("scrapyd-client is not installed (pip install -e '.[deploy]')")
+    paths: list[str] = []
+
+    class Scrapyd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server interface
+            # the raw request target: http.server folds a leading "//" of self.path into "/"
+            target = self.requestline.split()[1]
+            paths.append(target)
+            ok = target == "/listprojects.json"
+            body = json.dumps({"status": "ok", "projects": ["envision"]} if ok else {"status": "error"}).encode()
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scrapyd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = (ROOT / "scrapy.cfg").read_text()
+        assert "localhost:6800" in cfg
+        (tmp_path / "scrapy.cfg").write_text(cfg.replace("localhost:6800", f"127.0.0.1:{server.server_address[1]}"))
+        result = subprocess.run([str(BIN / "scrapyd-client"), "projects"], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert paths == ["/listprojects.json"], paths
+    assert result.returncode == 0 and result.stdout.split() == ["envision"], result.stdout + result.stderr
+
+
+def test_scrapyd_working_folders_are_ignored_by_git():
+    """``cd /srv/envision-spiders && .venv/bin/scrapyd`` (as the README says) writes its eggs,
+    job logs, queues and items into the checkout: none of them may show up in git."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["eggs/envision/1700000000.egg", "logs/envision/zenodo/0a1b.log", "dbs/envision.db",
+             "items/envision/zenodo/0a1b.jl", "jobs/envision.db", "twistd.pid"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.split() == paths, result.stdout + result.stderr

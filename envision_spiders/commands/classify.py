@@ -20,15 +20,18 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
+from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY
+from envision_spiders.usercheck import CheckedCommand, no_records_problem
 
 logger = logging.getLogger(__name__)
 
 BATCH = 256  # records per model call (and per progress line)
 
 
-class Command(ScrapyCommand):
+class Command(CheckedCommand, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
+    makes_results = True
 
     def syntax(self) -> str:
         return "[--source SOURCE ...] [--results-dir DIR] [--model SPEC] [--force]"
@@ -47,7 +50,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts) -> None:
         from scrapy.utils.log import configure_logging
 
-        from envision_spiders.classifier import classifier_for_command, record_input
+        from envision_spiders.classifier import classifier_for_command
         from envision_spiders.report import report_after_classify
         from envision_spiders.results import run_id_from, sources_on_disk, write_results
 
@@ -57,22 +60,44 @@ class Command(ScrapyCommand):
         configure_logging(self.settings)
         data_dir = Path(self.settings.get("DATA_DIR") or "data")
         results_dir = Path(opts.results_dir or self.settings.get("RESULTS_DIR") or "results")
-        available = sources_on_disk(data_dir)
-        sources = opts.source or available
-        missing = [s for s in sources if s not in available]
-        if missing:
-            logger.warning("No saved records for %s under %s", ", ".join(missing), data_dir / "metadata")
-        classifier = classifier_for_command(self.settings, opts.model)
-        if classifier is None:
-            self.exitcode = 1
-            return
-        started = time.monotonic()
+        sources = opts.source or sources_on_disk(data_dir)
         counts = {"classified": 0, "reused": 0, "changed_meanwhile": 0}
+        problem = no_records_problem(data_dir, opts.source or None)
+        if problem:
+            # nothing to label: no model is loaded (nor built); the results and the page are
+            # written as they are, and the exit status says the step found a problem (a
+            # weekly run goes on to its report and ends unhealthy)
+            logger.error("classify: %s", problem)
+            self.exitcode = EXIT_UNHEALTHY
+            model_id = "none loaded"
+        else:
+            classifier = classifier_for_command(self.settings, opts.model)
+            if classifier is None:
+                self.exitcode = 1
+                return
+            model_id = classifier.model_id
+            self._label(classifier, data_dir, sources, opts.force, counts)
+        run_id = run_id_from(self.settings)
+        summary = write_results(data_dir, results_dir, run_id)
+        # the review page follows the results it shows (it never fails this command)
+        settings = self.settings.copy()
+        settings.set("RESULTS_DIR", str(results_dir), priority="cmdline")
+        report_after_classify(settings, run_id=run_id)
+        print(f"classified {counts['classified']}, already labelled {counts['reused']} "
+              f"(model {model_id}); results in {results_dir}: "
+              f"{summary['totals']['EYE_IMAGING']} EYE_IMAGING of {summary['totals']['records']} records")
+
+    @staticmethod
+    def _label(classifier, data_dir: Path, sources: list[str], force: bool, counts: dict[str, int]) -> None:
+        """Label what the current model has not labelled (everything with ``force``)."""
+        from envision_spiders.classifier import record_input
+
+        started = time.monotonic()
         for source in sources:
             todo = []
             for path, record in iter_records(data_dir, source):
                 inp = record_input(record)
-                if not opts.force and classifier.reusable(record.get("classification"), inp):
+                if not force and classifier.reusable(record.get("classification"), inp):
                     counts["reused"] += 1
                 else:
                     todo.append((path, inp))
@@ -86,15 +111,6 @@ class Command(ScrapyCommand):
         logger.info("classify: %d records classified, %d already labelled by %s, %d skipped (changed by a crawl "
                     "meanwhile) in %.0f s", counts["classified"], counts["reused"], classifier.model_id,
                     counts["changed_meanwhile"], elapsed)
-        run_id = run_id_from(self.settings)
-        summary = write_results(data_dir, results_dir, run_id)
-        # the review page follows the results it shows (it never fails this command)
-        settings = self.settings.copy()
-        settings.set("RESULTS_DIR", str(results_dir), priority="cmdline")
-        report_after_classify(settings, run_id=run_id)
-        print(f"classified {counts['classified']}, already labelled {counts['reused']} "
-              f"(model {classifier.model_id}); results in {results_dir}: "
-              f"{summary['totals']['EYE_IMAGING']} EYE_IMAGING of {summary['totals']['records']} records")
 
 
 def _save(path: Path, inp, classification: dict) -> str:

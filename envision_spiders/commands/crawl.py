@@ -15,11 +15,26 @@ from scrapy.exceptions import UsageError
 
 from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY, new_run_id
 from envision_spiders.storage import read_json
+from envision_spiders.usercheck import CheckedCommand, spider_loader, spider_problems
 
 logger = logging.getLogger(__name__)
 
 
-class Command(ScrapyCrawl):
+class Command(CheckedCommand, ScrapyCrawl):
+    def more_problems(self, args: list[str], opts) -> list[str]:
+        """An unknown spider or an argument it does not take: one line, before anything
+        starts (Scrapy would raise a KeyError with a traceback, or set the argument as
+        an attribute nobody reads)."""
+        if len(args) != 1:
+            return []
+        loader = spider_loader(self.settings)
+        names = loader.list()
+        accepted = {}
+        for name in names:
+            arguments = getattr(loader.load(name), "arguments", None)
+            accepted[name] = arguments() if callable(arguments) else set(opts.spargs)
+        return spider_problems(names, args[0], opts.spargs, accepted)
+
     def syntax(self) -> str:
         return "[options] <spider | all>"
 
@@ -50,7 +65,7 @@ class Command(ScrapyCrawl):
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
-        if (self.settings.getdict("ITEM_PIPELINES") or {}).get("pipelines.results.ResultsPipeline") is not None:
+        if (self.settings.getdict("EXTENSIONS") or {}).get("envision_spiders.extensions.results.ResultsWriter") is not None:
             from envision_spiders.results import write_results
 
             try:

@@ -51,7 +51,9 @@ class Command(RecordsCommand):
             # read-only: candidates from the queue and the results, nothing queued
             queue = ReadOnlyQueue(config.data_dir)
             plans = [plan_record(config, c) for c in collect_candidates(config, sources, queue)]
-            print("\n".join(dry_run_lines(plans)))
+            runner = DownloadRunner(config)
+            waiting = {s: why for s in {p.source for p in plans} if (why := runner.credentials_wait(s))}
+            print("\n".join(dry_run_lines(plans, waiting)))
             return
         queue = DownloadQueue(config.data_dir)
         candidates = collect_candidates(config, sources, queue)

@@ -20,12 +20,15 @@ import logging
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders.usercheck import CheckedCommand
+
 logger = logging.getLogger(__name__)
 
 
-class Command(ScrapyCommand):
+class Command(CheckedCommand, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
+    needs_results = True
     default_settings = {"LOG_LEVEL": "INFO"}
 
     def syntax(self) -> str:

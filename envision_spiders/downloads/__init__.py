@@ -1,5 +1,5 @@
 """Downloads of confident EYE_IMAGING records: queue, verified resumable transfers,
-manifests. See ``runner.py`` for the whole flow and ``DESIGN.md`` for the layout::
+manifests. See ``runner.py`` for the whole flow; the layout (README "Data on disk")::
 
     data/downloads/.queue/{source}/{safe id}.json      one entry per queued record
     data/downloads/{source}/{safe id}/manifest.json    what was downloaded, verified, why not

@@ -8,6 +8,8 @@ from typing import Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders.usercheck import CheckedCommand
+
 
 def add_selection_options(parser: argparse.ArgumentParser, threshold_setting: str = "DOWNLOAD_THRESHOLD") -> None:
     parser.add_argument("--source", action="append", default=[], metavar="SOURCE",
@@ -33,12 +35,13 @@ def selection(settings: Any, args: list[str], opts: argparse.Namespace):
     return config, opts.source or sources_on_disk(config.data_dir, config.results_dir)
 
 
-class RecordsCommand(ScrapyCommand):
+class RecordsCommand(CheckedCommand, ScrapyCommand):
     """Base of the commands acting on the records that pass the download gate; it runs
-    no crawler (no reactor), only asyncio or plain code."""
+    no crawler (no reactor), only asyncio or plain code. They read RESULTS_DIR."""
 
     requires_project = True
     requires_crawler_process = False
+    needs_results = True
     default_settings = {"LOG_LEVEL": "INFO"}
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:

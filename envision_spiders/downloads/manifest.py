@@ -47,6 +47,14 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _unchanged_on_disk(job: FileJob, prev: dict[str, Any]) -> bool:
+    try:
+        st = job.path.stat()
+    except OSError:
+        return False
+    return st.st_size == prev.get("size_on_disk") and st.st_mtime_ns == prev.get("mtime_ns")
+
+
 class RecordManifest:
     def __init__(self, folder: Path, header: dict[str, Any]) -> None:
         self.folder = folder
@@ -90,9 +98,13 @@ class RecordManifest:
         }
         prev = self.previous.get(name)
         if status == PENDING and prev and prev.get("status") in (DOWNLOADED, VERIFIED_EXISTING):
-            # until this run looks at it again, what the last run knew stands
+            # until this run looks at it again, what the last run knew stands: a file
+            # verified then and untouched since (size and time) is reported verified,
+            # never pending
             for key in ("size_on_disk", "checksum_computed", "mtime_ns", "finished_at"):
                 entry[key] = prev.get(key)
+            if job is not None and _unchanged_on_disk(job, prev):
+                entry["status"] = VERIFIED_EXISTING
         self.files.append(entry)
         self._index[name] = entry
         return entry

@@ -4,6 +4,12 @@ On a terminal: tqdm bars (one overall, one per active file). Elsewhere (cron,
 scrapyd, a crawl's log): one plain log line every ``DOWNLOAD_PROGRESS_INTERVAL``
 seconds with the same numbers. tqdm does the rate smoothing and the formatting; the
 log lines use its ``format_sizeof`` / ``format_interval`` so both read alike.
+
+The overall total is what is really transferred, kept true as the run learns: it
+starts as the planned files' known sizes; a file found verified on disk, a record that
+waits (credentials, another process) or a file that stops early gives back what it
+will not transfer, and a file of unknown size adds its bytes as they arrive. So the
+line never shows more than 100 % and ends with its bytes equal to its total.
 """
 
 from __future__ import annotations
@@ -37,17 +43,29 @@ class BaseProgress:
     """Counts bytes; subclasses show them."""
 
     def __init__(self) -> None:
-        self.expected = 0  # bytes planned this run (known sizes only)
+        self.expected = 0  # bytes this run transfers (see the module doc)
         self.done = 0
         self.files_done = 0
         self.files_failed = 0
         self.started = time.monotonic()
         self.active: dict[str, _File] = {}
+        self.planned: dict[str, int] = {}  # known size of each planned file not started yet
 
     def add_expected(self, n: int) -> None:
-        self.expected += max(0, n)
+        self.expected += n
+
+    def plan_file(self, key: str, size: int | None) -> None:
+        """A file this run will look at; its known size joins the total."""
+        if size and key not in self.planned and key not in self.active:
+            self.planned[key] = size
+            self.add_expected(size)
+
+    def unplan_file(self, key: str) -> None:
+        """A planned file this run will not transfer gives its size back."""
+        self.add_expected(-self.planned.pop(key, 0))
 
     def file_started(self, key: str, total: int | None, done: int) -> None:
+        self.planned.pop(key, None)  # in the total already, when its size is known
         self.active[key] = _File(total, done, initial=done)
         self.done += done
 
@@ -55,17 +73,25 @@ class BaseProgress:
         f = self.active.get(key)
         if f is not None:
             f.done += n
+            if f.total is None:
+                self.add_expected(n)
         self.done += n
 
     def file_restarted(self, key: str) -> None:
         f = self.active.get(key)
         if f is not None:
             self.done -= f.done
+            if f.total is None:
+                self.add_expected(-f.done)
             f.done = 0
             f.initial = 0
 
     def file_finished(self, key: str, ok: bool) -> None:
-        self.active.pop(key, None)
+        f = self.active.pop(key, None)
+        if f is None:
+            self.unplan_file(key)  # never transferred: verified on disk, refused, or failed before a byte
+        elif f.total is not None and f.done < f.total:
+            self.add_expected(f.done - f.total)  # stopped early: the rest is not transferred this run
         if ok:
             self.files_done += 1
         else:

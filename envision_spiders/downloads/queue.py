@@ -68,8 +68,11 @@ def gate(record: Any, threshold: float) -> tuple[bool, str]:
         return False, "no prob_eye_imaging"
     if prob < threshold:
         return False, f"prob_eye_imaging {prob:.3f} below the threshold {threshold:.2f}"
-    if _get(record, "duplicate_of"):
-        return False, f"duplicate of {_get(record, 'duplicate_of')}"
+    canonical = _get(record, "duplicate_of")
+    if canonical:
+        if isinstance(canonical, Mapping):
+            canonical = f"{canonical.get('source')}:{canonical.get('source_id')}"
+        return False, f"duplicate of {canonical}"
     return True, ""
 
 

@@ -24,6 +24,7 @@ Per record:
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -38,13 +39,15 @@ import aiohttp
 
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
+from envision_spiders.selection import BELOW_THRESHOLD, DUPLICATE, reason_kind, select_records
 from envision_spiders.storage import read_json, record_path, safe_id
 
 from .manifest import EventLog, RecordManifest
 from .progress import BaseProgress, human_bytes
-from .queue import DownloadQueue, gate, read_results, results_path
+from .queue import DownloadQueue, read_results
 from .safety import LOCK_NAME, UnsafeURL, assign_paths, check_url, redact_url
 from .transfer import (
+    CREDENTIAL_HINTS,
     DOWNLOADED,
     FAILED,
     SKIPPED,
@@ -55,13 +58,14 @@ from .transfer import (
     HostGates,
     RecordBudget,
     TransferPolicy,
+    free_bytes,
     parse_checksum,
     verify_existing,
 )
 
 logger = logging.getLogger(__name__)
 
-# The pace of file downloads per source (see ../shared/apis.md): downloads share the
+# The pace of file downloads per source (see docs/sources/): downloads share the
 # API's documented limits where the files come from the API host.
 DOWNLOAD_PACES: dict[str, Pace] = {
     # guests: 60 requests a minute, 2000 an hour, files served by the API host
@@ -92,9 +96,12 @@ class DownloadConfig:
     backoff_max: float = 300.0
     ratelimit_retries: int = 8
     ratelimit_max_wait: float = 3600.0
-    timeout: float = 60.0  # seconds without a byte before an attempt is given up
+    timeout: float = 60.0  # seconds without a byte before an attempt is given up (and the grace of min_speed)
+    max_unknown_bytes: int = 16 * 1024**3  # a body whose length neither the record nor the server states
+    min_speed: float = 16384.0  # bytes a second an attempt must average after `timeout` (0: no deadline)
     user_agent: str = "envision-spiders"
     api_roots: dict[str, str] = field(default_factory=dict)
+    free_space: Callable[[Path], int] = free_bytes  # bytes free on the disk of a folder (tests give their own)
 
     @property
     def downloads_dir(self) -> Path:
@@ -116,6 +123,8 @@ class DownloadConfig:
             ratelimit_retries=settings.getint("RATELIMIT_MAX_RETRIES", 8),
             ratelimit_max_wait=settings.getfloat("RATELIMIT_MAX_WAIT", 3600.0),
             timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60.0),
+            max_unknown_bytes=settings.getint("DOWNLOAD_MAX_UNKNOWN_BYTES", 16 * 1024**3),
+            min_speed=settings.getfloat("DOWNLOAD_MIN_SPEED", 16384.0),
             user_agent=settings.get("USER_AGENT") or "envision-spiders",
             api_roots={s: settings.get(name) for s, name in API_SETTINGS.items() if settings.get(name)},
         )
@@ -215,33 +224,58 @@ def plan_record(config: DownloadConfig, candidate: Mapping[str, Any]) -> RecordP
 
 
 def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue) -> list[dict[str, Any]]:
-    """Records to download: queued ones still above the threshold, then records of
-    the results files passing the gate (queued too, so a failure is retried)."""
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, Any]] = []
+    """Records to download: those :func:`envision_spiders.selection.select_records`
+    selects, queued ones first (a failure of an earlier run is retried first), each
+    queued too so that a failure is retried next run.
+
+    A queued record is judged by its results row as it is now, not by what the crawl
+    that queued it knew: a record its results now mark as a duplicate, or as no longer
+    EYE_IMAGING, leaves the queue; one below this run's threshold stays queued; one
+    without a results row yet (a crawl queued it and nothing classified since) waits."""
     sources = list(sources)
+    selection = select_records(config.results_dir, sources, config.threshold)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    listed: dict[str, set[str]] = {}
+    left: Counter = Counter()  # queued records not taken this run, by what happens to them
     for entry in queue.entries(sources):
         key = (str(entry["source"]), str(entry["source_id"]))
-        prob = entry.get("prob_eye_imaging")
-        ok, why = gate(entry, config.threshold)
-        if not ok:
-            logger.info("%s %s stays queued but is not downloaded now: %s", key[0], key[1], why)
+        if key in seen:
             continue
-        if key not in seen and isinstance(prob, (int, float)):
-            seen.add(key)
-            out.append(entry)
-    for source in sources:
-        for record in read_results(results_path(config.results_dir, source)):
-            ok, _ = gate(record, config.threshold)
-            key = (str(record.get("source") or source), str(record["source_id"]))
-            if not ok or key in seen:
-                continue
-            seen.add(key)
-            queue.add(key[0], key[1], label=record.get("label"), prob=record.get("prob_eye_imaging"),
-                      threshold=config.threshold, origin="results")
-            out.append({"source": key[0], "source_id": key[1], "label": record.get("label"),
-                        "prob_eye_imaging": record.get("prob_eye_imaging")})
+        seen.add(key)
+        why = selection.why_not(key)
+        if why is None:
+            out.append(_candidate(key, selection.rows[key]))
+            continue
+        if key in selection.refused and reason_kind(why) == BELOW_THRESHOLD:
+            what = "stay queued: below this run's threshold"
+        elif key in selection.refused or key[1] in listed.setdefault(key[0], _all_results_ids(config, key[0])):
+            what = ("leave the queue: their results mark them as duplicates" if reason_kind(why) == DUPLICATE
+                    else "leave the queue: their results no longer say EYE_IMAGING")
+            queue.remove(*key)
+        else:
+            what = "stay queued: no results row yet (`scrapy classify` writes it, with the duplicates marked)"
+        left[what] += 1
+        logger.debug("download queue: %s %s: %s (%s)", key[0], key[1], what, why)
+    for what, n in sorted(left.items()):
+        logger.info("download: %d queued records %s", n, what)
+    for key, row in selection.rows.items():
+        if key in seen:
+            continue
+        seen.add(key)
+        queue.add(key[0], key[1], label=row.get("label"), prob=row.get("prob_eye_imaging"),
+                  threshold=config.threshold, origin="results")
+        out.append(_candidate(key, row))
     return out
+
+
+def _candidate(key: tuple[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"source": key[0], "source_id": key[1], "label": row.get("label"), "prob_eye_imaging": row.get("prob_eye_imaging")}
+
+
+def _all_results_ids(config: DownloadConfig, source: str) -> set[str]:
+    """Ids of every classified record of a source (``{source}_all_results.json``)."""
+    return {str(r["source_id"]) for r in read_results(config.results_dir / f"{source}_all_results.json")}
 
 
 class RecordLock:
@@ -296,6 +330,10 @@ class DownloadRunner:
             backoff=Backoff(base=config.backoff_base * config.scale, cap=config.backoff_max * max(config.scale, 0.0)),
             default_429_wait=max(1.0, 60.0 * config.scale),
             min_free_bytes=config.min_free_bytes,
+            max_unknown_bytes=config.max_unknown_bytes,
+            grace=config.timeout,
+            min_speed=config.min_speed,
+            free_space=config.free_space,
             user_agent=config.user_agent,
         )
         self._tasks: set[asyncio.Task] = set()
@@ -331,6 +369,13 @@ class DownloadRunner:
         if self._stats is not None:
             self._stats(f"envision/download/{key}", n)
 
+    def credentials_wait(self, source: str) -> str | None:
+        """Why the files of ``source`` wait for credentials (not a failure), or None."""
+        if source in FILES_NEED_CREDENTIALS and not self.credentials(source).configured:
+            return (f"{source} serves files only to authenticated clients and no credentials are set "
+                    f"({CREDENTIAL_HINTS[source]})")
+        return None
+
     def credentials(self, source: str) -> Credentials:
         creds = self._credentials.get(source)
         if creds is None:
@@ -342,8 +387,17 @@ class DownloadRunner:
         await self.open()
         plans = [plan_record(self.config, c) for c in candidates]
         for plan in plans:
-            self.progress.add_expected(plan.expected_bytes)
+            self._plan_progress(plan)
         return list(await asyncio.gather(*(self._guarded(plan) for plan in plans)))
+
+    def _plan_progress(self, plan: RecordPlan, planned: bool = True) -> None:
+        """The record's files join the progress total (``planned``), or leave it."""
+        for p in plan.files:
+            if p.job is not None:
+                if planned:
+                    self.progress.plan_file(p.job.key, p.job.expected_size)
+                else:
+                    self.progress.unplan_file(p.job.key)
 
     def submit(self, candidate: Mapping[str, Any]) -> bool:
         """Start a record's download as a task on the running loop (crawl use);
@@ -353,7 +407,7 @@ class DownloadRunner:
             return False
         self._active.add(key)
         plan = plan_record(self.config, candidate)
-        self.progress.add_expected(plan.expected_bytes)
+        self._plan_progress(plan)
         task = asyncio.ensure_future(self._guarded(plan))
         self._tasks.add(task)
 
@@ -385,6 +439,8 @@ class DownloadRunner:
                 logger.exception("download of %s %s stopped: %s", plan.source, plan.source_id, exc)
                 self.stat("record_errors")
                 return RecordReport(plan.source, plan.source_id, "incomplete", reason=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._plan_progress(plan, planned=False)  # whatever this record did not transfer
 
     async def download_record(self, plan: RecordPlan) -> RecordReport:
         source, sid = plan.source, plan.source_id
@@ -393,9 +449,9 @@ class DownloadRunner:
             self.log.append(source, sid, "skipped", reason=plan.problem)
             self.stat("records_missing")
             return RecordReport(source, sid, "missing", reason=plan.problem)
-        if source in FILES_NEED_CREDENTIALS and not self.credentials(source).configured:
+        why = self.credentials_wait(source)
+        if why:
             # not a failure: the record stays queued until the curator sets credentials
-            why = f"{source} serves files only to authenticated clients and no credentials are set"
             if source not in self._told_no_credentials:
                 self._told_no_credentials.add(source)
                 logger.warning("%s: %s (see .env.example); its records stay queued", source, why)
@@ -431,8 +487,10 @@ class DownloadRunner:
         self.log.append(source, sid, "started", files=len(jobs), expected_bytes=plan.expected_bytes)
         budget = RecordBudget(self.config.max_bytes)
         saver = _ThrottledSave(manifest, plan.skip_reason)
-        outcomes = await asyncio.gather(*(self._one_file(job, manifest, budget, saver) for job in jobs))
-        manifest.save(plan.skip_reason)
+        try:
+            outcomes = await asyncio.gather(*(self._one_file(job, manifest, budget, saver) for job in jobs))
+        finally:
+            manifest.save(plan.skip_reason)  # what is known, even when the run is cancelled
         report = RecordReport(source, sid, manifest.status(), reason=plan.skip_reason)
         report.counts.update(f["status"] for f in manifest.files)
         report.bytes = sum(o.size_on_disk or 0 for o in outcomes if o.status == DOWNLOADED)
@@ -448,17 +506,20 @@ class DownloadRunner:
         return report
 
     async def _one_file(self, job: FileJob, manifest: RecordManifest, budget: RecordBudget, saver: _ThrottledSave) -> FileOutcome:
-        existing = await verify_existing(job, manifest.previous_entry(job.name))
-        if existing is not None:
-            outcome = existing
-            budget.take(outcome.size_on_disk or 0)
-            self.progress.file_finished(job.key, True)
-        else:
-            transfer = FileTransfer(
-                self.session, self.gates, self.credentials(job.source), self.policy, budget,
-                progress=self.progress, on_event=self._event,
-            )
-            outcome = await transfer.run(job)
+        try:
+            existing = await verify_existing(job, manifest.previous_entry(job.name))
+            if existing is not None:
+                outcome = existing
+                budget.take(outcome.size_on_disk or 0)
+                self.progress.file_finished(job.key, True)
+            else:
+                transfer = FileTransfer(
+                    self.session, self.gates, self.credentials(job.source), self.policy, budget,
+                    progress=self.progress, on_event=self._event,
+                )
+                outcome = await transfer.run(job)
+        except Exception as exc:  # an error of one file ends that file, never its record or the run
+            outcome = self._unexpected(job, exc)
         manifest.record_outcome(job, outcome)
         saver.touch()
         detail = {"bytes": outcome.size_on_disk, "checksum": outcome.computed, "reason": outcome.reason}
@@ -469,6 +530,18 @@ class DownloadRunner:
         if outcome.status in (FAILED, SKIPPED):
             logger.warning("%s %s: %s %s: %s", job.source, job.source_id, job.name, outcome.status, outcome.reason)
         return outcome
+
+    def _unexpected(self, job: FileJob, exc: Exception) -> FileOutcome:
+        """The outcome of a file whose handling raised. A name the file system refuses
+        (too long, invalid there) is skipped, not failed: it would fail every run and
+        keep every run unhealthy; anything else fails (and is retried next run)."""
+        self.progress.file_finished(job.key, False)
+        self.stat("file_errors")
+        if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+            return FileOutcome(SKIPPED, reason=f"the file system refuses the name {job.name!r}: {exc.strerror or exc}",
+                               finished_at=time.time())
+        logger.exception("%s %s: %s: unexpected error", job.source, job.source_id, job.name)
+        return FileOutcome(FAILED, reason=f"unexpected error: {type(exc).__name__}: {exc}", finished_at=time.time())
 
     def _event(self, event: str, job: FileJob, detail: dict[str, Any]) -> None:
         self.log.append(job.source, job.source_id, event, job.name, **detail)
@@ -496,10 +569,13 @@ class _ThrottledSave:
             self.manifest.save(self.reason)
 
 
-def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
-    """What a download run would do, one line per file and per record, with totals."""
+def dry_run_lines(plans: list[RecordPlan], waiting: Mapping[str, str] | None = None) -> list[str]:
+    """What a download run would do, one line per file and per record, with totals.
+    ``waiting``: source -> why its files wait for credentials (they are not fetched,
+    and not counted as to download)."""
+    waiting = waiting or {}
     lines: list[str] = []
-    total_files = total_bytes = unknown = skipped = present = 0
+    total_files = total_bytes = unknown = skipped = present = waits = 0
     for plan in plans:
         if plan.problem:
             lines.append(f"{plan.source} {plan.source_id}: NOT DOWNLOADABLE: {plan.problem}")
@@ -515,6 +591,10 @@ def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
                 present += 1
                 lines.append(f"    have  {p.entry['name']}  {human_bytes(size)} (checked, not fetched, when run)")
                 continue
+            if plan.source in waiting:
+                waits += 1
+                lines.append(f"    wait  {p.entry['name']}  {human_bytes(size)}  (needs credentials)")
+                continue
             total_files += 1
             if size is None:
                 unknown += 1
@@ -526,8 +606,12 @@ def dry_run_lines(plans: list[RecordPlan]) -> list[str]:
     lines.append(
         f"total: {total_files} files to download, {total_bytes} bytes ({human_bytes(total_bytes)})"
         + (f" + {unknown} of unknown size" if unknown else "")
-        + f"; {present} already on disk; {skipped} skipped; {len(plans)} records"
+        + f"; {present} already on disk; {skipped} skipped"
+        + (f"; {waits} wait for credentials" if waits else "")
+        + f"; {len(plans)} records"
     )
+    for source in sorted({p.source for p in plans} & set(waiting)):
+        lines.append(f"wait: {waiting[source]}")
     return lines
 
 

@@ -6,12 +6,16 @@
 * ``safe_relpath``: a file name from an API or an archive becomes a relative POSIX path
   that stays inside the record's folder: ``\\`` is a separator too, drive letters and
   leading ``/`` go, ``.`` and ``..`` components are dropped (``../../etc/passwd`` ->
-  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``, components
-  are cut to 255 bytes keeping their extension, names Windows reserves get a ``_``.
+  ``etc/passwd``), NUL and control characters and ``<>:"|?*`` become ``_``,
+  bidirectional controls (``U+202E`` making ``gnp.exe`` read as ``exe.png``) go, components
+  are cut to 255 bytes keeping their extension — a file name to 231, so that the
+  ``.part``, ``.part.json`` and the temporary name of its atomic write still fit —, a whole path to
+  ``MAX_PATH_BYTES`` (folders are cut first), names Windows reserves get a ``_``.
   Nested paths stay nested, so two ``README.txt`` in different folders never collide.
 * ``assign_paths``: names that still collide (the same path twice, paths differing
-  only in case, a file named like our own ``manifest.json`` or ``*.part``) get a
-  ``~2``, ``~3`` suffix before their extension, in a stable order.
+  only in case, two long names cut to the same bytes, a file named like our own
+  ``manifest.json`` or ``*.part``) get a ``~2``, ``~3`` suffix before their extension,
+  in a stable order, within the same byte limits.
 * ``redact_url``: query parameters that look like credentials (signed storage URLs,
   ``access_token=``) are masked before a URL is logged or written.
 
@@ -28,11 +32,19 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from envision_spiders.filetypes import file_extension
+from envision_spiders.storage import ATOMIC_TEMP_OVERHEAD
+from envision_spiders.textutil import strip_bidi
 
 ALLOWED_SCHEMES = ("http", "https")
-MAX_COMPONENT_BYTES = 255
-MAX_DEPTH = 32
+MAX_COMPONENT_BYTES = 255  # a folder's name (the file systems' limit)
 PART_SUFFIX = ".part"
+# what the downloader adds to a file's name: <name>.part, <name>.part.json, and the
+# temporary file of the atomic write of the latter, .<name>.part.json.<8 random>.tmp
+MAX_NAME_BYTES = MAX_COMPONENT_BYTES - len(PART_SUFFIX + ".json") - ATOMIC_TEMP_OVERHEAD
+# a whole relative path, leaving room under PATH_MAX (4096) for DATA_DIR/downloads/<source>/<id>/
+MAX_PATH_BYTES = 3000
+FOLDER_CUT_BYTES = 64  # folders of a path over MAX_PATH_BYTES are cut to this
+MAX_DEPTH = 32
 # Our own files in a record's folder; a data file never takes these names.
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".envision-download.lock"
@@ -85,27 +97,45 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:"), parts.fragment))
 
 
-def _cut(component: str) -> str:
-    """A component cut to MAX_COMPONENT_BYTES of UTF-8, keeping its extension."""
-    if len(component.encode("utf-8")) <= MAX_COMPONENT_BYTES:
-        return component
-    ext = file_extension(component)
-    if len(ext.encode("utf-8")) > 32:
-        ext = ""
-    stem = component[: len(component) - len(ext)] if ext else component
-    budget = MAX_COMPONENT_BYTES - len(ext.encode("utf-8"))
-    stem = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")
-    return stem + ext
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    """(stem, extension) of a name; an extension longer than 32 bytes is no extension."""
+    ext = file_extension(name)
+    if not ext or _utf8_len(ext) > 32 or len(ext) >= len(name):
+        return name, ""
+    return name[: len(name) - len(ext)], name[len(name) - len(ext):]
+
+
+def _cut(component: str, limit: int = MAX_COMPONENT_BYTES, suffix: str = "") -> str:
+    """``component`` + ``suffix`` (before the extension) in at most ``limit`` bytes of
+    UTF-8: the stem is cut (on a character boundary), the extension and suffix kept."""
+    stem, ext = _split_ext(component)
+    if _utf8_len(stem + suffix + ext) <= limit:
+        return stem + suffix + ext
+    budget = max(1, limit - _utf8_len(suffix + ext))
+    return stem.encode("utf-8")[:budget].decode("utf-8", "ignore") + suffix + ext
 
 
 def _clean_component(component: str) -> str | None:
-    c = _BAD_CHARS.sub("_", component).strip()
+    c = _BAD_CHARS.sub("_", strip_bidi(component)).strip()
     c = c.rstrip(". ")  # Windows drops trailing dots and spaces: "a." and "a" would collide
     if not c or set(c) <= {"."}:
         return None
     if _WINDOWS_RESERVED.match(c):
         c = "_" + c
     return _cut(c)
+
+
+def _fit(parts: list[str]) -> list[str]:
+    """The file name within MAX_NAME_BYTES, and the whole path within MAX_PATH_BYTES
+    (folders cut to FOLDER_CUT_BYTES first)."""
+    parts = [*parts[:-1], _cut(parts[-1], MAX_NAME_BYTES)]
+    if _utf8_len("/".join(parts)) > MAX_PATH_BYTES:
+        parts = [_cut(p, FOLDER_CUT_BYTES) for p in parts[:-1]] + parts[-1:]
+    return parts
 
 
 def safe_relpath(name: object, fallback: str = "file") -> str:
@@ -122,18 +152,16 @@ def safe_relpath(name: object, fallback: str = "file") -> str:
             parts.append(c)
     if len(parts) > MAX_DEPTH:
         parts = parts[: MAX_DEPTH - 1] + ["_".join(parts[MAX_DEPTH - 1 :])]
-        parts[-1] = _cut(parts[-1])
     if not parts:
         parts = [_clean_component(fallback) or "file"]
-    return posixpath.join(*parts)
+    return posixpath.join(*_fit(parts))
 
 
-def _with_suffix(path: str, n: int) -> str:
+def _with_suffix(path: str, n: int, limit: int = MAX_NAME_BYTES) -> str:
+    """``path`` with ``~n`` before the extension of its last component, within ``limit``."""
     folder, base = posixpath.split(path)
-    ext = file_extension(base)
-    stem = base[: len(base) - len(ext)] if ext and len(ext) < len(base) else base
-    ext = base[len(stem):]
-    return posixpath.join(folder, _cut(f"{stem}~{n}{ext}")) if folder else _cut(f"{stem}~{n}{ext}")
+    name = _cut(base, limit, f"~{n}")
+    return posixpath.join(folder, name) if folder else name
 
 
 def _reserved(path: str) -> bool:
@@ -143,7 +171,9 @@ def _reserved(path: str) -> bool:
 
 def _variant(path: str, n: int) -> str:
     if path.casefold().endswith((PART_SUFFIX, PART_SUFFIX + ".json")):
-        return _cut(f"{path}_{n}")  # no longer ends in .part
+        folder, base = posixpath.split(path)
+        name = base.encode("utf-8")[: MAX_NAME_BYTES - len(f"_{n}")].decode("utf-8", "ignore") + f"_{n}"
+        return posixpath.join(folder, name) if folder else name  # no longer ends in .part
     return _with_suffix(path, n)
 
 
@@ -172,7 +202,7 @@ def assign_paths(names: Iterable[tuple[object, str]]) -> list[str]:
             blocked_parent = next((p for p in _parents(candidate) if p.casefold() in files), None)
             if blocked_parent is not None:
                 n += 1
-                candidate = _with_suffix(blocked_parent, n) + candidate[len(blocked_parent):]
+                candidate = _with_suffix(blocked_parent, n, MAX_COMPONENT_BYTES) + candidate[len(blocked_parent):]
                 continue
             if low in files or low in folders or _reserved(candidate):
                 n += 1

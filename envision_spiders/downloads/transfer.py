@@ -11,6 +11,17 @@ which may be a crawl's reactor, never waits for the disk.
   ``Range: bytes=N-`` (and ``If-Range`` when the server gave a validator); a ``206``
   whose ``Content-Range`` does not start at N, or a ``200`` (the server ignored the
   range, or the file changed), restarts the file cleanly from byte 0;
+* the disk: before a file, its size (the record's) plus ``DOWNLOAD_MIN_FREE_BYTES`` must
+  be free; when the answer comes, the size the server declares (``Content-Length``)
+  is checked the same way before a byte is written; while writing, the free space may
+  not fall below ``DOWNLOAD_MIN_FREE_BYTES`` (another process may fill the disk). A
+  file stopped for space keeps its ``.part`` only when the next run can resume it (the
+  server takes ranges), and its reason says which. A body of unknown length (neither
+  the record nor the server says) is cut at ``DOWNLOAD_MAX_UNKNOWN_BYTES``;
+* a total deadline: after ``DOWNLOAD_TIMEOUT`` seconds an attempt must keep an average
+  of ``DOWNLOAD_MIN_SPEED`` bytes a second, so a file of N bytes has
+  ``DOWNLOAD_TIMEOUT + N / DOWNLOAD_MIN_SPEED`` seconds in all: a sender that trickles a
+  byte per read, which no read timeout catches, is stopped (and retried from its part);
 * verification: against the record's checksum (``md5:``/``sha256:``/... hex) and size;
   a mismatch deletes the ``.part`` (a resumed transfer gets one clean retry from
   scratch first), so nothing corrupt ever sits under the final name;
@@ -58,6 +69,15 @@ RETRYABLE_STATUS = {408, 425, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha-256": "sha256", "sha512": "sha512", "sha-512": "sha512"}
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+# what a curator sets for a source's files (environment or .env)
+CREDENTIAL_HINTS = {
+    "kaggle": "set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)",
+    "dryad": "set DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET (Dryad refuses anonymous file downloads)",
+    "zenodo": "set ZENODO_TOKEN",
+    "figshare": "set FIGSHARE_ACCESS_TOKEN",
+    "osf": "set OSF_TOKEN",
+}
 
 # statuses of a file in a manifest
 DOWNLOADED = "downloaded"
@@ -348,6 +368,10 @@ class Renew(Exception):
         self.sent = sent
 
 
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
 @dataclass
 class TransferPolicy:
     retries: int = 5  # failed attempts (network, 5xx) before giving up
@@ -356,6 +380,10 @@ class TransferPolicy:
     backoff: Backoff = field(default_factory=Backoff)
     default_429_wait: float = 60.0
     min_free_bytes: int = 1 << 30
+    max_unknown_bytes: int = 16 << 30  # a body whose length nobody states is cut here
+    grace: float = 60.0  # seconds an attempt may take before its pace is judged
+    min_speed: float = 16384.0  # bytes a second an attempt must average after the grace (0: no deadline)
+    free_space: Callable[[Path], int] = free_bytes  # bytes free on the disk of a folder
     user_agent: str = "envision-spiders"
 
 
@@ -462,15 +490,33 @@ class FileTransfer:
             return 0
         return size
 
-    def _check_disk(self, job: FileJob, start: int) -> None:
+    def _check_disk(self, job: FileJob, start: int, declared: int | None = None) -> None:
+        """Room for the rest of the file (the record's size, or what the server
+        declares) with the DOWNLOAD_MIN_FREE_BYTES reserve, before a byte is written."""
         job.path.parent.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(job.path.parent).free
-        need = max(0, (job.expected_size or 0) - start) + self.policy.min_free_bytes
+        size = declared if declared is not None else max(0, (job.expected_size or 0) - start)
+        free = self.policy.free_space(job.path.parent)
+        need = size + self.policy.min_free_bytes
         if free < need:
+            said = f"the server declares {size} bytes; " if declared is not None else ""
+            kept = "; its partial file is kept for the next run" if start and job.part.exists() else ""
             raise Fatal(
-                f"not enough free disk space in {job.folder} ({free / 1e9:.2f} GB free, "
-                f"{need / 1e9:.2f} GB needed with the DOWNLOAD_MIN_FREE_BYTES reserve)"
+                f"not enough free disk space in {job.folder}: {said}{free / 1e9:.2f} GB free, "
+                f"{need / 1e9:.2f} GB needed with the DOWNLOAD_MIN_FREE_BYTES reserve{kept}"
             )
+
+    @staticmethod
+    def _declared(response: aiohttp.ClientResponse) -> int | None:
+        """The bytes the answer says it carries (``Content-Length``), if it says."""
+        value = response.headers.get("Content-Length", "")
+        return int(value) if value.strip().isdigit() else None
+
+    def _out_of_space(self, job: FileJob, writer: PartWriter, resumable: bool, why: str) -> Fatal:
+        """Stop a file for lack of space: its part stays only when the next run can
+        resume it (the server takes ranges); the reason says which."""
+        if resumable:
+            return Fatal(f"{why}; the partial file ({writer.size} bytes) is kept: the next run resumes it")
+        return Fatal(f"{why}; the partial file is deleted: the server cannot resume it", drop_part=True)
 
     async def _request(self, url: str, headers: dict[str, str], gate: HostGate, job: FileJob) -> tuple[aiohttp.ClientResponse, str, dict[str, str]]:
         """GET with redirects followed by hand: every target is checked, credentials
@@ -522,12 +568,19 @@ class FileTransfer:
                 raise Retry("HTTP 416 for the rest of a partial file", from_scratch=True)
             else:
                 begin = 0
-                if start:
-                    self.budget.release(outcome.counted)
-                    outcome.counted = 0
-                    outcome.restarts += 1
-                    self.on_event("restart", job, {"reason": "the server ignored the Range request (HTTP 200); starting over"})
-                    self.progress.file_restarted(job.key)
+            declared = self._declared(response)
+            if declared is not None:
+                self._check_disk(job, begin, declared)
+                if job.expected_size is None and self.budget.cap and self.budget.used + declared > self.budget.cap:
+                    raise Fatal(f"the server declares {declared} bytes: the record would exceed DOWNLOAD_MAX_BYTES "
+                                f"({self.budget.cap} bytes)", SKIPPED)
+            if start and not begin:
+                self.budget.release(outcome.counted)
+                outcome.counted = 0
+                outcome.restarts += 1
+                self.on_event("restart", job, {"reason": "the server ignored the Range request (HTTP 200); starting over"})
+                self.progress.file_restarted(job.key)
+            resumable = response.status == 206 or response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
             await asyncio.to_thread(
                 atomic_write_json,
                 job.part_meta,
@@ -545,7 +598,7 @@ class FileTransfer:
                 self.on_event("resumed", job, {"from_byte": begin})
             self.progress.file_started(job.key, job.expected_size, begin)
             try:
-                await self._stream(job, outcome, response, writer)
+                await self._stream(job, outcome, response, writer, declared, resumable)
             except BaseException:
                 await asyncio.to_thread(writer.close)
                 raise
@@ -578,13 +631,7 @@ class FileTransfer:
     def _auth_reason(self, status: int) -> str:
         if self.credentials.configured:
             return f"HTTP {status}: the server refused {self.credentials.describe()}"
-        hint = {
-            "kaggle": "set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)",
-            "dryad": "set DRYAD_CLIENT_ID and DRYAD_CLIENT_SECRET (Dryad refuses anonymous file downloads)",
-            "zenodo": "set ZENODO_TOKEN",
-            "figshare": "set FIGSHARE_ACCESS_TOKEN",
-            "osf": "set OSF_TOKEN",
-        }.get(self.credentials.source, "this file needs credentials")
+        hint = CREDENTIAL_HINTS.get(self.credentials.source, "this file needs credentials")
         return f"HTTP {status}: authentication required; {hint}"
 
     @staticmethod
@@ -603,26 +650,53 @@ class FileTransfer:
     def _open_writer(job: FileJob, begin: int) -> PartWriter:
         return PartWriter(job.part, job.hash_algorithm, begin)
 
-    async def _stream(self, job: FileJob, outcome: FileOutcome, response: aiohttp.ClientResponse, writer: PartWriter) -> None:
-        try:
-            async for chunk in response.content.iter_chunked(CHUNK):
-                outcome.counted += len(chunk)
-                if not self.budget.take(len(chunk)):
-                    raise Fatal(
-                        f"the record exceeds DOWNLOAD_MAX_BYTES ({self.budget.cap} bytes) while downloading",
-                        SKIPPED, drop_part=True,
-                    )
-                if job.expected_size is not None and writer.size + len(chunk) > job.expected_size:
-                    raise Fatal(f"the server sent more than the expected {job.expected_size} bytes", drop_part=True)
-                try:
-                    await asyncio.to_thread(writer.write, chunk)
-                except OSError as exc:
-                    if exc.errno == errno.ENOSPC:
-                        raise Fatal(f"the disk is full ({job.folder}); the partial file is kept for the next run") from None
-                    raise Fatal(f"cannot write {job.part}: {exc.strerror or exc}") from None
-                self.progress.file_advanced(job.key, len(chunk))
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise Retry(f"transfer interrupted after {writer.size} bytes: {type(exc).__name__}") from None
+    async def _stream(self, job: FileJob, outcome: FileOutcome, response: aiohttp.ClientResponse, writer: PartWriter,
+                      declared: int | None = None, resumable: bool = False) -> None:
+        policy = self.policy
+        started = time.monotonic()
+        received = 0  # this attempt
+        unknown = job.expected_size is None and declared is None
+        while True:
+            # the deadline moves with what arrived: DOWNLOAD_MIN_SPEED on average after the grace
+            left = started + policy.grace + received / policy.min_speed - time.monotonic() if policy.min_speed else None
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(response.content.read(CHUNK), left)
+            except (TimeoutError, asyncio.TimeoutError):
+                elapsed = time.monotonic() - started
+                if policy.min_speed and elapsed >= policy.grace + received / policy.min_speed - 0.001:
+                    raise Retry(f"too slow: {received} bytes in {elapsed:.0f} s, below DOWNLOAD_MIN_SPEED "
+                                f"({policy.min_speed:.0f} bytes a second)") from None
+                raise Retry(f"transfer interrupted after {writer.size} bytes: TimeoutError") from None
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                raise Retry(f"transfer interrupted after {writer.size} bytes: {type(exc).__name__}") from None
+            if not chunk:
+                return
+            received += len(chunk)
+            outcome.counted += len(chunk)
+            if not self.budget.take(len(chunk)):
+                raise Fatal(
+                    f"the record exceeds DOWNLOAD_MAX_BYTES ({self.budget.cap} bytes) while downloading",
+                    SKIPPED, drop_part=True,
+                )
+            if job.expected_size is not None and writer.size + len(chunk) > job.expected_size:
+                raise Fatal(f"the server sent more than the expected {job.expected_size} bytes", drop_part=True)
+            if unknown and writer.size + len(chunk) > policy.max_unknown_bytes:
+                raise Fatal(f"neither the record nor the server states the size, and the body passed "
+                            f"DOWNLOAD_MAX_UNKNOWN_BYTES ({policy.max_unknown_bytes} bytes)", SKIPPED, drop_part=True)
+            free = await asyncio.to_thread(policy.free_space, job.folder)
+            if free - len(chunk) < policy.min_free_bytes:
+                raise self._out_of_space(job, writer, resumable, (
+                    f"stopped: the free disk space in {job.folder} fell to {free / 1e9:.2f} GB, below "
+                    f"DOWNLOAD_MIN_FREE_BYTES ({policy.min_free_bytes / 1e9:.2f} GB)"))
+            try:
+                await asyncio.to_thread(writer.write, chunk)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise self._out_of_space(job, writer, resumable, f"the disk is full ({job.folder})") from None
+                raise Fatal(f"cannot write {job.part}: {exc.strerror or exc}") from None
+            self.progress.file_advanced(job.key, len(chunk))
 
     async def _complete(self, job: FileJob, outcome: FileOutcome, writer: PartWriter, size: int, *, resumed: bool) -> None:
         """Verify a finished ``.part`` and rename it into place. A mismatch after a

@@ -31,10 +31,12 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders.usercheck import CheckedCommand
+
 logger = logging.getLogger(__name__)
 
 
-class Command(ScrapyCommand):
+class Command(CheckedCommand, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 

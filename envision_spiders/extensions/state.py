@@ -9,7 +9,17 @@
   loses nothing; the next run retries them first; a finished run rewrites the file
   with only its own failures.
 * the index of saved records (``source_id`` -> the source's modified date and the terms
-  that found it), so a spider can skip records that did not change.
+  that found it), so a spider can skip records that did not change, and
+  :meth:`CrawlState.saved`: the whole saved record, read from disk once per record
+  however many components ask (archive peek, classification, persistence);
+* the search terms that found each record this run (:meth:`CrawlState.found`) and
+  their one merge rule (:func:`merged_terms`). A record being fetched gets them when
+  the persistence pipeline writes it (:meth:`CrawlState.record_saved`); a saved record
+  that stays as it is (unchanged, or already written this run) gets a new term
+  written into its file at once. What a kill can lose is what was in flight: the
+  terms of records still being fetched (the records themselves are not saved either);
+  terms of a record whose fetch failed for good are merged into its saved copy when
+  the spider closes.
 """
 
 from __future__ import annotations
@@ -17,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import weakref
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +43,7 @@ from envision_spiders.storage import (
     iter_records,
     read_json,
     read_jsonl,
+    record_path,
     remove_stale_temporaries,
     safe_id,
 )
@@ -45,8 +59,27 @@ logger = logging.getLogger(__name__)
 _SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "signature")
 
 
+# Saved records kept in memory after a read (components ask for the one in the pipelines).
+SAVED_CACHE_SIZE = 1024
+# A state for crawlers that run without the extension (components tested on their own).
+_DETACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
+
+
 def terms_hash(terms: list[str]) -> str:
     return hashlib.sha256("\n".join(terms).encode("utf-8")).hexdigest()[:16]
+
+
+def merged_terms(first: list[str], others: list[str] | None) -> list[str]:
+    """``provenance.search_terms`` of a record written now: ``first`` (the terms its item
+    was made with, in the order they found it), then every other term (found since, or
+    in earlier runs), sorted. A term that finds a record already written is appended."""
+    terms = list(first)
+    return terms + sorted(t for t in set(others or []) if t not in terms)
 
 
 def request_to_record(request: Request, reason: str) -> dict[str, Any]:
@@ -77,6 +110,9 @@ class CrawlState:
         self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
         self.started_at = utcnow_iso()
         self.index: dict[str, dict[str, Any]] = {}
+        self.terms: dict[str, list[str]] = {}  # safe id -> terms that found it this run, in order
+        self.settled: set[str] = set()  # safe ids whose saved copy stays this run (terms go into it)
+        self._cache: OrderedDict[str, tuple[tuple[int, int], dict]] = OrderedDict()
         self.previous_failures: list[dict[str, Any]] = []
         self.new_failures = 0
         self._mark: dict[str, Any] = {}
@@ -89,9 +125,13 @@ class CrawlState:
 
     @staticmethod
     def of(crawler: Crawler) -> CrawlState:
+        """The crawl's state (the extension); a crawler without it (a component used on
+        its own) gets one of its own, made once."""
         state = crawler.get_extension(CrawlState)
-        if state is None:  # pragma: no cover - only when someone removes it from EXTENSIONS
-            raise RuntimeError("envision_spiders.extensions.state.CrawlState is not enabled")
+        if state is None:
+            state = _DETACHED.get(crawler)
+            if state is None:
+                state = _DETACHED[crawler] = CrawlState(crawler)
         return state
 
     # ---------------------------------------------------------------- paths
@@ -137,6 +177,7 @@ class CrawlState:
         self.crawler.stats.set_value("envision/records/on_disk_at_start", len(self.index))
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.merge_unsaved_terms()
         if reason == "finished":
             # Everything retried from last time either worked or failed again (and was
             # recorded again): the file now holds exactly this run's failures.
@@ -172,15 +213,114 @@ class CrawlState:
             return None
         return parse_datetime(self._mark["last_success"])
 
-    def saved(self, source_id: str) -> dict[str, Any] | None:
-        return self.index.get(safe_id(source_id))
+    def saved_modified(self, source_id: str) -> Any:
+        """The source's modified date of the saved record (from the index), or None."""
+        entry = self.index.get(safe_id(source_id))
+        return entry.get("source_modified") if entry else None
 
     def is_unchanged(self, source_id: str, source_modified: Any) -> bool:
         """True when the record is on disk with this very modified date."""
-        entry = self.saved(source_id)
-        if not entry or not source_modified:
-            return False
-        return entry.get("source_modified") == iso(source_modified)
+        saved = self.saved_modified(source_id)
+        return bool(saved and source_modified) and saved == iso(source_modified)
+
+    # ---------------------------------------------------------------- saved records
+    def saved(self, source_id: str) -> dict[str, Any] | None:
+        """The saved record (None when there is none), parsed from disk once while its
+        file stays as it was (a ``stat`` tells; another process may have written it)
+        and it stays among the last SAVED_CACHE_SIZE records asked for. Read-only for
+        callers."""
+        key = safe_id(source_id)
+        path = record_path(self.data_dir, self.name, source_id)
+        try:
+            stamp = _stamp(path)
+        except OSError:
+            self._cache.pop(key, None)
+            return None
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            self._cache.move_to_end(key)
+            return cached[1]
+        record = read_json(path)
+        if not isinstance(record, dict):
+            return None
+        self._remember(key, path, record, stamp)
+        return record
+
+    def _remember(self, key: str, path: Path, record: dict, stamp: tuple[int, int] | None = None) -> None:
+        try:
+            stamp = stamp or _stamp(path)
+        except OSError:
+            return
+        self._cache[key] = (stamp, record)
+        self._cache.move_to_end(key)
+        while len(self._cache) > SAVED_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def record_saved(self, source_id: str, record: dict[str, Any]) -> None:
+        """The persistence pipeline wrote ``record``: later terms go straight into it."""
+        key = safe_id(source_id)
+        prov = record.get("provenance") or {}
+        self.index[key] = {"source_modified": prov.get("source_modified"), "search_terms": list(prov.get("search_terms") or [])}
+        self._remember(key, record_path(self.data_dir, self.name, source_id), record)
+        self.settled.add(key)
+
+    # ---------------------------------------------------------------- search terms
+    def found(self, source_id: str, term: str | None) -> bool:
+        """``term`` found ``source_id``; True the first time this run. A record whose
+        saved copy stays as it is gets a new term written into it now."""
+        key = safe_id(source_id)
+        terms = self.terms.get(key)
+        first = terms is None
+        if first:
+            terms = self.terms[key] = []
+        if term and term not in terms:
+            terms.append(term)
+            if key in self.settled:
+                self._merge_terms(source_id)
+        return first
+
+    def terms_found(self, source_id: str) -> list[str]:
+        """The terms that found this record this run, in the order they did."""
+        return list(self.terms.get(safe_id(source_id), []))
+
+    def keep_saved(self, source_id: str) -> None:
+        """The saved copy stays as it is this run (unchanged): this run's terms go into it
+        now, and any later ones when they come."""
+        self.settled.add(safe_id(source_id))
+        self._merge_terms(source_id)
+
+    def _merge_terms(self, source_id: str) -> None:
+        key = safe_id(source_id)
+        entry = self.index.get(key)
+        if entry is None:
+            return  # not on disk: its item (if any) takes the terms when it is written
+        missing = [t for t in self.terms.get(key, []) if t not in entry["search_terms"]]
+        if not missing:
+            return
+        record = self.saved(source_id)
+        if record is None:
+            return
+        prov = record.setdefault("provenance", {})
+        terms = list(prov.get("search_terms") or [])
+        prov["search_terms"] = terms + [t for t in missing if t not in terms]
+        path = record_path(self.data_dir, self.name, source_id)
+        try:
+            atomic_write_json(path, record)
+        except OSError as exc:
+            self.crawler.stats.inc_value("envision/persist/errors")
+            logger.error("%s: cannot add the terms %s to %s: %s", self.name, missing, path, exc)
+            return
+        entry["search_terms"] = list(prov["search_terms"])
+        self._remember(key, path, record)
+        self.crawler.stats.inc_value("envision/records/terms_merged", len(missing))
+
+    def merge_unsaved_terms(self) -> None:
+        """At the end: terms of saved records whose refresh never arrived (its fetch
+        failed for good) go into their saved copies."""
+        for key in list(self.terms):
+            if key not in self.settled and key in self.index:
+                self.settled.add(key)
+                self._merge_terms(key)
 
     def record_failure(self, request: Request, reason: str) -> None:
         self.new_failures += 1

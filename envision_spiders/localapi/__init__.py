@@ -14,6 +14,7 @@ gives ``PORTAL_URL`` and its ``PORTAL_API_KEY``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 from typing import Any
@@ -32,7 +33,7 @@ HELPERS = [downloads, portal]
 # source name -> (module, the setting of its API root, the prefix the module serves)
 SOURCES: dict[str, tuple[Any, str, str]] = {
     "zenodo": (zenodo, "ZENODO_API_URL", zenodo.PREFIX),
-    "nei": (nei, "NIH_REPORTER_API_URL", nei.PREFIX),
+    "nei": (nei, "NEI_API_URL", nei.PREFIX),
     "kaggle": (kaggle, "KAGGLE_API_URL", kaggle.PREFIX),
     "datacite": (datacite, "DATACITE_API_URL", datacite.PREFIX),
     "figshare": (figshare, "FIGSHARE_API_URL", figshare.PREFIX),
@@ -52,9 +53,12 @@ def modify_source(state: ServerState, source: str, fraction: float, seed: int = 
 class LocalAPIServer:
     """Runs the app on 127.0.0.1 in a background thread with its own event loop."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> None:
         self.host = host
         self.port = port
+        # https with a certificate from a throwaway CA (trustme, a test dependency): Scrapy
+        # does not verify certificates, so a crawl reaches it like a real API over https
+        self.tls = tls
         self.state = ServerState()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -62,7 +66,17 @@ class LocalAPIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _ssl_context(self) -> Any:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(self.host).configure_cert(context)
+        return context
 
     def api_settings(self) -> dict[str, str]:
         return {setting: self.base_url + prefix for _, setting, prefix in SOURCES.values()}
@@ -79,29 +93,43 @@ class LocalAPIServer:
         return modify_source(self.state, source, fraction, seed)
 
     def start(self) -> LocalAPIServer:
-        if self.port == 0:
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
-        ready = threading.Event()
+        # The socket is bound here and handed to aiohttp, so the port asked of the OS (0:
+        # any free one) is the port served: probing for a free port and binding it later
+        # would race with other processes (parallel test workers) doing the same.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
 
         async def boot() -> None:
             app = make_app(self.state, [module.register for module, _, _ in SOURCES.values()] + [m.register for m in HELPERS])
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, self.host, self.port, backlog=512).start()
-            ready.set()
+            ssl_context = self._ssl_context() if self.tls else None
+            await web.SockSite(self._runner, sock, backlog=512, ssl_context=ssl_context).start()
+
+        booted: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(boot())
+            try:
+                self._loop.run_until_complete(boot())
+            except BaseException as exc:  # reported to start(), which raises it
+                sock.close()
+                booted.set_exception(exc)
+                return
+            booted.set_result(None)
             self._loop.run_forever()
 
         self._thread = threading.Thread(target=run, name="localapi", daemon=True)
         self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the local API server did not start")
+        # no timeout: the boot either finishes or raises, however busy the machine is
+        booted.result()
         self.state.base_url = self.base_url
         return self
 

@@ -1,8 +1,9 @@
 """``python -m envision_spiders.localapi``: the local API server as a process.
 
 Prints one line ``LOCALAPI <base url>`` when it is ready (scripts read it), then the
-export lines that point every spider at it and ``scrapy post`` at the portal stand-in
-(a throwaway key made for this process), and serves until interrupted.
+export lines that point every spider at it, turn pacing off (``POLITENESS_SCALE=0``)
+and point ``scrapy post`` at the portal stand-in (a throwaway key made for this
+process), and serves until interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     for source in [s for s in args.sources.split(",") if s]:
         server.generate(source, args.records, seed=args.seed)
     print(f"LOCALAPI {server.base_url}", flush=True)
-    for name, value in {**server.api_settings(), **server.portal_settings()}.items():
+    # no pacing against a local server: the real APIs' limits (OSF's 100 an hour) would
+    # make a demo crawl take hours
+    exports = {**server.api_settings(), "POLITENESS_SCALE": "0", **server.portal_settings()}
+    for name, value in exports.items():
         print(f"export {name}={value}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

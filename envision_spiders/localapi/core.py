@@ -4,7 +4,7 @@ It is built for tests, the offline demo and the benchmarks:
 
 * every source module (``zenodo.py``, ...) registers its routes under its own prefix
   (``/zenodo/api``, ``/figshare/v2``, ...) and answers with the real response shapes
-  of ``samples/`` (the recorded responses of ``../shared/api-samples``), filled with
+  of ``samples/`` (real recorded responses, see ``samples/PROVENANCE.md``), filled with
   as many generated records as a test asks for;
 * files are served with HTTP Range support (206, suffix ranges, several ranges in one
   ``multipart/byteranges`` answer, 416, HEAD), from bytes in memory or from *virtual*
@@ -12,8 +12,8 @@ It is built for tests, the offline demo and the benchmarks:
   ``/redirect/...`` answers 302 to the same file under ``/storage/...``;
 * faults are injected per path on request: 429 with ``Retry-After`` (seconds or an
   HTTP date) or ``X-RateLimit-Reset`` / ``RateLimit-Reset``, bursts of 5xx, slow
-  answers, malformed JSON, truncated bodies, dropped connections, and a server that
-  ignores ``Range``;
+  answers, malformed JSON, truncated bodies, dropped connections, a server that
+  ignores ``Range``, and redirects to any URL (another port or scheme);
 * simulated rate limits per source (sliding windows) answer 429 like the real API;
 * it counts requests and bytes per path so tests can assert on what a crawl cost.
 
@@ -142,13 +142,14 @@ class Fault:
     """One injected fault, applied to requests whose path (with query) matches."""
 
     path: str  # regular expression searched in "path?query"
-    kind: str  # "status", "429", "slow", "malformed", "truncate", "drop", "ignore_range"
+    kind: str  # "status", "429", "slow", "malformed", "truncate", "drop", "ignore_range", "redirect"
     count: int = 1  # how many requests it hits; -1 for every request
     status: int = 503
     retry_after: str | None = None  # "5" or an HTTP date, for 429
     reset_header: str | None = None  # "X-RateLimit-Reset" (epoch) or "RateLimit-Reset" (delta)
     reset_seconds: float = 1.0
     delay: float = 0.0  # for "slow"
+    location: str = ""  # for "redirect": the absolute URL a 302 sends the client to
     method: str | None = None
     hits: int = 0
 
@@ -389,6 +390,10 @@ async def _apply_fault(fault: Fault, request: web.Request, handler: Callable, en
         if request.transport is not None:
             request.transport.abort()
         return stream
+    if kind == "redirect":
+        # a redirect to anywhere (another port, another scheme): where credentials must not follow
+        entry["status"] = 302
+        return web.Response(status=302, headers={"Location": fault.location})
     if kind == "ignore_range":
         request[IGNORE_RANGE_KEY] = True
         return None
@@ -413,9 +418,10 @@ async def serve_redirect(request: web.Request) -> web.StreamResponse:
 
 async def serve_file(request: web.Request, served: ServedFile) -> web.StreamResponse:
     size = served.size
-    headers = {"Accept-Ranges": "bytes", "Content-Type": served.content_type}
+    headers = {"Content-Type": served.content_type}
     ranges = None
     if not served.ignore_range and not request.get(IGNORE_RANGE_KEY):
+        headers["Accept-Ranges"] = "bytes"  # a server that ignores Range does not say it takes them
         ranges = parse_range_header(request.headers.get("Range", ""), size)
     if ranges == []:
         return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})

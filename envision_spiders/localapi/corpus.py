@@ -116,3 +116,63 @@ def pick_fraction(ids, fraction: float, seed: int) -> list:
     ``fraction`` of ``ids`` (at least one when there is any)."""
     ids = sorted(ids)
     return random.Random(seed).sample(ids, max(1, int(len(ids) * fraction))) if ids else []
+
+
+# ------------------------------------------------------------------ funding references
+# Funders of generated records: (name, Crossref Funder Registry id, ROR, acronym). NEI
+# sits under NIH: depositors name either, with an NEI award number (institute code EY).
+FUNDERS = {
+    "nei": ("National Eye Institute", "10.13039/100000053", "https://ror.org/03wkg3b53", "NEI"),
+    "nih": ("National Institutes of Health", "10.13039/100000002", "https://ror.org/01cwqze88", "NIH"),
+    "nsf": ("National Science Foundation", "10.13039/100000001", "https://ror.org/021nxhr62", "NSF"),
+    "nsfc": ("National Natural Science Foundation of China", "10.13039/501100001809", None, "NSFC"),
+}
+# How the depositors of generated records write an NIH award (``{t}`` application type,
+# ``{a}`` activity code, ``{ic}`` institute, ``{s}`` six-digit serial, ``{y}`` support year).
+NIH_FORMATS = ["{a}{ic}{s}", "{t}{a}{ic}{s}-{y}", "{a} {ic} {s}", "{ic}{s}", "NIH/NEI {a}{ic}{s}", "{a}-{ic}-{s}"]
+# Grants of the generated NEI corpus that datasets cite: the first ones of seed 1, the
+# seed the demo and the tests generate RePORTER with (a corpus of fewer grants leaves
+# some citations unmatched, as real ones often are).
+CITED_GRANTS = 12
+CITED_SEED = 1
+
+
+@dataclass(frozen=True)
+class Award:
+    funder: str  # a key of FUNDERS
+    number: str  # as the depositor wrote it
+    title: str | None
+    core: str | None  # the NIH core project number it names (None: another funder)
+
+
+def nih_number(core: str, rng: random.Random) -> str:
+    """An NIH core project number the way a depositor might write it."""
+    a, ic, s = core[:3], core[3:5], core[5:]
+    return rng.choice(NIH_FORMATS).format(t=rng.choice("1235"), a=a, ic=ic, s=s, y=f"{rng.randint(1, 9):02d}")
+
+
+def funding_plan(source: str, seed: int, i: int) -> list[Award]:
+    """The funding references of the ``i``-th generated record of ``source``: none for
+    about half; NEI awards of generated RePORTER grants (named NEI or NIH as the funder,
+    the number in one of NIH_FORMATS) for about a quarter; NEI awards of grants the
+    corpus does not hold; NSF and NSFC awards. Drawn from its own generator, so the
+    sources' other generated values do not change."""
+    rng = random.Random(f"funding/{source}/{seed}/{i}")
+    roll = rng.random()
+    awards: list[Award] = []
+    if roll < 0.5:
+        return awards
+    if roll < 0.78:
+        from .nei import planned_grants
+
+        for core, title in rng.sample(planned_grants(CITED_GRANTS, CITED_SEED), rng.choice([1, 1, 1, 2])):
+            awards.append(Award(rng.choice(["nei", "nei", "nih"]), nih_number(core, rng), title, core))
+    elif roll < 0.86:
+        core = f"{rng.choice(['R01', 'U10', 'K23'])}EY9{rng.randint(0, 99999):05d}"
+        awards.append(Award("nei", nih_number(core, rng), "Imaging biomarkers of retinal disease", core))
+    if rng.random() < 0.35 or not awards:
+        if rng.random() < 0.5:
+            awards.append(Award("nsf", f"{rng.choice(['DEB', 'IOS', 'CBET'])}-{rng.randint(1000000, 2299999)}", None, None))
+        else:
+            awards.append(Award("nsfc", str(rng.randint(81000000, 82999999)), "Deep learning for fundus images", None))
+    return awards

@@ -4,7 +4,9 @@ Shapes come from the recorded responses in ``samples/datacite/``: generated DOIs
 copies of ``doi_10.6084-m9.figshare.1449060_2026-07.json`` (2026 shape: name
 identifiers, SPDX ``rightsIdentifier``, ``sizes`` in bytes) or of the Zenodo record of
 ``dois_list_page-number_2020.json`` (2020 shape: eu-repo access statements, licence
-URIs only), with their own DOIs, clients, texts, dates, formats and rights. A share is
+URIs only), with their own DOIs, clients, texts, dates, formats, rights and funding
+references (``corpus.funding_plan``: NEI awards of the generated RePORTER grants and
+others, in DataCite's ``fundingReferences`` shape). A share is
 hosted by Zenodo, Figshare or Dryad (their prefixes and clients), the rest by other
 repositories; a few are not datasets (a ``resource-type-id=dataset`` search must not
 return them); some declare ``contentUrl`` links to files served under ``/storage/``.
@@ -51,7 +53,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from .core import ORIGIN, STATE_KEY, ServerState, json_response, render_json
-from .corpus import file_plan, generated_texts
+from .corpus import FUNDERS, Award, file_plan, funding_plan, generated_texts
 from .payloads import make_payload
 from .search import contains, in_range, parse_query, tokens
 
@@ -176,7 +178,33 @@ def add_record(server: ServerState, rec: dict, client: dict | None = None, posit
     return rec
 
 
-def make_record(rng: random.Random, n: int, host: str, text, created: datetime, resource_type: str) -> tuple[dict, dict]:
+def funding_references(awards: list[Award], rng: random.Random) -> list[dict]:
+    """DataCite ``fundingReferences`` (schema 4: funderName, funderIdentifier with its
+    type, awardNumber, awardUri, awardTitle). Funders are named by their Crossref Funder
+    ID or their ROR id; one award in twenty is written as a number (a type the harvester
+    must read or report)."""
+    out = []
+    for award in awards:
+        name, crossref, ror, _ = FUNDERS[award.funder]
+        ref: dict[str, Any] = {"funderName": name}
+        if ror and rng.random() < 0.25:
+            ref.update(funderIdentifier=ror, funderIdentifierType="ROR", schemeUri="https://ror.org")
+        else:
+            ref.update(funderIdentifier=f"https://doi.org/{crossref}", funderIdentifierType="Crossref Funder ID")
+        number: Any = award.number
+        if award.number.isdigit() and rng.random() < 0.3:
+            number = int(award.number)
+        ref["awardNumber"] = number
+        if award.core:
+            ref["awardUri"] = f"https://reporter.nih.gov/search/results?query={award.core}"
+        if award.title:
+            ref["awardTitle"] = award.title
+        out.append(ref)
+    return out
+
+
+def make_record(rng: random.Random, n: int, host: str, text, created: datetime, resource_type: str,
+                awards: list[Award] | None = None) -> tuple[dict, dict]:
     """One DOI in the real shape of its template, and its client resource."""
     prefix, suffix_t, client_id, provider, publisher, url_t, template = HOSTS[host]
     s = f"{n:x}{rng.randint(0, 0xffff):04x}"
@@ -263,6 +291,7 @@ def make_record(rng: random.Random, n: int, host: str, text, created: datetime, 
         "version": "1.0" if rng.random() < 0.3 else None,
         "rightsList": rights,
         "descriptions": descriptions,
+        "fundingReferences": funding_references(awards or [], random.Random(f"{doi}/funding")),
         "url": url_t.format(n=n, s=s, slug=slug),
         "contentUrl": None,
         "created": stamp(created),
@@ -293,7 +322,7 @@ def generate(server: ServerState, n: int, seed: int = 1, start: int = 5_000_001)
         if not (i and rng.random() < 0.1):
             created = base + timedelta(days=rng.randint(0, 3800), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999))
         rtype = "Dataset" if rng.random() >= 0.08 else rng.choice(["Text", "Software"])
-        rec, client = make_record(rng, start + 2 * i, host, text, created, rtype)
+        rec, client = make_record(rng, start + 2 * i, host, text, created, rtype, funding_plan("datacite", seed, i))
         if host == "other" and rng.random() < 0.3:
             name = file_plan(rng, text.positive)[0]
             path = server.add_file(f"datacite/{rec['attributes']['suffix']}/{name}", make_payload(name, rng, small=True))

@@ -12,12 +12,19 @@
   ``at`` stops there and the connection is closed mid-body (the reader raises after
   the headers went out, so the client sees a truncated body); later requests, with or
   without ``Range``, get the file whole.
+* ``GET /dl/endless?stop=N``: a body without ``Content-Length`` (chunked) that never
+  ends, or ends after ``N`` bytes (so a test of a client without a cap still ends);
+  no ``Accept-Ranges``.
+* ``GET /dl/trickle/{path}?interval=S``: a file of ``/storage/`` sent one byte at a
+  time, ``S`` seconds apart (default 0.05), with its true ``Content-Length``: a sender
+  no read timeout ever catches.
 
 State lives in ``ServerState.sources["dl"]`` so the ``api`` fixture resets it per test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import threading
@@ -106,6 +113,40 @@ def digest_of(served: ServedFile, algorithm: str = "md5", block: int = 4 * 1024*
     return h.hexdigest()
 
 
+async def endless(request: web.Request) -> web.StreamResponse:
+    stop = int(request.query.get("stop", "0") or 0)
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    block = b"\0" * 65536
+    sent = 0
+    while not stop or sent < stop:
+        n = len(block) if not stop else min(len(block), stop - sent)
+        await response.write(block[:n])
+        sent += n
+    await response.write_eof()
+    return response
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    state: ServerState = request.app[STATE_KEY]
+    with state.lock:
+        served = state.files.get(request.match_info["path"])
+    if served is None:
+        return json_response({"message": "not found", "status": 404}, 404)
+    interval = float(request.query.get("interval", "0.05"))
+    response = web.StreamResponse(status=200, headers={"Content-Type": served.content_type})
+    response.content_length = served.size
+    await response.prepare(request)
+    for offset in range(served.size):
+        await response.write(served.read(offset, 1))
+        await asyncio.sleep(interval)
+    await response.write_eof()
+    return response
+
+
 def register(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/oauth/token", token)
     app.router.add_get(f"{PREFIX}/auth/{{path:.+}}", authenticated)
+    app.router.add_get(f"{PREFIX}/endless", endless)
+    app.router.add_get(f"{PREFIX}/trickle/{{path:.+}}", trickle)

@@ -50,7 +50,7 @@ from urllib.parse import quote, unquote, urlencode
 from aiohttp import web
 
 from .core import STATE_KEY, ServedFile, ServerState, json_response
-from .corpus import file_plan, generated_texts
+from .corpus import FUNDERS, Award, file_plan, funding_plan, generated_texts
 from .payloads import make_payload
 from .search import contains, tokens
 
@@ -136,7 +136,28 @@ def version_metadata(shape: str, identifier: str, v: dict) -> dict:
             "publicationDate": v["published"].date().isoformat(),
         }
     )
+    funders = funders_of(shape, v.get("awards") or [])
+    if funders or shape == "2026":
+        meta["funders"] = funders
+    else:
+        meta.pop("funders", None)  # an unfunded dataset of 2020 has no funders key
     return meta
+
+
+def funders_of(shape: str, awards: list[Award]) -> list[dict]:
+    """``funders`` in the era's shape: 2026 ``{organization, identifierType, identifier,
+    awardNumber, awardURI, awardDescription, awardTitle, order}`` (ROR ids), 2020
+    ``{organization, awardNumber}``."""
+    out = []
+    for order, award in enumerate(awards):
+        name, _, ror, _ = FUNDERS[award.funder]
+        if shape == "2020":
+            out.append({"organization": name, "awardNumber": award.number})
+        else:
+            out.append({"organization": name, "identifierType": "ror" if ror else None, "identifier": ror,
+                        "awardNumber": award.number, "awardURI": None, "awardDescription": None,
+                        "awardTitle": award.title, "order": order})
+    return out
 
 
 def hal_links(*rels: tuple[str, str]) -> dict:
@@ -220,6 +241,7 @@ def add_dataset(
     issn: str | None = None,
     stub: bool = False,
     positive: bool | None = None,
+    awards: list[Award] | None = None,
 ) -> dict:
     """One dataset in Dryad's shapes, with ``older_versions`` earlier versions (other files)
     before the latest; its files are registered for download."""
@@ -233,7 +255,8 @@ def add_dataset(
         st.next_version_id += 1
         v = {"id": vid, "dataset": identifier, "number": number, "title": title, "abstract": abstract,
              "keywords": keywords, "methods": methods, "related": related or [], "curation": "Published",
-             "published": published, "updated": updated if latest else published, "file_ids": []}
+             "published": published, "updated": updated if latest else published, "file_ids": [],
+             "awards": list(awards or [])}
         st.versions[vid] = v
         if latest:
             for name, served in files.items():
@@ -302,6 +325,7 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 50_001)
             issn="1365-294X" if rng.random() < 0.2 else None,
             stub=rng.random() < 0.03,
             positive=text.positive,
+            awards=funding_plan("dryad", seed, i),
         )
     return n
 

@@ -5,7 +5,7 @@ article is a copy of ``article_123456_2023-04.json`` (the full record) with its 
 texts, dates, authors, categories and files; search answers are bare arrays of the
 light records of ``search_2022-12_redacted.json`` (same keys, values from the article).
 
-Behaviour, as documented (apis.md §2):
+Behaviour, as documented (docs/sources/figshare.md):
 
 * ``POST /articles/search`` with a JSON body: ``search_for`` (words and quoted phrases;
   a space is OR, ``AND`` binds groups; a word also finds longer words, like Figshare's
@@ -30,7 +30,8 @@ Generated articles include non-datasets (which ``item_type: 3`` must filter out)
 embargoed, confidential and metadata-only records, link-only files, articles with more
 files than the detail embeds, publisher portals (plos.figshare.com), records mirrored
 from Zenodo (zenodo.figshare.com, Zenodo DOI) and institution repositories with a
-handle and no DOI.
+handle and no DOI; funding in ``funding_list`` and the free-text ``funding``
+(``corpus.funding_plan``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from aiohttp import web
 from envision_spiders.textutil import parse_datetime
 
 from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, json_response, render_json
-from .corpus import file_plan, generated_texts
+from .corpus import FUNDERS, Award, file_plan, funding_plan, generated_texts
 from .payloads import make_payload
 
 PREFIX = "/figshare/v2"
@@ -126,6 +127,7 @@ def add_article(
     portal: str = "figshare",
     positive: bool | None = None,
     rng: random.Random | None = None,
+    awards: list[Award] | None = None,
 ) -> dict:
     """One article in the real shape; its files are registered for download too.
 
@@ -192,6 +194,7 @@ def add_article(
             "references": [],
         }
     )
+    art["funding_list"], art["funding"] = funding_fields(article_id, awards or [])
     if portal == "plos":
         art["resource_doi"] = doi
         art["resource_title"] = f"<em>{title}</em> (journal article)"
@@ -264,8 +267,26 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 20_000_
             portal=portal,
             positive=text.positive,
             rng=rng,
+            awards=funding_plan("figshare", seed, i),
         )
     return n
+
+
+def funding_fields(article_id: int, awards: list[Award]) -> tuple[list[dict], str | None]:
+    """``funding_list`` (Figshare's FundingInformation: id, title, grant_code,
+    funder_name, is_user_defined, url) and the free-text ``funding`` statement. Some
+    depositors fill only the statement, some only the list, some both."""
+    rng = random.Random(f"figshare/{article_id}/funding")
+    if not awards:
+        return [], None
+    style = rng.choice(["list", "list", "text", "both"])
+    listed = [{"id": article_id * 10 + k, "title": a.title or "", "grant_code": a.number,
+               "funder_name": FUNDERS[a.funder][0], "is_user_defined": rng.choice([0, 1]), "url": ""}
+              for k, a in enumerate(awards)] if style != "text" else []
+    text = None
+    if style != "list":
+        text = "This work was supported by " + " and ".join(f"{FUNDERS[a.funder][3]} grant {a.number}" for a in awards) + "."
+    return listed, text
 
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:

@@ -14,7 +14,7 @@ not a download link, as in the real answer). Datasets are served in three shapes
 * ``current``: ``url`` in the ``/datasets/{owner}/{slug}`` form and ``thumbnailImageUrl``;
   its file list is paged with ``pageSize`` / ``pageToken`` / ``nextPageToken``.
 
-The endpoints behave like Kaggle's legacy REST API (apis.md §6):
+The endpoints behave like Kaggle's legacy REST API (docs/sources/kaggle.md):
 
 * ``GET /datasets/list?search=&sortBy=&page=``: a bare array of 20 datasets a page,
   every word of ``search`` required (title, subtitle, tags and the description that

@@ -1,8 +1,8 @@
-"""NIH RePORTER on the local API server, under ``/reporter/v2`` (set NIH_REPORTER_API_URL to it).
+"""NIH RePORTER on the local API server, under ``/reporter/v2`` (set NEI_API_URL to it).
 
-Shapes come from the recorded pieces in ``samples/nih_reporter/``: each generated row
+Shapes come from the recorded pieces in ``samples/nei/``: each generated row
 is a copy of ``project_record_fy2022.json`` (one ``results[]`` element) with its own
-ids, texts, fiscal year, PIs, organisation and amounts, plus the fields apis.md lists
+ids, texts, fiscal year, PIs, organisation and amounts, plus the documented fields
 that the recorded element lacks (``abstract_text``, ``terms``, ``project_detail_url``,
 ``date_added``, ...); the envelope follows ``search_meta_envelope_2023.json``
 (its malformed ``https:/`` URL included). A grant has one row per fiscal year (a new
@@ -22,6 +22,7 @@ whole rows come back); ``sort_field`` / ``sort_order``. GET answers 405.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import random
@@ -39,7 +40,7 @@ from .core import STATE_KEY, ServerState, json_response
 from .corpus import generated_texts
 
 PREFIX = "/reporter/v2"
-SAMPLES = Path(__file__).with_name("samples") / "nih_reporter"
+SAMPLES = Path(__file__).with_name("samples") / "nei"
 MAX_LIMIT = 500
 MAX_OFFSET = 14_999
 NEI = {"code": "EY", "abbreviation": "NEI", "name": "National Eye Institute"}
@@ -68,7 +69,7 @@ def state_of(server: ServerState) -> ReporterState:
 
 # ------------------------------------------------------------------ generation
 def stamp(dt: datetime, fiscal_year: int) -> str:
-    """``2020-12-21T12:12:00Z`` up to FY2022, ``2023-08-01T00:00:00`` after (apis.md)."""
+    """``2020-12-21T12:12:00Z`` up to FY2022, ``2023-08-01T00:00:00`` after (docs/sources/nei.md)."""
     text = dt.strftime("%Y-%m-%dT%H:%M:%S")
     return text + "Z" if fiscal_year <= 2022 else text
 
@@ -218,6 +219,21 @@ def generate(server: ServerState, n: int, seed: int = 1) -> int:
                         abstract=abstract, terms=terms, admin=admin, fundings=fundings, start=start, end=end,
                         added=added, award_amount=90_000, pis=pis, org=org, subproject_id="5001")
     return n
+
+
+@functools.lru_cache(maxsize=8)
+def planned_grants(n: int, seed: int = 1) -> tuple[tuple[str, str], ...]:
+    """``(core project number, title)`` of the NEI-funded grants among the first ``n``
+    that ``generate(…, n, seed)`` makes (administered or co-funded by NEI), for datasets
+    of the other sources to cite. Generation is sequential, so these are the same grants
+    in any corpus of ``n`` grants or more."""
+    state = ServerState()
+    generate(state, n, seed)
+    out: dict[str, str] = {}
+    for row in sorted(state_of(state).rows.values(), key=lambda r: r["appl_id"]):
+        if any(f.get("code") == NEI["code"] for f in row["agency_ic_fundings"]) and not row.get("subproject_id"):
+            out.setdefault(row["core_project_num"], row["project_title"])
+    return tuple(out.items())
 
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:

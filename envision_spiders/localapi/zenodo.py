@@ -28,7 +28,7 @@ from aiohttp import web
 
 from .core import ORIGIN, STATE_KEY, ServedFile, ServerState, json_response, render_json, serve_file
 from .search import contains, in_range, parse_query, tokens
-from .corpus import file_plan, generated_texts, pick_fraction
+from .corpus import FUNDERS, Award, file_plan, funding_plan, generated_texts, pick_fraction
 from .payloads import make_payload
 
 PREFIX = "/zenodo/api"
@@ -78,6 +78,7 @@ def add_record(
     legacy_shape: bool = False,
     positive: bool | None = None,
     related: list[dict] | None = None,
+    grants: list[dict] | None = None,
 ) -> dict:
     """Add one record in the real shape; files are registered for download too."""
     st = state_of(server)
@@ -117,6 +118,8 @@ def add_record(
     md.pop("meeting", None)
     if related:
         md["related_identifiers"] = related
+    if grants:
+        md["grants"] = grants
     if access_right != "open":
         md.pop("license", None)
     base = f"{ORIGIN}{PREFIX}/records/{rid}"
@@ -159,8 +162,29 @@ def generate(server: ServerState, n: int, seed: int = 1, start_id: int = 1_000_0
             resource_type="publication" if 0.08 <= roll < 0.12 else "dataset",
             legacy_shape=0.12 <= roll < 0.25,
             positive=text.positive,
+            grants=legacy_grants(funding_plan("zenodo", seed, i)),
         )
     return n
+
+
+def legacy_grants(awards: list[Award]) -> list[dict]:
+    """``metadata.grants`` as Zenodo's legacy serializer writes them from InvenioRDM
+    funding: ``code`` (the award number), ``internal_id`` (``<funder id>::<number>``),
+    ``funder`` {name, doi, acronym}, ``title``; NIH awards under the NIH funder, numbered
+    as OpenAIRE imports them (``5R01EY012345-03``)."""
+    out = []
+    for award in awards:
+        funder = "nih" if award.core else award.funder
+        name, crossref, _, acronym = FUNDERS[funder]
+        number = award.number
+        if award.core:
+            number = f"5{award.core}-{(len(award.number) % 7) + 2:02d}"
+        grant: dict = {"code": number, "internal_id": f"{crossref}::{number}",
+                       "funder": {"name": name, "doi": crossref, "acronym": acronym}}
+        if award.title:
+            grant["title"] = award.title
+        out.append(grant)
+    return out
 
 
 def modify(server: ServerState, fraction: float, seed: int = 2) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -30,8 +29,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured, StopDownload
 
 from envision_spiders.archive import PeekLimits, make_peeker
-from envision_spiders.items import TermHit
-from envision_spiders.storage import read_json, record_path
+from envision_spiders.extensions.state import CrawlState
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -57,7 +55,6 @@ class ArchivePeekMiddleware:
             raise NotConfigured
         self.crawler = crawler
         self.limits = PeekLimits.from_settings(settings)
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
         self.max_archives = settings.getint("ARCHIVE_PEEK_MAX_ARCHIVES", 10)
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
@@ -69,7 +66,7 @@ class ArchivePeekMiddleware:
     # ------------------------------------------------------------------ spider output
     async def process_spider_output(self, response, result):
         async for obj in result:
-            if is_item(obj) and not isinstance(obj, TermHit):
+            if is_item(obj):
                 await self.peek_record(ItemAdapter(obj))
             yield obj
 
@@ -127,8 +124,7 @@ class ArchivePeekMiddleware:
         """Listings of the saved copy of this record, by (name, size, checksum) of the
         file they list: a refreshed record (new title, say) does not peek again archives
         that are byte for byte the same. ``-a full=1`` peeks everything again."""
-        path = record_path(self.data_dir, str(record.get("source")), str(record.get("source_id")))
-        saved = read_json(path) if path.exists() else None
+        saved = CrawlState.of(self.crawler).saved(str(record.get("source_id")))
         if not isinstance(saved, dict):
             return {}
         files = {f.get("name"): f for f in saved.get("files") or [] if isinstance(f, dict)}
@@ -143,15 +139,12 @@ class ArchivePeekMiddleware:
     async def peek(self, peeker, url: str) -> dict[str, Any]:
         spider = self.crawler.spider
         engine = self.crawler.engine
-        headers = dict(spider.auth_headers_for(url)) if hasattr(spider, "auth_headers_for") else {}
-        renew = getattr(spider, "with_new_token", None)  # a 401: renewed credentials, sent once more
         budget = getattr(spider, "files_budget", None)
         self.crawler.stats.inc_value("envision/archive/peeked")
         while (rng := peeker.next_request()) is not None:
+            # credentials are set when the request leaves, where they apply, and renewed
+            # after a 401 (CredentialsMiddleware), as for any API request
             meta = {
-                # credentials are (re)set when the request leaves (FreshCredentialsMiddleware):
-                # a token renewed while the peek waited for its turn is the one sent
-                "fresh_credentials": True,
                 _LIMIT: rng.length,
                 # a server that ignores Range may send a whole file this small: keep it all
                 _WHOLE: peeker.budget_left,
@@ -164,14 +157,12 @@ class ArchivePeekMiddleware:
                 meta["budget"] = budget
             request = Request(
                 url,
-                headers={**headers, "Range": rng.header, "Accept-Encoding": "identity", "Accept": "*/*"},
+                headers={"Range": rng.header, "Accept-Encoding": "identity", "Accept": "*/*"},
                 meta=meta,
                 dont_filter=True,
             )
             try:
                 response = await engine.download_async(request)
-                while response.status == 401 and renew and (again := await renew(response.request)) is not None:
-                    response = await engine.download_async(again)  # the token had expired
             except Exception as exc:  # the request failed for good (after retries)
                 peeker.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue

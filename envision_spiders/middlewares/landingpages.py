@@ -238,7 +238,7 @@ class LandingPageMiddleware:
             return False
         adapter = ItemAdapter(item)
         if "url" not in adapter.field_names() or "description" not in adapter.field_names():
-            return False  # not a record (a TermHit)
+            return False  # not a dataset record
         if getattr(self.crawler.spider, "landing_pages", True) is False:
             return False
         url = adapter.get("url")

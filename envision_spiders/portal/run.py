@@ -1,8 +1,8 @@
 """A posting run: which records, which bodies, what is sent, and the summary.
 
-1. Selection: the records of ``results/{source}_eye_imaging.json`` passing the download
-   gate (:func:`envision_spiders.downloads.queue.gate`: EYE_IMAGING, ``prob_eye_imaging
-   >= POST_THRESHOLD``, no ``duplicate_of``). A cross-source duplicate is skipped and
+1. Selection: :func:`envision_spiders.selection.select_records`, the records of
+   ``results/{source}_eye_imaging.json`` passing the download gate (EYE_IMAGING,
+   ``prob_eye_imaging >= POST_THRESHOLD``, no ``duplicate_of``). A cross-source duplicate is skipped and
    counted; so is a second record of the run that would land on the same portal dataset
    (two versions of one Zenodo concept the classifier did not join): the newest wins.
 2. Bodies (:mod:`.body`) from the saved record (``data/metadata/...``), its results row
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from envision_spiders.downloads.queue import gate, read_results, results_path
 from envision_spiders.politeness import Backoff
+from envision_spiders.selection import DUPLICATE, reason_kind, select_records
 from envision_spiders.storage import atomic_write_json, read_json, record_path, safe_id
 from envision_spiders.textutil import utcnow_iso
 
@@ -182,24 +182,19 @@ def sources_with_results(results_dir: Path) -> list[str]:
 
 
 def select(config: PostConfig, sources: Iterable[str], summary: PostSummary) -> list[Candidate]:
-    out: list[Candidate] = []
-    seen: set[tuple[str, str]] = set()
-    for source in sources:
-        for row in read_results(results_path(config.results_dir, source)):
-            src, sid = str(row.get("source") or source), str(row["source_id"])
-            if (src, sid) in seen:
-                continue
-            seen.add((src, sid))
-            ok, why = gate(row, config.threshold)
-            if ok:
-                out.append(Candidate(src, sid, row))
-                summary.count(src, "candidates")
-            elif why.startswith("duplicate"):
-                # only records that would otherwise be posted: the canonical one carries them
-                summary.count(src, "duplicates_skipped")
-                logger.debug("post: %s %s skipped: %s", src, sid, why)
-            else:
-                summary.count(src, "below_threshold")
+    """The records to post: :func:`envision_spiders.selection.select_records`, the one
+    selection of the download and post steps."""
+    selection = select_records(config.results_dir, sources, config.threshold)
+    out = [Candidate(src, sid, row) for (src, sid), row in selection.rows.items()]
+    for c in out:
+        summary.count(c.source, "candidates")
+    for (src, sid), why in selection.refused.items():
+        if reason_kind(why) == DUPLICATE:
+            # only records that would otherwise be posted: the canonical one carries them
+            summary.count(src, "duplicates_skipped")
+            logger.debug("post: %s %s skipped: %s", src, sid, why)
+        else:
+            summary.count(src, "below_threshold")
     return out
 
 

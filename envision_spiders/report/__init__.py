@@ -26,7 +26,7 @@ from typing import Any
 
 from envision_spiders.storage import atomic_write_bytes, atomic_write_json
 
-from .gather import Report, gather, prune_snapshots, snapshot_path
+from .gather import Report, gather, prune_snapshots, snapshot_key, snapshot_path
 from .render import render
 
 logger = logging.getLogger(__name__)
@@ -47,18 +47,26 @@ def write_report(data_dir: str | Path, results_dir: str | Path, *, output: str |
                  run_id: str | None = None, threshold: float = 0.80, snapshot: bool = True) -> Path:
     """Write the review page (default ``results_dir/report.html``) and, unless
     ``snapshot`` is false, this run's snapshot of EYE_IMAGING records for the next
-    report's "new" column. Raises OSError when the page cannot be written."""
+    report's "new" column. Only the results folder's own page is snapshotted: a page
+    written elsewhere (``output``) is a copy, and the snapshot names its results folder
+    (another RESULTS_DIR's reports never count as this one's last). Raises OSError
+    when the page cannot be written."""
     started = time.monotonic()
     data_dir, results_dir = Path(data_dir), Path(results_dir)
-    path = Path(output) if output else results_dir / REPORT_NAME
+    own = results_dir / REPORT_NAME
+    path = Path(output) if output else own
     report, page = build_report(data_dir, results_dir, run_id=run_id, threshold=threshold)
     atomic_write_bytes(path, page.encode("utf-8"))
-    if snapshot:
+    if snapshot and path.resolve() != own.resolve():
+        logger.info("report: %s is not the page of %s: no snapshot kept (the next report's \"new\" compares with "
+                    "the last page written there)", path, results_dir)
+    elif snapshot:
         try:
             atomic_write_json(snapshot_path(data_dir, report.run_id), {
                 "run_id": report.run_id,
                 "generated_at": report.generated_at,
                 "report": str(path),
+                "results_dir": snapshot_key(results_dir),
                 "eye_imaging": sorted(set(report.eye_keys)),
             })
             prune_snapshots(data_dir)

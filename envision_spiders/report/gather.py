@@ -13,14 +13,16 @@ a missing, unreadable or odd file is logged and counts as empty):
   member names);
 * ``data/runs/{run_id}/{spider}.json``: crawl summaries (the latest run that has any);
 * ``data/downloads/{source}/{id}/manifest.json`` and the queue ``data/downloads/.queue/``;
-* ``data/report/snapshots/{run_id}.json``: what earlier reports counted as EYE_IMAGING.
+* ``data/report/snapshots/{run_id}.json``: what earlier reports counted as EYE_IMAGING;
+* ``results/recall.json`` and ``results/grants.json`` (:mod:`.recallpage`).
 
 "New EYE_IMAGING since the last run": harvest dates cannot say it (``harvested_at`` is
 rewritten on every harvest, and a record classified NEGATIVE last week may be
 EYE_IMAGING now), and run summaries count new records, not which ones. So each report
 keeps a snapshot, ``data/report/snapshots/{run_id}.json``, of the EYE_IMAGING keys it
-showed; a record is *new* when it is EYE_IMAGING now and was not in the newest
-snapshot of an earlier run. Regenerating the report of the same run replaces that run's
+showed and of its results folder; a record is *new* when it is EYE_IMAGING now and was
+not in the newest snapshot of an earlier run of the same results folder (a page
+written elsewhere with ``-o`` keeps no snapshot). Regenerating the report of the same run replaces that run's
 snapshot and compares with the same earlier one, so ``scrapy report`` may be run any
 number of times. With no earlier snapshot (the first report) every EYE_IMAGING record
 is new, and the page says so. The run id is the one given, else ``RUN_ID``, else the
@@ -50,8 +52,11 @@ from envision_spiders.filetypes import (
     file_extension,
 )
 from envision_spiders.modality import detect_modalities, file_listing
+from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
+
+from .recallpage import read_extras
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +134,7 @@ def landing_url(record: Mapping[str, Any]) -> str:
 def license_label(value: Any) -> str:
     """A short, comparable licence name: SPDX ids in their usual case, Creative Commons
     and spdx.org URLs as their ids; other texts as given; "not stated" for none."""
-    from envision_spiders.spiders.datacite import license_id  # the one URL -> SPDX id mapping
+    from envision_spiders.mapping.datacite import license_id  # the one URL -> SPDX id mapping
 
     text = " ".join(str(value).split()) if isinstance(value, (str, int, float)) else ""
     if not text:
@@ -380,17 +385,26 @@ def snapshot_folder(data_dir: Path) -> Path:
     return data_dir.joinpath(*SNAPSHOT_DIR)
 
 
-def previous_snapshot(data_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``."""
+def snapshot_key(results_dir: Path) -> str:
+    """How a snapshot names the results folder its page showed."""
+    return str(Path(results_dir).resolve())
+
+
+def previous_snapshot(data_dir: Path, run_id: str, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """The newest snapshot (by ``generated_at``) of a run other than ``run_id``, of a
+    page of ``results_dir`` (snapshots older than that field count for any)."""
     folder = snapshot_folder(data_dir)
     best = None
     if not folder.is_dir():
         return None
+    wanted = snapshot_key(results_dir) if results_dir is not None else None
     for path in folder.glob("*.json"):
         if path.name.startswith("."):
             continue
         data = read_json(path)
         if not isinstance(data, Mapping) or data.get("run_id") == run_id or not isinstance(data.get("eye_imaging"), list):
+            continue
+        if wanted and data.get("results_dir") not in (None, wanted):
             continue
         stamp = parse_datetime(data.get("generated_at"))
         if stamp is None:
@@ -445,7 +459,10 @@ class Report:
     duplicates: dict[str, int]  # groups, records (non-canonical members)
     downloads: dict[str, Any]
     crawl: dict[str, Any]
+    funnel: Funnel | None = None  # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
+    # results/recall.json and results/grants.json (report.recallpage), None where missing
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def totals(self) -> Counter:
@@ -547,7 +564,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     groups = read_duplicate_groups(results_dir)
     in_groups = {k for g in groups for k in g["members"]}
     states, download_totals = download_states(data_dir)
-    baseline = previous_snapshot(data_dir, run)
+    baseline = previous_snapshot(data_dir, run, results_dir)
     before = set(strings(baseline.get("eye_imaging"))) if baseline else None
 
     sources: dict[str, Counter] = {}
@@ -560,6 +577,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
     eye_keys: list[str] = []
     seen: set[str] = set()
     problems: list[str] = []
+    counter = FunnelCounter(threshold)
     lo, hi = BORDERLINE
     for name in result_sources(results_dir):
         path = results_dir / f"{name}_all_results.json"
@@ -574,6 +592,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
             if key in seen:
                 continue
             seen.add(key)
+            counter.add(source, record)
             label = record.get("label") if record.get("label") in (EYE_IMAGING, NEGATIVE) else "unclassified"
             counts[label] += 1
             p = _number(record.get("prob_eye_imaging"))
@@ -621,5 +640,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         duplicates={"groups": len(groups) or len(canonicals), "records": len(duplicate_records)},
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
+        funnel=counter.finish(data_dir),
         problems=problems,
+        extras=read_extras(results_dir),
     )

@@ -40,6 +40,7 @@ from .gather import (
     Report,
     band,
 )
+from .recallpage import grants_section, recall_section
 
 # Row fields in the embedded JSON, in order (report.js reads them by these positions).
 ROW_FIELDS = ("source", "source_id", "title", "url", "doi", "p", "confidence", "modalities", "file_types",
@@ -300,7 +301,8 @@ def figures(report: Report) -> str:
                           f"{len(spiders)} spiders"
                           + (f" · {len(unhealthy)} with problems" if unhealthy else " · all healthy"),
                           "warn" if unhealthy else "", "crawl"))
-    return '<section class="cards" aria-label="At a glance">' + "".join(cards) + "</section>"
+    funnel = f'<p class="funnel" id="funnel">{esc(report.funnel.line())}</p>' if report.funnel else ""
+    return '<section class="cards" aria-label="At a glance">' + "".join(cards) + "</section>" + funnel
 
 
 def crawl_table(report: Report) -> str:
@@ -386,6 +388,8 @@ TEMPLATE = """<!DOCTYPE html>
 </section>
 {eye_table}
 {borderline_table}
+{recall}
+{grants}
 <section class="panel crawl" id="crawl"><h2>Last crawl</h2>{crawl}</section>
 <footer>
   <p>Every number on this page comes from <code>results/</code> (classified records and <code>duplicates.json</code>),
@@ -439,6 +443,8 @@ def render(report: Report) -> str:
         borderline_table=table_section("borderline", "Borderline: NEGATIVE, but maybe not",
                                        f"NEGATIVE records with prob_eye_imaging between {lo:.1f} and {hi:.1f}, "
                                        "closest to the line first: where a second look pays off.", False),
+        recall=recall_section(report.extras.get("recall")),
+        grants=grants_section(report.extras.get("grants")),
         crawl=crawl_table(report),
         data=embed_json(payload(report)),
     )

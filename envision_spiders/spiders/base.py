@@ -1,19 +1,72 @@
-"""What every source spider shares; a spider itself only knows its API.
+"""The base of every source spider: the spider knows its API; everything else is here.
 
-A source spider sets ``name``, ``api_setting`` (the setting holding its API root) and
-``pace`` (its documented limit), and writes ``searches()`` (the first requests) and
-its callbacks. This base class gives it:
+A source spider declares its API and writes three small hooks; ``SourceSpider`` runs the
+search loop around them: search terms, ``MAX_PER_QUERY``, the incremental rule ("skip a
+record whose saved copy has the same modified date"), one fetch per record per run with
+every term that found it remembered, credentials, failures kept for the next run, and
+the run's health.
 
-* the search terms (``SEARCH_TERMS`` or the 47 shared ones), ``MAX_PER_QUERY``;
-* incremental runs: ``self.since`` is the start of the last successful run (minus a
-  day of overlap), or ``-a since=YYYY-MM-DD``, or None with ``-a full=1`` (which also
-  refreshes every record);
-* ``api_url()`` / ``api_request()``: URLs derived from the API root, auth headers only
-  for the API's own host, and an errback that records what finally failed;
-* ``first_sighting()``: one fetch per record per run, every term remembered;
-* ``is_unchanged()``: skip records saved with the same modified date;
-* ``each_record()``: one malformed record is logged and counted, its page goes on;
-* ``new_item()``: a DatasetItem with its provenance filled in.
+Recipe for a new source
+-----------------------
+1. **Declare** (class attributes): ``name`` (the spider, the ``data/metadata/{name}/``
+   folder, the state file), ``api_setting`` (the setting holding the API root: add it to
+   ``settings.py`` and ``localapi``), ``pace`` (the API's documented limit, a
+   :class:`~envision_spiders.politeness.Pace`). Optional: ``extra_budgets`` and
+   ``files_budget`` (a file host's own limit), ``accumulated_extra`` (``extra`` keys that
+   grow across runs), ``id_fields`` (where a hit keeps its id, for log lines),
+   ``api_setting_aliases`` (older names of the API setting), ``landing_pages = False``
+   (no schema.org page to render). Credentials come from
+   :func:`envision_spiders.credentials.credentials_for` by ``name`` (add the source there
+   when its API takes any).
+2. **Map** (pure functions in ``envision_spiders/mapping/{name}.py``, no spider, no
+   I/O): ``map_record(hit, ...) -> dict`` of :class:`~envision_spiders.items.DatasetItem`
+   fields, tested on the recorded samples in ``envision_spiders/localapi/samples/{name}/``.
+3. **Ask** (``search_request(term, ...)``): the first request of one term, built with
+   ``api_request`` / ``api_url``; paging state goes in ``cb_kwargs``, which must stay
+   plain JSON (a request that fails for good is kept with them and sent again next run,
+   by callback name).
+4. **Read a page** (the callback, ``parse_search``): ``yield from self.hits_arrived(term,
+   hits)`` counts the term and its hits and calls ``handle_hit(hit, term)`` for each (a
+   malformed hit is logged by its id and counted, the page goes on); ask for the next
+   page while ``self.wants_more(term)`` (False once ``MAX_PER_QUERY`` hits arrived).
+5. **Decide per hit** (``handle_hit(hit, term)``): ``self.needs_fetching(source_id, term,
+   modified)`` is False when this run already has the record (the term is remembered) or
+   when the saved copy has this modified date (its terms are merged into it); otherwise
+   yield ``self.new_item(source_id, source_modified=..., api_url=..., **map_record(hit))``,
+   or the request that fetches what the hit lacks (files).
+
+Runtime order: ``from_crawler`` (API root, credentials, terms) -> ``start()``: requests
+that failed last run first, then ``searches()`` (``search_request(term)`` for every term)
+-> ``parse_search`` -> ``hits_arrived`` -> ``handle_hit`` -> ``needs_fetching`` ->
+``new_item``; every API request's errback is ``on_request_failed``. Overridable hooks:
+``searches``, ``same_version`` (when a saved copy is current), ``files_readable``,
+``api_budget``, ``pace_for``, ``on_request_failed``. For an API that pages only so deep:
+``too_many_hits`` (search narrower windows, ``envision_spiders.windows``) and
+``window_overflow`` (what is out of reach keeps the incremental mark). Shared mechanics live elsewhere:
+credentials attached and renewed by ``CredentialsMiddleware``, archives peeked by
+``ArchivePeekMiddleware``, pace and 429s by ``RateLimitMiddleware``, records written by
+the pipelines, terms and saved records kept by ``CrawlState``.
+
+A whole spider, for an API that answers ``{"results": [...]}`` pages::
+
+    class ExampleSpider(SourceSpider):
+        name, api_setting, pace = "example", "EXAMPLE_API_URL", Pace(interval=1.0)
+
+        def search_request(self, term, page=1):
+            url = self.api_url("search", {"q": term, "page": page})
+            return self.api_request(url, self.parse_search, cb_kwargs={"term": term, "page": page})
+
+        def parse_search(self, response, term, page):
+            hits = response.json()["results"]
+            yield from self.hits_arrived(term, hits)
+            if hits and self.wants_more(term):
+                yield self.search_request(term, page + 1)
+
+        def handle_hit(self, hit, term):
+            sid = source_id(hit["id"])
+            if self.needs_fetching(sid, term, hit.get("modified")):
+                yield self.new_item(sid, source_modified=hit.get("modified"),
+                                    api_url=self.api_url(f"records/{sid}"), **map_record(hit))
 
 Politeness lives in settings and middlewares: ``update_settings`` turns ``pace`` into
 the slot delay (AutoThrottle's floor) and concurrency, scaled by POLITENESS_SCALE.
@@ -21,8 +74,10 @@ the slot delay (AutoThrottle's floor) and concurrency, scaled by POLITENESS_SCAL
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -32,11 +87,12 @@ import scrapy
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
+from envision_spiders.credentials import FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.extensions.state import CrawlState, terms_hash
-from envision_spiders.items import DatasetItem, TermHit
+from envision_spiders.items import DatasetItem
 from envision_spiders.politeness import Pace
 from envision_spiders.terms import load_terms
-from envision_spiders.textutil import iso, parse_datetime, utcnow_iso
+from envision_spiders.textutil import iso, name_text, parse_datetime, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +101,77 @@ logger = logging.getLogger(__name__)
 SINCE_OVERLAP = timedelta(days=1)
 # Requests that failed for good last time go before everything else this time.
 RETRY_FIRST_PRIORITY = 1000
+# Where a record may keep an identifier worth naming in a log line about it.
+ID_FIELDS = ("id", "doi", "identifier", "ref")
+# What a malformed record raises inside a mapping; anything else is a bug and propagates.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def source_id(value: Any) -> str:
+    """A record's id as the string it is saved under: ids are strings or integers;
+    anything else (an object, a list, a boolean, blank text) is a malformed record."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"id {str(value)[:60]!r} is a {type(value).__name__}, not a string or an integer")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("empty id")
+    return text
+
+
+def setting_with_aliases(settings: BaseSettings, name: str, *aliases: str) -> Any:
+    """A setting that also has older names: whichever was given with the higher priority
+    (``-s OLD_NAME=...`` beats the default of ``NAME``); ``name`` on a tie."""
+    best, best_priority = settings.get(name), settings.getpriority(name) or 0
+    for alias in aliases:
+        priority = settings.getpriority(alias) or 0
+        if priority > best_priority:
+            best, best_priority = settings.get(alias), priority
+    return best
+
+
+def clean_creators(creators: Any) -> list[dict[str, Any]]:
+    """Creators as mappings of text: a name that is an object or a list becomes its text
+    (``{"name": "X"}`` -> ``"X"``) or, when it holds none, the creator is dropped; other
+    values that are objects are turned into text the same way or left out."""
+    out = []
+    for c in creators if isinstance(creators, list) else []:
+        entry = {"name": c} if isinstance(c, str) else c
+        if not isinstance(entry, dict):
+            continue
+        name = name_text(entry.get("name"))
+        if not name:
+            continue
+        cleaned: dict[str, Any] = {"name": name}
+        for key, value in entry.items():
+            if key == "name" or value is None:
+                continue
+            if isinstance(value, (dict, list)):
+                value = name_text(value)
+            if value not in (None, ""):
+                cleaned[key] = value
+        out.append(cleaned)
+    return out
 
 
 class SourceSpider(scrapy.Spider):
     #: name of the setting that holds this API's root URL
     api_setting: str = ""
-    #: the API's documented pace (see apis.md); scaled by POLITENESS_SCALE
+    #: older names of that setting, still read (the one given with the higher priority wins)
+    api_setting_aliases: tuple[str, ...] = ()
+    #: the API's documented pace (see docs/sources/); scaled by POLITENESS_SCALE
     pace: Pace = Pace(interval=1.0)
     #: other limits a request can name with ``meta["budget"]`` (a file host's own limit,
     #: such as Dryad's 100 downloads an hour); their windows are enforced the same way
     extra_budgets: dict[str, Pace] = {}
     #: the budget archive peeks of this source's files use (None: the file host's own)
     files_budget: str | None = None
+    #: ``extra`` keys whose values grow across runs (merged by the persistence pipeline)
+    accumulated_extra: tuple[str, ...] = ()
+    #: where a hit keeps an identifier to name it in log lines, first found first
+    id_fields: tuple[str, ...] = ID_FIELDS
+    #: False when the source's landing pages hold no schema.org Dataset to render
+    #: (LandingPageMiddleware, RENDER_LANDING_PAGES)
+    landing_pages: bool = True
 
     custom_settings: dict[str, Any] = {}
 
@@ -69,18 +184,32 @@ class SourceSpider(scrapy.Spider):
             if parsed is None:
                 raise ValueError(f"-a since={since!r} is not a date (expected YYYY-MM-DD)")
             self.since_arg = parsed
-        self._terms_by_record: dict[str, list[str]] = {}
         self.hit_cap_reached = False
         # what went wrong in a way the run's health must show (see RunSummary)
         self.problems: list[str] = []
+        self._terms_searched: set[str] = set()
+        self._hits_per_query: Counter = Counter()
 
     # ---------------------------------------------------------------- set-up
     @classmethod
+    def arguments(cls) -> set[str]:
+        """The ``-a`` arguments this spider takes: the named parameters of the
+        ``__init__`` of each of its classes (``scrapy crawl`` refuses any other)."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is scrapy.Spider:
+                break
+            if "__init__" in vars(klass):
+                params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+                names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        return names
+
+    @classmethod
     def pace_for(cls, settings: BaseSettings) -> Pace:
         """The pace this spider keeps under these settings: ``pace``, unless the API's
-        limit depends on a setting (DataCite doubles it for clients that identify
-        themselves with CONTACT_EMAIL). The rate-limit middleware reads the result
-        from the spider instance (set in ``from_crawler``)."""
+        limit depends on a setting or on credentials (DataCite doubles it for clients
+        that identify themselves with CONTACT_EMAIL). The rate-limit middleware reads the
+        result from the spider instance (set in ``from_crawler``)."""
         return cls.pace
 
     @classmethod
@@ -105,7 +234,7 @@ class SourceSpider(scrapy.Spider):
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SourceSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
-        root = (settings.get(cls.api_setting) or "").strip()
+        root = str(setting_with_aliases(settings, cls.api_setting, *cls.api_setting_aliases) or "").strip()
         if not root.lower().startswith(("http://", "https://")):
             raise ValueError(f"{cls.api_setting}={root!r} is not an http(s) URL")
         spider.api_root = root.rstrip("/")
@@ -116,12 +245,17 @@ class SourceSpider(scrapy.Spider):
         spider.terms = load_terms(settings.get("SEARCH_TERMS"))
         spider.terms_sha = terms_hash(spider.terms)
         spider.max_per_query = settings.getint("MAX_PER_QUERY", 0)
+        # this source's credentials, built once: API requests, archive peeks and downloads
+        creds: Credentials = credentials_for(cls.name, spider.api_root, settings=settings)
+        creds.count = lambda key: crawler.stats.inc_value(f"envision/{cls.name}/{key}")
+        creds.use_post(spider.post_form)
+        spider.credentials = creds
         return spider
 
     @property
     def state(self) -> CrawlState:
-        """Saved records, failures and the last successful run (an extension, which
-        Scrapy creates after the spider)."""
+        """Saved records, this run's terms, failures and the last successful run (an
+        extension, which Scrapy creates after the spider)."""
         return CrawlState.of(self.crawler)
 
     # ---------------------------------------------------------------- run scope
@@ -164,9 +298,13 @@ class SourceSpider(scrapy.Spider):
         async for request in self.searches():
             yield request
 
-    async def searches(self) -> AsyncIterator[Any]:  # pragma: no cover - abstract
+    async def searches(self) -> AsyncIterator[Any]:
+        """The first request of every term (override to search otherwise)."""
+        for term in self.terms:
+            yield self.search_request(term)
+
+    def search_request(self, term: str) -> scrapy.Request:  # pragma: no cover - abstract
         raise NotImplementedError
-        yield
 
     def retry_previous_failures(self) -> Iterator[scrapy.Request]:
         for f in self.state.previous_failures:
@@ -187,6 +325,131 @@ class SourceSpider(scrapy.Spider):
                 priority=RETRY_FIRST_PRIORITY,
             )
 
+    # ---------------------------------------------------------------- the search loop
+    def hits_arrived(
+        self, term: str, hits: Any, handle: Callable[[dict, str], Iterable[Any]] | None = None, *, query: Any = None
+    ) -> Iterator[Any]:
+        """A page of search hits for ``term`` arrived: the term counts as searched (once),
+        its hits are counted (for the run and for ``MAX_PER_QUERY`` of this ``query``:
+        the term by default, or the term and ``query`` when one term makes several
+        queries), and ``handle(hit, term)`` (``handle_hit`` by default) runs on each."""
+        if term not in self._terms_searched:
+            self._terms_searched.add(term)
+            self.crawler.stats.inc_value("envision/terms_searched")
+        n = len(hits) if isinstance(hits, list) else 0
+        self.crawler.stats.inc_value("envision/hits", n)
+        self._hits_per_query[term if query is None else (term, query)] += n
+        handle = handle or self.handle_hit
+        yield from self.each_record(hits, lambda hit: handle(hit, term))
+
+    def handle_hit(self, hit: dict, term: str) -> Iterable[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def hits_of(self, term: str, query: Any = None) -> int:
+        """Hits of this term (and query) that arrived so far this run."""
+        return self._hits_per_query[term if query is None else (term, query)]
+
+    def wants_more(self, term: str, query: Any = None) -> bool:
+        """False once ``MAX_PER_QUERY`` hits of this query have arrived."""
+        return not (self.max_per_query and self.hits_of(term, query) >= self.max_per_query)
+
+    def too_many_hits(self, term: str, total: int, limit: int, where: str, halves: list | None) -> list | None:
+        """``term`` has ``total`` hits in the window ``where`` (for the log), more than the
+        API pages to (``limit``): the ``halves`` to search instead (counted, logged), or
+        None when the window cannot narrow (see :meth:`window_overflow`)."""
+        if halves:
+            self.crawler.stats.inc_value(f"envision/{self.name}/window_splits")
+            logger.info("%s: term %r: %d hits in %s pass the %d-result window; searching it in two halves",
+                        self.name, term, total, where, limit)
+            return halves
+        self.window_overflow(term, f"{total} hits in {where}, a window that cannot narrow further; "
+                                   f"only the first {limit} are reachable")
+        return None
+
+    def window_overflow(self, term: str, why: str) -> None:
+        """Part of a term's results is out of reach: logged, counted, and this run does
+        not move the incremental mark (the next run searches the period again)."""
+        self.hit_cap_reached = True
+        self.crawler.stats.inc_value(f"envision/{self.name}/window_overflow")
+        logger.warning("%s: term %r: %s; this run does not move the incremental mark", self.name, term, why)
+
+    # ---------------------------------------------------------------- records
+    def needs_fetching(self, source_id: str, term: str | None, modified: Any) -> bool:
+        """The one incremental and de-duplication rule: False when this run already has
+        the record (``term`` is remembered for it) or when its saved copy is current
+        (``same_version``; the run's terms are merged into that copy); True when the
+        record must be fetched and saved."""
+        return self.first_sighting(source_id, term) and not self.is_unchanged(source_id, modified)
+
+    def first_sighting(self, source_id: str, term: str | None) -> bool:
+        """Remember that ``term`` found ``source_id``; True the first time this run."""
+        first = self.state.found(source_id, term)
+        if first:
+            self.crawler.stats.inc_value("envision/records/unique")
+        return first
+
+    def terms_for(self, source_id: str) -> list[str]:
+        """The terms that found this record this run, in the order they did."""
+        return self.state.terms_found(source_id)
+
+    def is_unchanged(self, source_id: str, modified: Any) -> bool:
+        """True (and counted) when the saved copy is current and this is not a full run:
+        such records are neither fetched nor re-inspected, and keep their saved copy."""
+        if self.full:
+            return False
+        saved = self.state.saved_modified(source_id)
+        if not saved or not self.same_version(saved, modified):
+            return False
+        self.crawler.stats.inc_value("envision/records/unchanged")
+        self.state.keep_saved(source_id)
+        return True
+
+    def same_version(self, saved_modified: Any, modified: Any) -> bool:
+        """Whether a record saved with ``saved_modified`` is current for a hit that says
+        ``modified`` (by default: the very same modified date)."""
+        return bool(modified) and saved_modified == iso(modified)
+
+    def each_record(self, records: Any, mapper: Callable[[dict], Iterable[Any]]) -> Iterator[Any]:
+        """Run ``mapper`` on each record of a page; a record that breaks it (wrong
+        types, missing fields) is logged by whatever id it has and counted, and the
+        others go on."""
+        if not isinstance(records, list):
+            raise TypeError(f"expected a list of records, got {type(records).__name__}")
+        for record in records:
+            if not isinstance(record, dict):
+                self.crawler.stats.inc_value("envision/bad_record")
+                logger.error("%s: skipped a record that is not an object: %r", self.name, str(record)[:100])
+                continue
+            try:
+                yield from mapper(record)
+            except MALFORMED as exc:
+                self.bad_record(record, exc)
+
+    def bad_record(self, record: dict, exc: Exception) -> None:
+        self.crawler.stats.inc_value("envision/bad_record")
+        logger.error("%s: skipped malformed record %s: %s: %s", self.name, self.record_name(record), type(exc).__name__, exc)
+
+    def record_name(self, record: dict) -> str:
+        """Whatever identifier a record has (``id_fields``, first found), for log lines."""
+        for key in self.id_fields:
+            value = record.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+                return f"{key}={str(value).strip()[:80]}"
+        return "without an id"
+
+    def new_item(self, source_id_: Any, *, source_modified: Any, api_url: str, **fields: Any) -> DatasetItem:
+        sid = source_id(source_id_)
+        if "creators" in fields:
+            fields["creators"] = clean_creators(fields["creators"])
+        item = DatasetItem(source=self.name, source_id=sid, **fields)
+        item.provenance = {
+            "harvested_at": utcnow_iso(),
+            "search_terms": self.terms_for(sid),
+            "source_modified": iso(source_modified),
+            "api_url": api_url,
+        }
+        return item
+
     # ---------------------------------------------------------------- requests
     def api_url(self, path: str, params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> str:
         """``{API root}/{path}?{params}``; None values are left out."""
@@ -198,23 +461,9 @@ class SourceSpider(scrapy.Spider):
                 url += ("&" if "?" in url else "?") + query
         return url
 
-    def auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate against this API (tokens from the environment)."""
-        return {}
-
-    def auth_headers_for(self, url: str) -> dict[str, str]:
-        """Credentials for a URL: only on the API's own host."""
-        return self.auth_headers() if urlparse(url).hostname == self.api_host else {}
-
-    async def with_new_token(self, request: scrapy.Request) -> scrapy.Request | None:
-        """The request to send again after a 401, with renewed credentials, or None when
-        this source has nothing to renew (only Dryad's tokens expire during a crawl)."""
+    def api_budget(self) -> str | None:
+        """The budget API requests take (see RateLimitMiddleware); None: their host's."""
         return None
-
-    def files_readable(self) -> bool:
-        """False when this source's file host refuses anonymous reads and we have no
-        credentials (archives are then not peeked, and the record says why)."""
-        return True
 
     def windows_for(self, budget: str, scale: float) -> tuple[tuple[int, float], ...]:
         """The sliding windows of a budget (see RateLimitMiddleware)."""
@@ -223,6 +472,11 @@ class SourceSpider(scrapy.Spider):
         if budget in getattr(self, "budget_keys", ()):
             return self.pace.scaled(scale).windows
         return ()
+
+    def files_readable(self) -> bool:
+        """False when this source's file host refuses anonymous reads and we have no
+        credentials (archives are then not peeked, and the record says why)."""
+        return self.name not in FILES_NEED_CREDENTIALS or self.credentials.authenticated
 
     def api_request(
         self,
@@ -238,16 +492,20 @@ class SourceSpider(scrapy.Spider):
         priority: int = 0,
         dont_filter: bool = False,
     ) -> scrapy.Request:
-        """A request to this API. Credentials are attached only when the URL is on the
-        API's own host (a redirect to storage elsewhere never carries them: Scrapy
-        drops Authorization on cross-domain redirects)."""
+        """A request to this API, with the credentials current now where they apply
+        (``CredentialsMiddleware`` sets the current ones again when it leaves)."""
         hdrs = {"Accept": "application/json"}
-        hdrs.update(self.auth_headers_for(url))
+        if self.credentials.applies_to(url):
+            hdrs.update(self.credentials.current_headers())
         if json_body is not None:
             body = json.dumps(json_body)
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update({k: v for k, v in headers.items() if k.lower() != "authorization"})
+        meta = dict(meta or {})
+        budget = self.api_budget()
+        if budget and urlparse(url).hostname == self.api_host:
+            meta.setdefault("budget", budget)
         return scrapy.Request(
             url,
             callback=callback,
@@ -256,10 +514,25 @@ class SourceSpider(scrapy.Spider):
             body=body,
             headers=hdrs,
             cb_kwargs=cb_kwargs or {},
-            meta=meta or {},
+            meta=meta,
             priority=priority,
             dont_filter=dont_filter,
         )
+
+    async def post_form(self, url: str, form: dict[str, str]) -> tuple[int, bytes]:
+        """POST a form through the engine, for OAuth token requests: paced like any other
+        request, never followed through a redirect (the secret is in the body), never
+        given credentials, never kept as a failure (no errback)."""
+        request = scrapy.Request(
+            url,
+            method="POST",
+            body=urlencode(form),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            dont_filter=True,
+            meta={"budget": f"{self.name}-oauth", "dont_redirect": True, "credentials": False},
+        )
+        response = await self.crawler.engine.download_async(request)
+        return response.status, response.body
 
     def on_request_failed(self, failure: Failure) -> None:
         """Errback of every API request: 4xx answers other than 429 are permanent
@@ -282,62 +555,3 @@ class SourceSpider(scrapy.Spider):
         else:
             reason = f"{failure.type.__name__}: {failure.getErrorMessage()[:200]}"
         self.state.record_failure(request, reason)
-
-    # ---------------------------------------------------------------- records
-    def first_sighting(self, source_id: str, term: str | None) -> bool:
-        """Remember that ``term`` found ``source_id``; True the first time this run."""
-        terms = self._terms_by_record.get(source_id)
-        if terms is None:
-            self._terms_by_record[source_id] = [term] if term else []
-            self.crawler.stats.inc_value("envision/records/unique")
-            return True
-        if term and term not in terms:
-            terms.append(term)
-        return False
-
-    def terms_for(self, source_id: str) -> list[str]:
-        return list(self._terms_by_record.get(source_id, []))
-
-    def is_unchanged(self, source_id: str, source_modified: Any) -> bool:
-        """True (and counted) when the saved record has this modified date and this is
-        not a full run: such records are neither fetched nor re-inspected."""
-        if self.full or not self.state.is_unchanged(source_id, source_modified):
-            return False
-        self.crawler.stats.inc_value("envision/records/unchanged")
-        return True
-
-    def term_hit(self, source_id: str, term: str | None) -> TermHit | None:
-        """A TermHit for a record this run found again (merged into the saved file)."""
-        return TermHit(source=self.name, source_id=source_id, term=term) if term else None
-
-    def each_record(self, records: Any, mapper: Callable[[dict], Iterable[Any]]) -> Iterator[Any]:
-        """Run ``mapper`` on each record of a page; a record that breaks it (wrong
-        types, missing fields) is logged and counted and the others go on."""
-        if not isinstance(records, list):
-            raise TypeError(f"expected a list of records, got {type(records).__name__}")
-        for record in records:
-            if not isinstance(record, dict):
-                self.crawler.stats.inc_value("envision/bad_record")
-                logger.error("%s: skipped a record that is not an object: %r", self.name, str(record)[:100])
-                continue
-            try:
-                yield from mapper(record)
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-                self.crawler.stats.inc_value("envision/bad_record")
-                logger.error(
-                    "%s: skipped malformed record %s: %s: %s",
-                    self.name, str(record.get("id") or record.get("doi") or "?")[:80], type(exc).__name__, exc,
-                )
-
-    def count_hits(self, n: int) -> None:
-        self.crawler.stats.inc_value("envision/hits", n)
-
-    def new_item(self, source_id: str, *, source_modified: Any, api_url: str, **fields: Any) -> DatasetItem:
-        item = DatasetItem(source=self.name, source_id=str(source_id), **fields)
-        item.provenance = {
-            "harvested_at": utcnow_iso(),
-            "search_terms": self.terms_for(str(source_id)),
-            "source_modified": iso(source_modified),
-            "api_url": api_url,
-        }
-        return item

@@ -1,61 +1,16 @@
-"""Kaggle (legacy REST API v1): public datasets for every search term.
+"""Kaggle: a data science community whose datasets often re-upload academic ones.
 
-What this spider knows about Kaggle (../shared/apis.md §6):
-
-* ``GET /datasets/list?search=...&sortBy=updated&page=N`` answers a bare JSON array of
-  20 datasets (the RPC API wraps the same items in ``{"datasets": [...]}``: both are
-  read). Pages after 500 are empty whatever the number of matches: a term whose page
-  500 is still full is truncated, which is logged and keeps the "last successful run"
-  mark where it was (``hit_cap_reached``).
-* There is no date filter. Every search is sorted by ``updated`` (newest first, a
-  stable order while paging: a dataset updated during the crawl moves to the top, so
-  it can be seen twice but never skipped, which "hottest" cannot promise); an
-  incremental run stops paging a term at the first page that reaches datasets older
-  than ``since``, and a dataset whose ``lastUpdated`` matches the saved record costs
-  no request at all.
-* The file list comes from its own endpoint, ``GET /datasets/list/{owner}/{slug}``
-  (``{"datasetFiles": [...], "errorMessage": ...}``, paged with ``pageSize`` /
-  ``pageToken`` / ``nextPageToken`` in newer answers), never from the view endpoint.
-  Large image datasets list one entry per image: at most ``KAGGLE_MAX_FILE_PAGES``
-  pages of 200 are read per dataset (``extra["files_complete"]`` says when the list
-  was cut). A file's own ``url`` is ``https://www.kaggle.com/``, not a link: the
-  download URL is ``{KAGGLE_API_URL}/datasets/download/{owner}/{slug}/{file}`` with
-  the name percent-quoted as the official client does (``/`` too). Files have no
-  checksum, and Kaggle may serve a large file zipped (tensorflow/datasets#1877).
-* ``/datasets/download/{owner}/{slug}`` is a ZIP of the whole dataset whose size is
-  not the total of its files: it is kept as ``extra["dataset_archive_url"]``, never
-  among ``files`` and never compared with a total.
-* Timestamps carry 0 to 7 fractional digits (``2019-06-03T00:56:47.1511526Z``).
-* Between 2022 and 2023 the legacy list sent each nullable field three times (``title``,
-  ``hasTitle``, ``titleNullable``), the plain one sometimes a placeholder (``""``,
-  ``false``) [2nd: field layouts decoded by public clients]; :func:`value` reads the
-  ``...Nullable`` form first.
-* A list item has a one-line ``subtitle`` and no description: the subtitle stands in
-  for the description and ``extra["needs_landing_page"]`` asks the landing-page
-  renderer to fill the real one. Links and DOIs in the texts go to ``external_links``
-  and ``related_dois``: Kaggle often re-uploads academic datasets, and these (with
-  owner, slug and creator) let results mark mirrors.
-* Auth: ``KAGGLE_API_TOKEN`` (Bearer), else ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` (HTTP
-  basic), else the files the official client reads in ``KAGGLE_CONFIG_DIR`` (default
-  ``~/.kaggle``, or ``$XDG_CONFIG_HOME/kaggle`` on Linux when that does not exist):
-  ``access_token`` (Bearer), then ``kaggle.json`` (basic). Without credentials the
-  spider says so once and searches anonymously as far as Kaggle allows; downloads
-  (and so archive peeking) need them. A refusal (401, or 403 on a search) is logged
-  once, never with the key, and keeps the "last successful run" mark; a file list
-  answering 403 leaves its dataset saved without files (``extra["files_error"]``).
-* Pace: Kaggle publishes no limits ("we don't usually share the limits", apis.md §6,
-  Kaggle/kaggle-cli#217 #132) and throttles downloads harder (#931): one request a
-  second, one at a time, shared by API calls and downloads (same host). 429 answers
-  come with ``{"code":429,...}`` or ``{"error":{"code":429,...}}`` bodies and are
-  handled by the rate-limit middleware like any other 429.
-
-Tags are the keywords, ``licenseName`` the license. ``item.extra`` keys: ``ref``,
-``owner``, ``slug``, ``kaggle_id``, ``owner_name``, ``creator_name``, ``creator_ref``
-(the creator's user name), ``subtitle``, ``total_bytes`` (Kaggle's total of the
-files), ``current_version``,
-``usability_rating``, ``download_count``, ``vote_count``, ``view_count``,
-``dataset_archive_url``, ``needs_landing_page``, ``files_complete``, ``files_error``
-(when the file list answered an ``errorMessage``).
+* API (legacy REST v1): ``GET /datasets/list?search=...&sortBy=updated&page=N`` (20 a
+  page), then each dataset's file list ``GET /datasets/list/{owner}/{slug}`` (paged by
+  token, at most ``KAGGLE_MAX_FILE_PAGES`` pages of 200).
+* Caveats: pages after 500 are empty (a term still full there is cut, and the run does
+  not move the incremental mark); no date filter: newest first, an incremental run
+  stops at the first page older than ``since``; timestamps with up to 7 fractional
+  digits; no published limit: one request a second, API and downloads alike.
+* Auth: ``KAGGLE_API_TOKEN`` (Bearer), else ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``, else the
+  official client's ``~/.kaggle`` files; downloads and archive peeks need them.
+* Arguments: ``-a since=YYYY-MM-DD``, ``-a full=1``.
+* Docs: https://github.com/Kaggle/kaggle-api ; docs/sources/kaggle.md
 """
 
 from __future__ import annotations
@@ -65,10 +20,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from envision_spiders.credentials import credentials_for
+from envision_spiders.mapping.kaggle import download_url, map_dataset, map_files, split_ref, value
 from envision_spiders.politeness import Pace
 from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.textutil import dois_in, html_to_text, iso, parse_datetime, plain_text, strings
+from envision_spiders.textutil import parse_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -77,22 +32,6 @@ LAST_PAGE = 500  # later pages are empty (Kaggle/kaggle-cli#553, #222)
 FILES_PAGE_SIZE = 200
 MAX_FILE_PAGES = 50  # 10,000 files per dataset; KAGGLE_MAX_FILE_PAGES overrides
 SORT_BY = "updated"
-
-
-# ------------------------------------------------------------------ answers
-def value(record: Any, key: str, kind: type | tuple[type, ...] = str) -> Any:
-    """``record[key + "Nullable"]`` or ``record[key]``, whichever has the expected type
-    (booleans never count as numbers or text, blank text is no text); None otherwise,
-    and None when ``record["hasKey"]`` says there is no value."""
-    if not isinstance(record, dict) or record.get("has" + key[:1].upper() + key[1:]) is False:
-        return None
-    for k in (key + "Nullable", key):
-        v = record.get(k)
-        if isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            continue
-        if isinstance(v, kind) and not (isinstance(v, str) and not v.strip()):
-            return v
-    return None
 
 
 def kaggle_error(data: Any) -> str | None:
@@ -120,16 +59,6 @@ def page_items(data: Any) -> list:
     raise TypeError(f"expected a list of datasets, got {type(data).__name__}")
 
 
-def split_ref(ref: Any) -> tuple[str, str]:
-    """``owner/slug`` -> ("owner", "slug"); ValueError for anything else."""
-    if not isinstance(ref, str):
-        raise ValueError(f"dataset ref {ref!r} is not a string")
-    owner, sep, slug = ref.strip().partition("/")
-    if not (sep and owner and slug) or "/" in slug:
-        raise ValueError(f"dataset ref {ref!r} is not owner/slug")
-    return owner, slug
-
-
 def next_step(
     page: int,
     n_items: int,
@@ -153,75 +82,20 @@ def next_step(
     return "next"
 
 
-def download_url(api_root: str, owner: str, slug: str, name: str | None = None) -> str:
-    """Download URL of one file, or of the whole dataset's ZIP when ``name`` is None."""
-    url = f"{api_root.rstrip('/')}/datasets/download/{quote(owner, safe='')}/{quote(slug, safe='')}"
-    return url if name is None else f"{url}/{quote(name, safe='')}"
-
-
-def map_files(entries: Any, file_url) -> list[dict[str, Any]]:
-    """``datasetFiles`` entries as item files (``size`` in some newer answers)."""
-    files = []
-    for f in entries or []:
-        name = value(f, "name")
-        if not name:
-            continue
-        size = value(f, "totalBytes", int)
-        if size is None:
-            size = value(f, "size", int)
-        files.append(
-            {
-                "name": name,
-                "size_bytes": size if size is not None and size >= 0 else None,
-                "url": file_url(name),
-                "file_id": value(f, "ref") or name,
-                "checksum": None,  # Kaggle publishes none
-            }
-        )
-    return files
-
-
-def texts_and_links(*fragments: Any) -> tuple[list[str], list[str]]:
-    """Plain texts of the fragments and the links they hold, in order, without repeats."""
-    texts, links = [], []
-    for fragment in fragments:
-        text, found = html_to_text(fragment)
-        texts.append(text)
-        links.extend(found)
-    return texts, list(dict.fromkeys(links))
-
-
-def dois_in_text(*texts: str) -> list[str]:
-    words = (w.strip(".,;:()[]<>\"'") for t in texts for w in t.split())
-    return dois_in(w for w in words if "10." in w)
-
-
 # ------------------------------------------------------------------ spider
 class KaggleSpider(SourceSpider):
     name = "kaggle"
     api_setting = "KAGGLE_API_URL"
-    # No published limit (apis.md §6): a conservative request a second, one at a time.
+    # No published limit (docs/sources/kaggle.md): a conservative request a second, one at a time.
     pace = Pace(interval=1.0)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._hits_per_term: dict[str, int] = {}
+    id_fields = ("ref", "id")
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> KaggleSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        # KAGGLE_API_TOKEN, KAGGLE_USERNAME + KAGGLE_KEY, or the official client's files
-        spider.credentials = credentials_for("kaggle", spider.api_root)
         spider.max_file_pages = max(1, crawler.settings.getint("KAGGLE_MAX_FILE_PAGES", MAX_FILE_PAGES))
         return spider
-
-    def auth_headers(self) -> dict[str, str]:
-        return self.credentials.current_headers()
-
-    def files_readable(self) -> bool:
-        # Kaggle serves file downloads (and so Range peeks) only to authenticated clients
-        return self.credentials.configured
-
 
     @property
     def web_root(self) -> str:
@@ -240,10 +114,6 @@ class KaggleSpider(SourceSpider):
             )
         async for request in super().start():
             yield request
-
-    async def searches(self):
-        for term in self.terms:
-            yield self.search_request(term)
 
     def search_request(self, term: str, page: int = 1):
         params = {"search": term, "sortBy": SORT_BY, "page": page}
@@ -277,15 +147,10 @@ class KaggleSpider(SourceSpider):
     # ------------------------------------------------------------------ searching
     def parse_search(self, response, term: str, page: int):
         items = page_items(response.json())
-        if page == 1:
-            self.crawler.stats.inc_value("envision/terms_searched")
-        self.count_hits(len(items))
-        yield from self.each_record(items, lambda hit: self.handle_hit(hit, term))
-        seen = self._hits_per_term[term] = self._hits_per_term.get(term, 0) + len(items)
+        yield from self.hits_arrived(term, items)
         stamps = [d for d in (parse_datetime(value(it, "lastUpdated")) for it in items) if d is not None]
-        step = next_step(
-            page, len(items), oldest=min(stamps, default=None), since=self.since, seen=seen, max_per_query=self.max_per_query
-        )
+        step = next_step(page, len(items), oldest=min(stamps, default=None), since=self.since,
+                         seen=self.hits_of(term), max_per_query=self.max_per_query)
         if step == "next":
             yield self.search_request(term, page + 1)
         elif step == "older_than_since":
@@ -301,16 +166,9 @@ class KaggleSpider(SourceSpider):
 
     def handle_hit(self, hit: dict, term: str | None):
         ref = hit["ref"]
-        owner, slug = split_ref(ref)
-        if not self.first_sighting(ref, term):
-            if hit_term := self.term_hit(ref, term):
-                yield hit_term
-            return
-        if self.is_unchanged(ref, value(hit, "lastUpdated")):
-            if hit_term := self.term_hit(ref, term):
-                yield hit_term
-            return
-        yield self.files_request(hit)
+        split_ref(ref)
+        if self.needs_fetching(ref, term, value(hit, "lastUpdated")):
+            yield self.files_request(hit)
 
     # ------------------------------------------------------------------ files
     def files_url(self, ref: str, token: str | None = None) -> str:
@@ -356,60 +214,7 @@ class KaggleSpider(SourceSpider):
             logger.info("kaggle: %s lists more than %d files; kept the first %d", ref, len(files), len(files))
         yield self.record_item(hit, files, complete=complete, problem=problem)
 
-    # ------------------------------------------------------------------ mapping
     def record_item(self, hit: dict, files: list[dict], *, complete: bool = True, problem: str | None = None):
         ref = hit["ref"]
-        owner, slug = split_ref(ref)
-        modified = value(hit, "lastUpdated")
-        (subtitle, description), links = texts_and_links(value(hit, "subtitle"), value(hit, "description"))
-        tags = [t for t in hit.get("tags") or [] if isinstance(t, dict)]
-        keywords = strings([value(t, "name") for t in tags])
-        creator = plain_text(value(hit, "creatorName"))
-        url = value(hit, "url")
-        if not (isinstance(url, str) and url.lower().startswith(("http://", "https://"))):
-            url = f"{self.web_root}/datasets/{ref}"
-        private = hit.get("isPrivate")
-        license_name = plain_text(value(hit, "licenseName")) or None
-        return self.new_item(
-            ref,
-            source_modified=modified,
-            api_url=self.files_url(ref),
-            doi=None,  # the list carries none
-            url=url,
-            title=plain_text(value(hit, "title")) or slug,
-            description=description or subtitle,
-            keywords=keywords,
-            creators=[{"name": creator}] if creator else [],
-            dates={"modified": iso(modified)} if iso(modified) else {},
-            license=license_name,
-            access_type=None if not isinstance(private, bool) else ("restricted" if private else "open"),
-            resource_type="dataset",
-            related_dois=dois_in_text(subtitle, description, *links),
-            external_links=links,
-            files=files,
-            total_size_bytes=value(hit, "totalBytes", int),
-            extra={
-                k: v
-                for k, v in (
-                    ("ref", ref),
-                    ("owner", value(hit, "ownerRef") or owner),
-                    ("slug", slug),
-                    ("kaggle_id", value(hit, "id", int)),
-                    ("owner_name", plain_text(value(hit, "ownerName")) or None),
-                    ("creator_name", creator or None),
-                    ("creator_ref", value(hit, "creatorUrl")),
-                    ("subtitle", subtitle or None),
-                    ("total_bytes", value(hit, "totalBytes", int)),
-                    ("current_version", value(hit, "currentVersionNumber", int)),
-                    ("usability_rating", value(hit, "usabilityRating", (int, float))),
-                    ("download_count", value(hit, "downloadCount", int)),
-                    ("vote_count", value(hit, "voteCount", int)),
-                    ("view_count", value(hit, "viewCount", int)),
-                    ("dataset_archive_url", download_url(self.api_root, owner, slug)),
-                    ("needs_landing_page", not description),
-                    ("files_complete", complete),
-                    ("files_error", problem),
-                )
-                if v is not None
-            },
-        )
+        return self.new_item(ref, source_modified=value(hit, "lastUpdated"), api_url=self.files_url(ref),
+                             **map_dataset(hit, files, self.api_root, self.web_root, complete=complete, problem=problem))

@@ -1,49 +1,22 @@
-"""OSF (API v2, JSON:API): public projects, components and registrations for every term.
+"""OSF: the Open Science Framework's projects, components and registrations (API v2, JSON:API).
 
-What this spider knows about OSF (../shared/apis.md §4):
-
-* there is no search endpoint any more (``/v2/search/`` is an empty stub): a term is
-  looked up with the list endpoints' filters, one query per endpoint —
-  ``/v2/nodes/`` and ``/v2/registrations/`` with ``filter[title,description,tags]``, which
-  OSF ORs (each field keeps its own operator: substring, case-insensitive for title and
-  description, exact for tags; ``FilterMixin`` in OSF's ``api/base/filters.py``), so one
-  query does the work of three; never with an empty value, which matches every node; ``filter[date_modified][gte]`` for incremental runs; with a token
-  ``filter[public]=true``, since the list then also holds the token owner's private nodes;
-* paging: ``page[size]=100`` (OSF's maximum), then ``links.next`` until it is null; the
-  total is in ``links.meta.total`` at the default version 2.0, in the top-level ``meta``
-  from 2.3 on (both are read);
-* ``embed=identifiers`` and ``embed=license`` bring the DOI and the licence name inside
-  the same answer, so they cost no request; without the embed only the licence id of
-  ``relationships.license`` is known and is kept in ``extra``;
-* files: ``/v2/{nodes|registrations}/{id}/files/osfstorage/``, every page, folders
-  (``relationships.files.links.related.href``) walked down to ``MAX_FOLDER_DEPTH``
-  and at most ``LISTING_REQUESTS_PER_NODE`` requests per node (more with a token); a
-  record whose listing was cut says so in ``extra.files_truncated``. Hashes come from
-  ``extra.hashes`` (sha256 preferred for ``checksum``, both kept), the download link
-  from ``links.download``;
-* one timestamp of a file carries ``Z`` and its neighbour does not; both parse;
-* budget: 100 requests an hour without a token (DRF throttle ``non-cookie-auth``),
-  10,000 a day with ``OSF_TOKEN`` (sent as ``Authorization: Bearer``). The budget is a
-  ``Pace`` window, so the shared rate-limit middleware pauses this spider (and only it)
-  when it is spent and says so. It is spent on search pages first and on the listings
-  of new or changed nodes after (request priorities); a failing request is retried at
-  most ``MAX_RETRIES`` times (each attempt counts against the budget) and is then kept
-  for the next run.
-
-``item.extra`` holds: ``kind`` (``nodes`` or ``registrations``), ``category``,
-``license_id``, ``license_url``, ``node_license`` (copyright holders and year),
-``parent`` and ``root`` (ids of the enclosing project), ``fork``, ``preprint``,
-``identifiers`` (non-DOI identifiers such as ARKs), for registrations ``date_registered``,
-``withdrawn``, ``embargo_end_date``, ``registration_supplement``, ``registered_from``,
-and about the file listing ``files_truncated`` (``{"reasons": [...], "skipped_folders":
-n, "skipped_pages": n}``) and ``files_listing_errors``.
+* API: no search endpoint; ``/v2/nodes/`` and ``/v2/registrations/`` filtered with
+  ``filter[title,description,tags]`` (OSF ORs the fields: one query per endpoint and
+  term), then each new or changed node's osfstorage listing, folders walked to a
+  bounded depth and request budget per node.
+* Caveats: 100 requests an hour anonymous, 10,000 a day with a token: the spider pauses
+  when the budget is spent and says so; searches go first, listings after; a failing
+  request is retried at most twice (each attempt costs budget) and then kept for the
+  next run; a node whose listing failed is not saved and is redone next run.
+* Auth: ``OSF_TOKEN`` (Bearer), optional; with it only public nodes are asked for.
+* Arguments: ``-a since=YYYY-MM-DD``, ``-a full=1``.
+* Docs: https://developer.osf.io/ ; docs/sources/osf.md
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,9 +24,10 @@ from urllib.parse import urljoin
 
 from w3lib.url import add_or_replace_parameter
 
+from envision_spiders.credentials import has_credentials
+from envision_spiders.mapping.osf import map_file, map_record
 from envision_spiders.politeness import Pace
-from envision_spiders.spiders.base import SourceSpider
-from envision_spiders.textutil import checksum, html_to_text, iso, normalize_doi, plain_text, strings, year_of
+from envision_spiders.spiders.base import SourceSpider, source_id
 
 logger = logging.getLogger(__name__)
 
@@ -114,38 +88,6 @@ def next_link(body: dict) -> str | None:
     return nxt if isinstance(nxt, str) and nxt else None
 
 
-# ------------------------------------------------------------------ files
-def checksum_of(hashes: Any) -> str | None:
-    """``sha256:<hex>`` when OSF has it, else ``md5:<hex>``."""
-    if not isinstance(hashes, dict):
-        return None
-    return checksum(hashes.get("sha256"), "sha256") or checksum(hashes.get("md5"), "md5")
-
-
-def map_file(entry: dict, base_url: str = "") -> dict[str, Any] | None:
-    """A file of an osfstorage listing (or ``/v2/files/{id}/``); None for a folder."""
-    attrs = entry.get("attributes") or {}
-    if attrs.get("kind") != "file":
-        return None
-    name = attrs.get("materialized_path") or attrs.get("name")
-    if not isinstance(name, str) or not name.strip("/"):
-        raise ValueError("file without a name")
-    size = attrs.get("size")
-    hashes = (attrs.get("extra") or {}).get("hashes") or {}
-    download = (entry.get("links") or {}).get("download")
-    out = {
-        "name": name.lstrip("/"),
-        "size_bytes": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        "url": urljoin(base_url, download) if isinstance(download, str) and download else None,
-        "file_id": str(entry["id"]) if entry.get("id") else None,
-        "checksum": checksum_of(hashes),
-    }
-    for algo in ("md5", "sha256"):
-        if isinstance(hashes.get(algo), str) and hashes[algo]:
-            out[algo] = hashes[algo].lower()
-    return out
-
-
 def folder_link(entry: dict) -> str | None:
     """The listing URL of a folder entry, None for a file."""
     if (entry.get("attributes") or {}).get("kind") != "folder":
@@ -154,130 +96,6 @@ def folder_link(entry: dict) -> str | None:
     if not isinstance(href, str) or not href:
         raise ValueError("folder without a files link")
     return href
-
-
-# ------------------------------------------------------------------ field mapping
-def _related_id(record: dict, name: str) -> str | None:
-    data = ((record.get("relationships") or {}).get(name) or {}).get("data")
-    return str(data["id"]) if isinstance(data, dict) and data.get("id") else None
-
-
-def identifiers_of(record: dict) -> tuple[str | None, list[dict[str, str]]]:
-    """The DOI among the embedded identifiers, and the other identifiers (ARKs)."""
-    embedded = ((record.get("embeds") or {}).get("identifiers") or {}).get("data")
-    doi, others = None, []
-    for ident in embedded if isinstance(embedded, list) else []:
-        attrs = (ident or {}).get("attributes") or {}
-        category, value = attrs.get("category"), attrs.get("value")
-        if not isinstance(value, str) or not value:
-            continue
-        if category == "doi" and doi is None and normalize_doi(value):
-            doi = normalize_doi(value)
-        elif category != "doi":
-            others.append({"category": str(category), "value": value})
-    return doi, others
-
-
-def license_of(record: dict) -> tuple[str | None, str | None, str | None]:
-    """(name, url) of the embedded licence, and the licence id from the relationship."""
-    lic = ((record.get("embeds") or {}).get("license") or {}).get("data")
-    attrs = lic.get("attributes") if isinstance(lic, dict) else None
-    name = url = None
-    if isinstance(attrs, dict):
-        name = attrs.get("name") if isinstance(attrs.get("name"), str) and attrs.get("name") else None
-        url = attrs.get("url") if isinstance(attrs.get("url"), str) and attrs.get("url") else None
-    license_id = _related_id(record, "license") or (str(lic["id"]) if isinstance(lic, dict) and lic.get("id") else None)
-    return name, url, license_id
-
-
-def access_type_of(attrs: dict) -> str:
-    if attrs.get("withdrawn"):
-        return "metadata-only"  # a withdrawn registration keeps its metadata, not its files
-    if attrs.get("embargoed") or attrs.get("pending_embargo_approval"):
-        return "embargoed"
-    return "restricted" if attrs.get("public") is False else "open"
-
-
-def keywords_of(attrs: dict) -> list[str]:
-    keywords = strings(attrs.get("tags"))
-    # subjects: a list of taxonomy paths, each a list of {id, text}
-    for path in attrs.get("subjects") or []:
-        for subject in path if isinstance(path, list) else [path]:
-            text = subject.get("text") if isinstance(subject, dict) else None
-            if isinstance(text, str) and text.strip() and text.strip() not in keywords:
-                keywords.append(text.strip())
-    return keywords
-
-
-def map_record(record: dict) -> dict[str, Any]:
-    """DatasetItem fields of a node or registration resource (files apart)."""
-    attrs = record.get("attributes")
-    if not isinstance(attrs, dict):
-        raise TypeError("record without attributes")
-    kind = record.get("type")
-    registration = kind == "registrations"
-    doi, other_ids = identifiers_of(record)
-    license_name, license_url, license_id = license_of(record)
-    description, links = html_to_text(attrs.get("description"))
-    related, related_dois = [], []
-    article = normalize_doi(attrs.get("article_doi"))
-    if article and article != doi:
-        related.append({"identifier": article, "relation": "IsSupplementTo", "scheme": "doi"})
-        related_dois.append(article)
-    published = attrs.get("date_registered") if registration else attrs.get("date_created")
-    dates = {
-        k: v
-        for k, v in (
-            ("created", iso(attrs.get("date_created"))),
-            ("modified", iso(attrs.get("date_modified"))),
-            ("registered", iso(attrs.get("date_registered"))),
-            ("withdrawn", iso(attrs.get("date_withdrawn"))),
-            ("embargo_end", iso(attrs.get("embargo_end_date"))),
-        )
-        if v
-    }
-    category = attrs.get("category") if isinstance(attrs.get("category"), str) else None
-    node_license = attrs.get("node_license")
-    root = _related_id(record, "root")
-    extra = {
-        "kind": kind,
-        "category": category or None,
-        "license_id": license_id,
-        "license_url": license_url,
-        "node_license": node_license if isinstance(node_license, dict) and any(node_license.values()) else None,
-        "parent": _related_id(record, "parent"),
-        "root": root if root != str(record.get("id")) else None,
-        "fork": attrs.get("fork") or None,
-        "preprint": attrs.get("preprint") or None,
-        "identifiers": other_ids or None,
-    }
-    if registration:
-        extra.update(
-            {
-                "date_registered": iso(attrs.get("date_registered")),
-                "withdrawn": bool(attrs.get("withdrawn")),
-                "embargo_end_date": iso(attrs.get("embargo_end_date")),
-                "registration_supplement": attrs.get("registration_supplement"),
-                "registered_from": _related_id(record, "registered_from"),
-            }
-        )
-    return {
-        "doi": doi,
-        "url": (record.get("links") or {}).get("html"),
-        "title": plain_text(attrs.get("title")),
-        "description": description,
-        "keywords": keywords_of(attrs),
-        "publication_year": year_of(published) or year_of(attrs.get("date_created")),
-        "dates": dates,
-        "license": license_name,
-        "access_type": access_type_of(attrs),
-        # OSF categories: project, data, analysis, software, ... ("" is "Uncategorized")
-        "resource_type": "registration" if registration else (category or None),
-        "related_identifiers": related,
-        "related_dois": related_dois,
-        "external_links": links,
-        "extra": {k: v for k, v in extra.items() if v is not None},
-    }
 
 
 # ------------------------------------------------------------------ file listing state
@@ -335,8 +153,8 @@ class OSFSpider(SourceSpider):
 
     @classmethod
     def pace_for(cls, settings) -> Pace:
-        # 100 requests an hour anonymous, 10,000 a day with OSF_TOKEN (apis.md §4)
-        return TOKEN_PACE if os.environ.get("OSF_TOKEN", "").strip() else cls.pace
+        # 100 requests an hour anonymous, 10,000 a day with OSF_TOKEN
+        return TOKEN_PACE if has_credentials("osf") else cls.pace
 
     @classmethod
     def update_settings(cls, settings) -> None:
@@ -349,14 +167,17 @@ class OSFSpider(SourceSpider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.token = os.environ.get("OSF_TOKEN", "").strip()
-        self.listing_budget = self.LISTING_REQUESTS_PER_NODE_TOKEN if self.token else self.LISTING_REQUESTS_PER_NODE
         self._listings: dict[str, Listing] = {}
-        self._hits_per_query: dict[tuple[str, str, str], int] = {}
-        self._terms_searched: set[str] = set()
 
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> OSFSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        token = spider.credentials.configured
+        spider.listing_budget = cls.LISTING_REQUESTS_PER_NODE_TOKEN if token else cls.LISTING_REQUESTS_PER_NODE
+        return spider
+
+    def api_budget(self) -> str:
+        return self.api_host
 
     def budget_meta(self) -> dict[str, Any]:
         """Every OSF request counts against the API's budget (whatever host a link
@@ -371,7 +192,7 @@ class OSFSpider(SourceSpider):
     # ------------------------------------------------------------------ searching
     async def searches(self):
         queries = len(self.terms) * len(ENDPOINTS)
-        if self.token:
+        if self.credentials.configured:
             logger.info("osf: OSF_TOKEN set: budget of 10,000 requests a day; %d search queries", queries)
         else:
             logger.info(
@@ -385,7 +206,7 @@ class OSFSpider(SourceSpider):
 
     def search_request(self, term: str, endpoint: str, field: str, url: str | None = None, page: int = 1):
         if url is None:
-            params = search_params(term, field, self.since_date(), public_only=bool(self.token))
+            params = search_params(term, field, self.since_date(), public_only=self.credentials.configured)
             url = self.api_url(f"{endpoint}/", params)
         return self.osf_request(
             url,
@@ -399,23 +220,15 @@ class OSFSpider(SourceSpider):
         records = body["data"]
         if not isinstance(records, list):
             raise TypeError("search answer without a data list")
-        if term not in self._terms_searched:
-            self._terms_searched.add(term)
-            self.crawler.stats.inc_value("envision/terms_searched")
         if page == 1:
             logger.debug("osf: %s %s~%r: %s hits", endpoint, field, term, total_of(body))
-        self.count_hits(len(records))
-        yield from self.each_record(records, lambda record: self.handle_record(record, term))
-        key = (term, endpoint, field)
-        seen = self._hits_per_query[key] = self._hits_per_query.get(key, 0) + len(records)
-        if self.max_per_query and seen >= self.max_per_query:
-            return
+        yield from self.hits_arrived(term, records, self.handle_record, query=(endpoint, field))
         nxt = next_link(body)
-        if nxt and records:
+        if nxt and records and self.wants_more(term, (endpoint, field)):
             yield self.search_request(term, endpoint, field, response.urljoin(nxt), page + 1)
 
     def handle_record(self, record: dict, term: str | None):
-        node_id = str(record["id"])
+        node_id = source_id(record["id"])
         if record.get("type") not in ENDPOINTS:
             raise ValueError(f"unexpected resource type {record.get('type')!r}")
         attrs = record["attributes"]
@@ -423,16 +236,8 @@ class OSFSpider(SourceSpider):
             # only a token's owner sees private nodes; they are not public datasets
             self.crawler.stats.inc_value("envision/osf/private_skipped")
             return
-        known = term is not None and term in self.terms_for(node_id)
-        if not self.first_sighting(node_id, term):
-            if not known and (hit := self.term_hit(node_id, term)):
-                yield hit
-            return
-        if self.is_unchanged(node_id, attrs.get("date_modified")):
-            if hit := self.term_hit(node_id, term):
-                yield hit
-            return
-        yield from self.start_listing(record)
+        if self.needs_fetching(node_id, term, attrs.get("date_modified")):
+            yield from self.start_listing(record)
 
     def node_request(self, node_id: str, kind: str):
         """A node (or registration) fetched on its own: to finish one whose listing
