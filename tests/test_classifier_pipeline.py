@@ -140,11 +140,11 @@ def test_the_model_loads_only_when_a_record_needs_it(tmp_path, monkeypatch):
     class Model:
         model_id = "fake@1"
 
-        def reusable(self, classification, text):
+        def reusable(self, classification, inp):
             return False
 
-        def classify(self, texts):
-            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in texts]
+        def classify_inputs(self, inputs):
+            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in inputs]
 
     def load(spec, root):
         loads.append(spec)
