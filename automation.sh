@@ -102,18 +102,21 @@ step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@";
 step_classify() { say "classify: label saved records, write results/ and the review page"; scrapy_ classify "$@"; }
 # The review page again, with this run's downloads and posts in its figures.
 step_report() { say "report: results/report.html"; scrapy_ report "$@"; }
-# Files of confident EYE_IMAGING records (the queue and results/*_eye_imaging.json) into
-# $DATA_DIR/downloads/; exit 1 (stopping the run) when a file failed: it stays queued.
+# Files of confident EYE_IMAGING records no curator rejected (the queue and
+# results/*_eye_imaging.json) into $DATA_DIR/downloads/; exit 1 (stopping the run) when a file failed: it stays queued.
 step_download() { say "download: confident EYE_IMAGING records"; scrapy_ download "$@"; }
-# Confident EYE_IMAGING records to the envision portal (scrapy post: only new or changed
-# ones; exit 1 when the portal refused the key or a body, or a record failed). Curators
-# who do not post leave PORTAL_URL unset: the step says so and the run goes on.
+# Records curators accepted to the envision portal (scrapy post: only new or changed ones;
+# with POST_REQUIRES_REVIEW=0 also confident EYE_IMAGING records nobody rejected). It says
+# how many records wait for review (scrapy review, or the review page) and lists posted
+# datasets a curator rejected since; exit 1 when the portal refused the key or a body, or
+# a record failed. Curators who do not post leave PORTAL_URL unset: the step says so and
+# the run goes on.
 step_post() {
     if [ -z "$(setting PORTAL_URL)" ]; then
         say "post: PORTAL_URL is not set (environment or .env): nothing is posted; step skipped"
         return 0
     fi
-    say "post: confident EYE_IMAGING records to the envision portal"
+    say "post: records curators accepted to the envision portal"
     scrapy_ post "$@"
 }
 

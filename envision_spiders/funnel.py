@@ -9,9 +9,10 @@ Each figure counts records of the one before it, read from the same files:
   record saved on disk, classified or not);
 * EYE_IMAGING: of those, the ones labelled EYE_IMAGING;
 * confident: of those, ``prob_eye_imaging`` at or above the download threshold;
-* canonical: of those, the ones that are no duplicate of another record: exactly the
-  records ``scrapy download`` and ``scrapy post`` select
-  (:func:`envision_spiders.selection.select_rows` decides, here as there);
+* canonical: of those, the ones that are no duplicate of another record (and whose text
+  and files do not disagree): the records ``scrapy download`` and ``scrapy post`` select
+  before any curator's decision (:func:`envision_spiders.selection.select_rows` decides,
+  here as there; with ``POST_REQUIRES_REVIEW`` only the accepted ones are posted);
 * downloaded: of those, the ones whose files are all on disk and verified (their
   ``manifest.json`` says ``complete``);
 * posted: of those, the ones the portal accepted (``data/portal/posted.json``; the
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from envision_spiders.downloads.queue import EYE_IMAGING, classification_of, read_results
-from envision_spiders.selection import DUPLICATE, Selection, select_rows
+from envision_spiders.selection import AWAITING_REVIEW, DUPLICATE, Selection, select_rows
 from envision_spiders.storage import read_json, safe_id
 
 
@@ -83,7 +84,7 @@ class FunnelCounter:
             threshold=self.threshold,
             found=self.found,
             eye_imaging=self.eye_imaging,
-            confident=counts["selected"] + counts[DUPLICATE],
+            confident=counts["selected"] + counts[DUPLICATE] + counts[AWAITING_REVIEW],
             canonical=len(canonical),
             downloaded=sum(1 for s, i in canonical if _complete(Path(data_dir), s, i)),
             posted=sum(1 for key in canonical if key in posted),

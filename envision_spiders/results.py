@@ -5,8 +5,15 @@
   format (:data:`envision_spiders.items.RESULT_FIELDS`) plus ``model_id``,
   ``classified_at``, ``publication_year``, ``prob_text`` (the text model alone),
   ``evidence`` (the label's reasons: ``{"supports", "reason"}``, those for the label first),
-  ``disagreement`` (text and files point different ways) and ``duplicate_of``;
-* ``{source}_eye_imaging.json``: its EYE_IMAGING records, most probable first, then
+  ``disagreement`` (text and files point different ways), ``duplicate_of`` and the curators' word
+  (:mod:`envision_spiders.review`): ``review`` (the decision standing for the record:
+  ``decision``, ``reason``, ``code``, ``curator``, ``decided_at``, ``id``, ``on`` — the
+  record it was made on, itself or a duplicate —, ``earlier`` decisions, and the
+  ``model_id`` / ``prob_eye_imaging`` it overrode; null when none), ``label_source``
+  (``curator`` when an accept or a reject made ``label``, else ``model``) and
+  ``model_label`` (the model's own label, whatever the curator decided);
+* ``{source}_eye_imaging.json``: its EYE_IMAGING records (by the label that stands: a
+  curator's accept adds a record, a reject removes it), most probable first, then
   largest first;
 * ``duplicates.json``: groups of records that are the same dataset across sources
   (:mod:`envision_spiders.duplicates`); every record that is not its group's canonical
@@ -22,7 +29,7 @@ links NEI projects and the datasets that cite them (``nei_projects`` /
 A summary (records per label and source, the EYE_IMAGING confidence split) goes to
 the log and to ``data/runs/{run_id}/results/summary.json``.
 
-``confidence`` is the probability of the chosen label; ``size_mb`` is
+``confidence`` is the model's probability of the label shown; ``size_mb`` is
 ``total_size_bytes`` in MiB (2^20 bytes), rounded to 0.01; records not classified yet
 have ``label`` null.
 """
@@ -39,13 +46,14 @@ from typing import Any
 from envision_spiders.duplicates import duplicate_of, find_duplicates, record_key
 from envision_spiders.grants import GrantLinker
 from envision_spiders.items import RESULT_FIELDS
+from envision_spiders.review import Ledger, Review, effective_label, review_field
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
 from envision_spiders.textutil import utcnow_iso
 
 logger = logging.getLogger(__name__)
 
 EXTRA_RESULT_FIELDS = ("publication_year", "model_id", "classified_at", "prob_text", "disagreement", "evidence",
-                       "duplicate_of")
+                       "duplicate_of", "model_label", "label_source", "review")
 # Only these fields of each record are kept in memory for the duplicate search.
 _DUPLICATE_FIELDS = ("source", "source_id", "doi", "title", "description", "related_identifiers", "dates")
 _DUPLICATE_EXTRA = ("hosting_repository", "conceptrecid", "conceptdoi")
@@ -79,6 +87,9 @@ def classified_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "disagreement": c.get("disagreement") is True,
         "evidence": [e for e in c.get("evidence") or [] if isinstance(e, Mapping)] if isinstance(c.get("evidence"), list) else [],
         "duplicate_of": None,
+        "model_label": c.get("label"),
+        "label_source": "model" if c.get("label") else None,
+        "review": None,
     }
     for k in ("keywords", "file_types", "file_names", "external_links", "related_dois"):
         if values[k] is None:
@@ -87,6 +98,18 @@ def classified_record(record: Mapping[str, Any]) -> dict[str, Any]:
         if values[k] is None:
             values[k] = 0
     return values
+
+
+def apply_review(row: dict[str, Any], review: Review) -> None:
+    """The curators' decision standing for a results record: ``review``, and the label
+    that stands (``label``, ``label_source``; the model's stays in ``model_label``)."""
+    key = record_key(row)
+    decision = review.standing(key)
+    row["review"] = review_field(decision, key, review)
+    row["label"], row["label_source"] = effective_label(row["model_label"], decision)
+    if row["label_source"] == "curator":
+        p_eye, p_neg = row.get("prob_eye_imaging"), row.get("prob_negative")
+        row["confidence"] = p_eye if row["label"] == "EYE_IMAGING" else p_neg
 
 
 def _order(row: Mapping[str, Any]) -> tuple:
@@ -156,12 +179,14 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
     grant_figures = grants.finish(results_dir, stats)
     groups = find_duplicates(views)
     duplicates = duplicate_of(groups)
+    review = Review(Ledger(data_dir).read(), groups)
     if not _shrinks(results_dir / "duplicates.json", len(views), stats):
         atomic_write_json(results_dir / "duplicates.json",
                           {"generated_at": utcnow_iso(), "records": len(views), "groups": groups})
     summary: dict[str, Any] = {"run_id": run_id, "generated_at": utcnow_iso(), "sources": {},
                                "eye_imaging_confidence": dict.fromkeys((b[0] for b in CONFIDENCE_BANDS), 0),
                                "duplicate_groups": len(groups), "duplicates": len(duplicates),
+                               "review": {"decisions": len(review), "accept": 0, "reject": 0, "unsure": 0},
                                "grants": grant_figures}
     totals: Counter = Counter()
     for source, source_rows in rows.items():
@@ -170,6 +195,9 @@ def _write_results(data_dir: Path, results_dir: Path, run_id: str | None, stats)
             if canonical:
                 source_, _, id_ = canonical.partition(":")
                 row["duplicate_of"] = {"source": source_, "source_id": id_}
+            apply_review(row, review)
+            if row["review"]:
+                summary["review"][row["review"]["decision"]] += 1
         source_rows.sort(key=_order)
         eye = [r for r in source_rows if r["label"] == "EYE_IMAGING"]
         # the EYE_IMAGING list may shrink (a better model, a corrected record); the list
@@ -213,6 +241,11 @@ def _log(summary: dict[str, Any]) -> None:
                 "%d NEGATIVE, %d unclassified; %d duplicate groups", t["records"], t["EYE_IMAGING"],
                 c["ge_0.95"], c["0.80_to_0.95"], c["lt_0.80"], t["NEGATIVE"], t["unclassified"],
                 summary["duplicate_groups"])
+    r = summary["review"]
+    if r["decisions"]:
+        logger.info("results: curators' decisions (%d in the ledger) stand for %d records: %d accepted, %d rejected, "
+                    "%d unsure", r["decisions"], r["accept"] + r["reject"] + r["unsure"], r["accept"], r["reject"],
+                    r["unsure"])
     if t["unclassified"]:
         logger.warning("%d records have no label yet: run `scrapy classify`", t["unclassified"])
 

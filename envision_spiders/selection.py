@@ -2,8 +2,11 @@
 downloads of a crawl with ``DOWNLOAD_ENABLED``, ``scrapy export-addf`` and ``scrapy post``.
 
 A record is selected when its row in ``results/{source}_eye_imaging.json`` passes the
-gate (:func:`envision_spiders.downloads.queue.gate`): EYE_IMAGING, ``prob_eye_imaging``
-at or above the threshold, and no ``duplicate_of``. Those rows are rewritten by every
+gate (:func:`envision_spiders.downloads.queue.gate`) with the decision the curators'
+ledger holds for it (:mod:`envision_spiders.review`): EYE_IMAGING, ``prob_eye_imaging``
+at or above the threshold, and no ``duplicate_of``; never when a curator rejected it,
+whatever the model says when a curator accepted it, and, when the step requires review
+(``POST_REQUIRES_REVIEW``, ``DOWNLOAD_REQUIRES_REVIEW``), only then. Those rows are rewritten by every
 classification with the duplicates of every record on disk marked, so they are the only
 place where "is this record a duplicate?" has an answer. The download queue is a list of
 records to look at, never a verdict: a record queued during a crawl, before its
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envision_spiders.downloads.queue import gate, read_results, results_path
+from envision_spiders.downloads.queue import REJECTED, WAITING, gate, read_results, results_path
+from envision_spiders.review import Review
 
 Key = tuple[str, str]
 
@@ -27,6 +31,8 @@ Key = tuple[str, str]
 DUPLICATE = "duplicate"
 BELOW_THRESHOLD = "below_threshold"
 NOT_EYE_IMAGING = "not_eye_imaging"
+REJECTED_BY_CURATOR = "rejected"
+AWAITING_REVIEW = "awaiting_review"
 
 
 def reason_kind(why: str) -> str:
@@ -34,6 +40,10 @@ def reason_kind(why: str) -> str:
         return DUPLICATE
     if "below the threshold" in why:
         return BELOW_THRESHOLD
+    if why.startswith(REJECTED):
+        return REJECTED_BY_CURATOR
+    if why.startswith(WAITING):
+        return AWAITING_REVIEW
     return NOT_EYE_IMAGING
 
 
@@ -53,15 +63,18 @@ class Selection:
 
 
 def select_rows(rows: Iterable[tuple[str, dict[str, Any]]], threshold: float,
-                selection: Selection | None = None) -> Selection:
+                selection: Selection | None = None, review: Review | None = None,
+                requires_review: bool = False) -> Selection:
     """The decision itself, on ``(source, row)`` pairs of the results (the review
-    page's funnel counts with it too, so its figures are these records)."""
+    page's funnel counts with it too, so its figures are these records), with the
+    curators' decisions of ``review`` (none when None)."""
     selection = selection or Selection(threshold)
     for source, row in rows:
         key = (str(row.get("source") or source), str(row["source_id"]))
         if key in selection.rows or key in selection.refused:
             continue
-        ok, why = gate(row, threshold)
+        decision = review.standing(f"{key[0]}:{key[1]}") if review is not None else None
+        ok, why = gate(row, threshold, decision, requires_review)
         if ok:
             selection.rows[key] = row
             selection.counts["selected"] += 1
@@ -71,6 +84,8 @@ def select_rows(rows: Iterable[tuple[str, dict[str, Any]]], threshold: float,
     return selection
 
 
-def select_records(results_dir: str | Path, sources: Iterable[str], threshold: float) -> Selection:
+def select_records(results_dir: str | Path, sources: Iterable[str], threshold: float, review: Review | None = None,
+                   requires_review: bool = False) -> Selection:
     """The records of ``sources`` to download and post (see the module doc)."""
-    return select_rows(((s, row) for s in sources for row in read_results(results_path(results_dir, s))), threshold)
+    return select_rows(((s, row) for s in sources for row in read_results(results_path(results_dir, s))), threshold,
+                       review=review, requires_review=requires_review)

@@ -155,6 +155,17 @@ CLASSIFY_BATCH_WAIT = _env_float("CLASSIFY_BATCH_WAIT", 1.0)
 POST_THRESHOLD = _env("POST_THRESHOLD", "", float)
 PORTAL_TIMEOUT = _env_float("PORTAL_TIMEOUT", 60)
 
+# --- curator review (envision_spiders/review, data/review/decisions.jsonl) ------
+# On: ``scrapy post`` sends only records a curator accepted. Off: also confident
+# EYE_IMAGING records no curator rejected or marked unsure whose text and files agree.
+POST_REQUIRES_REVIEW = _env_bool("POST_REQUIRES_REVIEW", True)
+# The same for ``scrapy download`` (and downloads during a crawl); off by default, so
+# confident records are downloaded before review (their files help decide).
+DOWNLOAD_REQUIRES_REVIEW = _env_bool("DOWNLOAD_REQUIRES_REVIEW", False)
+# The name ``scrapy review`` records decisions under when --curator is not given;
+# empty: the login name ($USER).
+REVIEW_CURATOR = _env("REVIEW_CURATOR", "")
+
 # --- politeness -----------------------------------------------------------------
 # Each spider declares its API's documented pace (see envision_spiders/politeness.py);
 # every delay, interval and window is multiplied by this. 1.0 is the real pace, 0 turns

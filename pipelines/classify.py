@@ -34,7 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from envision_spiders.classifier import Classifier, ClassifierInput, models_dir, record_input, shared_classifier
+from envision_spiders.classifier import (
+    Classifier,
+    ClassifierInput,
+    curated_examples,
+    models_dir,
+    record_input,
+    shared_classifier,
+)
 from envision_spiders.extensions.state import CrawlState
 
 logger = logging.getLogger(__name__)
@@ -52,6 +59,7 @@ class ClassifyPipeline:
         self.stats = crawler.stats
         self.spec = settings.get("CLASSIFIER_MODEL") or ""
         self.models_root = models_dir(settings)
+        self.settings = settings
         self.batch_size = max(1, settings.getint("CLASSIFY_BATCH_SIZE", 32))
         self.batch_wait = max(0.0, settings.getfloat("CLASSIFY_BATCH_WAIT", 1.0))
         self._model: asyncio.Future | None = None
@@ -66,7 +74,11 @@ class ClassifyPipeline:
 
     def _start_loading(self) -> None:
         loop = asyncio.get_running_loop()
-        self._model = loop.run_in_executor(_WORKER, shared_classifier, self.spec, self.models_root)
+        self._model = loop.run_in_executor(_WORKER, self._load)
+
+    def _load(self) -> Classifier:
+        # the default model learns from the curators' decisions under DATA_DIR too
+        return shared_classifier(self.spec, self.models_root, curated_examples(self.settings))
 
     async def _classifier(self) -> Classifier | None:
         if self._model is None:  # the first record of the crawl

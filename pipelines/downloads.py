@@ -1,10 +1,13 @@
 """Queue confident EYE_IMAGING records for download; with ``DOWNLOAD_ENABLED``, fetch them.
 
-Runs after classification and persistence (priority 800): a record passes the gate
-when its classification (``item["classification"]["label"]`` /
+Runs after classification and persistence (priority 800): a record is queued when it
+passes the gate of ``scrapy download`` (:func:`envision_spiders.downloads.queue.gate`):
+a curator accepted it, or its classification (``item["classification"]["label"]`` /
 ``["prob_eye_imaging"]``, or top-level ``label`` / ``prob_eye_imaging``) says
-``EYE_IMAGING`` with ``prob_eye_imaging >= DOWNLOAD_THRESHOLD`` and it is not a
-``duplicate_of`` another record. A record without a classification is not queued.
+``EYE_IMAGING`` with ``prob_eye_imaging >= DOWNLOAD_THRESHOLD``, no curator rejected it
+or waits to decide (``DOWNLOAD_REQUIRES_REVIEW``: only accepted records) and it is not a
+``duplicate_of`` another record. The curators' ledger is read again when it changes
+during the crawl. A record without a classification is not queued.
 
 Every passing record goes to the queue under ``data/downloads/.queue/`` (idempotent:
 queuing again rewrites the same entry; see ``envision_spiders.downloads.queue``), so
@@ -32,6 +35,8 @@ from itemadapter import ItemAdapter
 from envision_spiders.downloads.progress import LogProgress
 from envision_spiders.downloads.queue import DownloadQueue, classification_of, gate
 from envision_spiders.downloads.runner import DownloadConfig, DownloadRunner
+from envision_spiders.review import Review
+from envision_spiders.review.decisions import LiveReview
 from envision_spiders.selection import Selection, select_records
 
 logger = logging.getLogger(__name__)
@@ -45,8 +50,10 @@ class DownloadQueuePipeline:
         self.threshold = self.config.threshold
         self.enabled = settings.getbool("DOWNLOAD_ENABLED", False)
         self.queue = DownloadQueue(self.config.data_dir)
+        self.review = LiveReview(self.config.data_dir, self.config.results_dir)
         self.runner: DownloadRunner | None = None
-        self.selections: dict[str, Selection] = {}  # per source, read once from the results on disk
+        # per source, read from the results on disk once per state of the curators' ledger
+        self.selections: dict[str, tuple[Review, Selection]] = {}
         self.waiting = 0  # confident records left to `scrapy download` (duplicates not known yet)
         if self.enabled:
             # the spider's credentials, the very object its requests and peeks use
@@ -65,12 +72,14 @@ class DownloadQueuePipeline:
 
     def process_item(self, item):
         adapter = ItemAdapter(item)
-        ok, why = gate(adapter, self.threshold)
+        source, source_id = adapter.get("source"), str(adapter.get("source_id"))
+        review = self.review.get()
+        decision = review.standing(f"{source}:{source_id}")
+        ok, why = gate(adapter, self.threshold, decision, self.config.requires_review)
         if not ok:
             if why != "not classified":
                 self.crawler.stats.inc_value("envision/download/not_queued")
             return item
-        source, source_id = adapter["source"], str(adapter["source_id"])
         label, prob = classification_of(adapter)
         try:
             new = self.queue.add(source, source_id, label=label, prob=prob, threshold=self.threshold, origin="crawl")
@@ -80,9 +89,10 @@ class DownloadQueuePipeline:
             return item
         self.crawler.stats.inc_value("envision/download/queued" if new else "envision/download/requeued")
         if self.runner is not None:
-            if source not in self.selections:
-                self.selections[source] = select_records(self.config.results_dir, [source], self.threshold)
-            selection = self.selections[source]
+            if source not in self.selections or self.selections[source][0] is not review:
+                self.selections[source] = (review, select_records(self.config.results_dir, [source], self.threshold,
+                                                                  review, self.config.requires_review))
+            selection = self.selections[source][1]
             if selection.why_not((source, source_id)) is None:
                 self.runner.submit({"source": source, "source_id": source_id, "label": label, "prob_eye_imaging": prob})
             elif (source, source_id) not in selection.refused:  # the refused: `scrapy download` says why

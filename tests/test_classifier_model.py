@@ -39,8 +39,9 @@ def test_default_model_is_built_from_packaged_parts_and_records_its_inputs(class
     assert manifest["model_id"] == f"{model_mod.DEFAULT_NAME}@{model_mod.fingerprint(manifest['inputs'])}"
     assert manifest["backbone"]["sha256"] == model_mod.BACKBONE_SHA256["0.1.0"]
     examples = training_examples()  # the built-in examples and the project's extras
-    assert manifest["training_examples"] == {"count": len(examples), "positives": sum(examples.labels),
-                                             "sha256": examples.digest()}
+    trained = dict(manifest["training_examples"])
+    assert trained.pop("curator_decisions", 0) == 0, "the suite's model is built without curators' decisions"
+    assert trained == {"count": len(examples), "positives": sum(examples.labels), "sha256": examples.digest()}
     builtin = builtin_examples()
     assert len(builtin) == 891 and sum(builtin.labels) == 262
     assert len(examples) > len(builtin) and examples.texts[:891] == builtin.texts
@@ -84,11 +85,11 @@ def test_default_classifier_labels_and_probabilities(default_classifier):
 
 def test_up_to_date_model_is_not_rebuilt_and_changed_inputs_rebuild_it(classifier_models, monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(model_mod, "_build", lambda folder: calls.append(folder))
+    monkeypatch.setattr(model_mod, "_build", lambda folder, curated=None: calls.append(folder))
     model_mod.build_default_model(classifier_models)
     assert calls == []  # cache hit
     changed = {**model_mod.input_versions(), "envision-classifier": "9.9.9"}
-    monkeypatch.setattr(model_mod, "input_versions", lambda: changed)
+    monkeypatch.setattr(model_mod, "input_versions", lambda curated=None: changed)
     model_mod.build_default_model(classifier_models)
     assert calls == [model_mod.default_model_dir(classifier_models)]  # miss: rebuilt
     model_mod.build_default_model(tmp_path)  # a folder with no model at all
@@ -101,7 +102,7 @@ def test_a_folder_that_does_not_load_is_rebuilt(classifier_models, tmp_path, mon
     (folder / model_mod.TEXT_HEAD).write_bytes(b"truncated")
     rebuilt = []
 
-    def fake_build(f):
+    def fake_build(f, curated=None):
         rebuilt.append(f)
         shutil.rmtree(f)
         shutil.copytree(model_mod.default_model_dir(classifier_models), f)

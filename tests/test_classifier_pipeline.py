@@ -146,7 +146,7 @@ def test_the_model_loads_only_when_a_record_needs_it(tmp_path, monkeypatch):
         def classify_inputs(self, inputs):
             return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in inputs]
 
-    def load(spec, root):
+    def load(spec, root, curated=None):
         loads.append(spec)
         return Model()
 

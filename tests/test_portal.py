@@ -106,8 +106,11 @@ def env_for(tmp_path: Path, server=None, *, key: str | None = None, url: str | N
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_KEY", "_SECRET"))}
     # set, even when empty: a curator's .env (loaded by settings.py, never over the
     # environment) must not point a test at a real portal
+    # POST_REQUIRES_REVIEW off: these tests are about the model's gate and the portal; the
+    # curators' gate has its own tests (test_review_gate.py)
     env.update({"DATA_DIR": str(tmp_path / "data"), "RESULTS_DIR": str(tmp_path / "results"), "POLITENESS_SCALE": "0",
-                "PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO", "PORTAL_URL": "", "PORTAL_API_KEY": ""})
+                "PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO", "PORTAL_URL": "", "PORTAL_API_KEY": "",
+                "POST_REQUIRES_REVIEW": "0"})
     if server is not None:
         settings = server.portal_settings()
         env["PORTAL_URL"] = url or settings["PORTAL_URL"]

@@ -133,7 +133,7 @@ def test_every_outcome_and_reason(tmp_path):
 
     juliet = rows["Juliet"]  # the DataCite record matched; the Zenodo record is canonical and queued
     assert juliet["record"]["key"] == "datacite:10.5281/zenodo.500" and juliet["duplicate_of"] == "zenodo:500"
-    assert juliet["downloaded"] == "queued" and {"duplicate", "download_pending", "not_posted"} <= set(reasons(juliet))
+    assert juliet["downloaded"] == "queued" and {"duplicate", "download_pending", "awaiting_review"} <= set(reasons(juliet))
 
     kilo = rows["Kilo"]
     assert kilo["outcome"] == "unclassified" and kilo["terms"] == []

@@ -113,7 +113,8 @@ def keys(pg, table: str) -> list[str]:
 
 
 def column(pg, table: str, selector: str) -> list[str]:
-    return pg.eval_on_selector_all(f"#{table} tbody tr[data-key] {selector}", "xs => xs.map(x => x.textContent)")
+    # :is(): a selector list ("a.title, span.title") stays inside the table's rows
+    return pg.eval_on_selector_all(f"#{table} tbody tr[data-key] :is({selector})", "xs => xs.map(x => x.textContent)")
 
 
 def choose(pg, table: str, name: str, label_start: str) -> None:

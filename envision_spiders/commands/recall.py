@@ -86,7 +86,8 @@ class Command(CheckedCommand, ScrapyCommand):
         post = self.settings.get("POST_THRESHOLD")
         run_id = opts.run_id or run_id_from(self.settings)
         result = recall.check(data_dir, results_dir, catalogue, terms, run_id=run_id, download_threshold=threshold,
-                              post_threshold=float(post) if post not in (None, "") else threshold)
+                              post_threshold=float(post) if post not in (None, "") else threshold,
+                              post_requires_review=self.settings.getbool("POST_REQUIRES_REVIEW", True))
         recall.log_result(result)
         try:
             path_written = recall.write(result, data_dir, results_dir)

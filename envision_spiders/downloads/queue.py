@@ -1,10 +1,17 @@
 """The gate, the download queue, and the candidates a download run works on.
 
-The gate: a record is downloaded when its classification says ``EYE_IMAGING`` with
-``prob_eye_imaging >= threshold`` and it is not a cross-source duplicate
-(``duplicate_of``). The classification is read from ``record["classification"]``
-(``label``, ``prob_eye_imaging``) or from top-level ``label`` / ``prob_eye_imaging``
-(the results format), whichever exists; a record without one is never queued.
+The gate (:func:`gate`, which :mod:`envision_spiders.selection` applies for ``scrapy
+download``, ``scrapy post``, ``scrapy export-addf`` and the crawl's downloads): a record
+that is a cross-source duplicate (``duplicate_of``) is never selected (its canonical
+record is; a curator's decision applies to the whole group), nor one a curator rejected
+(:mod:`envision_spiders.review`); one a curator accepted is, whatever the model says. Otherwise
+its classification must say ``EYE_IMAGING`` with ``prob_eye_imaging >= threshold``, the
+record must not wait for a curator (a curator marked it unsure, or its text and its
+files disagree: ``disagreement``), and, when the step requires review
+(``POST_REQUIRES_REVIEW``, ``DOWNLOAD_REQUIRES_REVIEW``), it must have been accepted.
+The model's classification is read from ``record["classification"]`` (``label``,
+``prob_eye_imaging``) or from the results format's top level (``model_label``, else
+``label``, and ``prob_eye_imaging``); a record without one is never queued.
 
 The queue: one small JSON file per record, ``data/downloads/.queue/{source}/{safe
 id}.json``, written atomically. Queuing a record again rewrites the same file, so the
@@ -44,10 +51,13 @@ def _get(record: Any, key: str) -> Any:
 
 
 def classification_of(record: Any) -> tuple[str | None, float | None]:
-    """(label, prob_eye_imaging) from ``record["classification"]`` or the top level."""
+    """The model's (label, prob_eye_imaging) from ``record["classification"]`` or the top
+    level (where results records keep the model's label as ``model_label`` when a
+    curator's decision made ``label``)."""
     nested = _get(record, "classification")
     for holder in ((nested,) if isinstance(nested, Mapping) else ()) + (record,):
-        label = _get(holder, "label")
+        label = _get(holder, "model_label") if holder is record else None
+        label = label if label is not None else _get(holder, "label")
         if label is None:
             continue
         prob = _get(holder, "prob_eye_imaging")
@@ -57,22 +67,44 @@ def classification_of(record: Any) -> tuple[str | None, float | None]:
     return None, None
 
 
-def gate(record: Any, threshold: float) -> tuple[bool, str]:
-    """Whether a record passes the download gate, and why not."""
+# How ``gate`` says why not, for callers that count: the reason starts with one of these.
+DUPLICATE = "duplicate of"
+REJECTED = "rejected by"
+WAITING = "waiting for a curator"
+
+
+def gate(record: Any, threshold: float, decision: Any = None, requires_review: bool = False) -> tuple[bool, str]:
+    """Whether a record passes the gate (see the module doc), and why not. ``decision``
+    is the curator's decision standing for the record (a
+    :class:`envision_spiders.review.Decision`, or None when there is none). A duplicate
+    is told apart only among records that pass the label and the threshold (the
+    funnel counts confident records as selected + duplicates)."""
     label, prob = classification_of(record)
-    if label is None:
+    verdict = getattr(decision, "decision", None)
+    if label is None and verdict is None:
         return False, "not classified"
-    if label != EYE_IMAGING:
-        return False, f"label {label}"
-    if prob is None:
-        return False, "no prob_eye_imaging"
-    if prob < threshold:
-        return False, f"prob_eye_imaging {prob:.3f} below the threshold {threshold:.2f}"
+    if verdict == "reject":
+        return False, f"{REJECTED} {decision.curator} ({': '.join(x for x in (decision.code, decision.reason) if x)})"
+    if verdict != "accept":  # a curator's accept passes whatever the model says
+        if label != EYE_IMAGING:
+            return False, f"label {label}"
+        if prob is None:
+            return False, "no prob_eye_imaging"
+        if prob < threshold:
+            return False, f"prob_eye_imaging {prob:.3f} below the threshold {threshold:.2f}"
     canonical = _get(record, "duplicate_of")
     if canonical:
         if isinstance(canonical, Mapping):
             canonical = f"{canonical.get('source')}:{canonical.get('source_id')}"
-        return False, f"duplicate of {canonical}"
+        return False, f"{DUPLICATE} {canonical}"
+    if verdict == "accept":
+        return True, ""
+    if verdict == "unsure":
+        return False, f"{WAITING}: {decision.curator} marked it unsure"
+    if _get(record, "disagreement") is True or _get(_get(record, "classification") or {}, "disagreement") is True:
+        return False, f"{WAITING}: its text and its files disagree"
+    if requires_review:
+        return False, f"{WAITING}: not reviewed yet"
     return True, ""
 
 

@@ -39,12 +39,13 @@ import aiohttp
 
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
-from envision_spiders.selection import BELOW_THRESHOLD, DUPLICATE, reason_kind, select_records
+from envision_spiders.review import Review
+from envision_spiders.selection import AWAITING_REVIEW, BELOW_THRESHOLD, DUPLICATE, reason_kind, select_records
 from envision_spiders.storage import read_json, record_path, safe_id
 
 from .manifest import EventLog, RecordManifest
 from .progress import BaseProgress, human_bytes
-from .queue import DownloadQueue, read_results
+from .queue import DownloadQueue, classification_of, read_results
 from .safety import LOCK_NAME, UnsafeURL, assign_paths, check_url, redact_url
 from .transfer import (
     CREDENTIAL_HINTS,
@@ -99,6 +100,7 @@ class DownloadConfig:
     timeout: float = 60.0  # seconds without a byte before an attempt is given up (and the grace of min_speed)
     max_unknown_bytes: int = 16 * 1024**3  # a body whose length neither the record nor the server states
     min_speed: float = 16384.0  # bytes a second an attempt must average after `timeout` (0: no deadline)
+    requires_review: bool = False  # only records a curator accepted (DOWNLOAD_REQUIRES_REVIEW)
     user_agent: str = "envision-spiders"
     api_roots: dict[str, str] = field(default_factory=dict)
     free_space: Callable[[Path], int] = free_bytes  # bytes free on the disk of a folder (tests give their own)
@@ -125,6 +127,7 @@ class DownloadConfig:
             timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60.0),
             max_unknown_bytes=settings.getint("DOWNLOAD_MAX_UNKNOWN_BYTES", 16 * 1024**3),
             min_speed=settings.getfloat("DOWNLOAD_MIN_SPEED", 16384.0),
+            requires_review=settings.getbool("DOWNLOAD_REQUIRES_REVIEW", False),
             user_agent=settings.get("USER_AGENT") or "envision-spiders",
             api_roots={s: settings.get(name) for s, name in API_SETTINGS.items() if settings.get(name)},
         )
@@ -223,17 +226,26 @@ def plan_record(config: DownloadConfig, candidate: Mapping[str, Any]) -> RecordP
     return plan
 
 
-def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue) -> list[dict[str, Any]]:
+def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: DownloadQueue,
+                      review: Review | None = None, counts: Counter | None = None) -> list[dict[str, Any]]:
     """Records to download: those :func:`envision_spiders.selection.select_records`
-    selects, queued ones first (a failure of an earlier run is retried first), each
-    queued too so that a failure is retried next run.
+    selects with the curators' decisions (``review``, default: the ledger under
+    ``config.data_dir``; ``DOWNLOAD_REQUIRES_REVIEW``), queued ones first (a failure of an
+    earlier run is retried first), each queued too so that a failure is retried next run.
 
     A queued record is judged by its results row as it is now, not by what the crawl
     that queued it knew: a record its results now mark as a duplicate, or as no longer
-    EYE_IMAGING, leaves the queue; one below this run's threshold stays queued; one
-    without a results row yet (a crawl queued it and nothing classified since) waits."""
+    EYE_IMAGING, or that a curator rejected, leaves the queue; one below this run's
+    threshold or waiting for a curator stays queued; one without a results row yet (a
+    crawl queued it and nothing classified since) waits. ``counts`` (when given) gets
+    ``rejected`` (records of these sources a curator rejected) and ``awaiting_review``
+    (records held back for a curator)."""
     sources = list(sources)
-    selection = select_records(config.results_dir, sources, config.threshold)
+    review = review if review is not None else Review.load(config.data_dir, config.results_dir)
+    counts = counts if counts is not None else Counter()
+    selection = select_records(config.results_dir, sources, config.threshold, review, config.requires_review)
+    counts["rejected"] += len(review.rejected(sources))
+    counts["awaiting_review"] += selection.counts[AWAITING_REVIEW]
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     listed: dict[str, set[str]] = {}
@@ -247,10 +259,16 @@ def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: Do
         if why is None:
             out.append(_candidate(key, selection.rows[key]))
             continue
-        if key in selection.refused and reason_kind(why) == BELOW_THRESHOLD:
-            what = "stay queued: below this run's threshold"
+        decision = review.standing(f"{key[0]}:{key[1]}")
+        kind = reason_kind(why) if key in selection.refused else None
+        if decision is not None and decision.decision == "reject":
+            what = "leave the queue: a curator rejected them"
+            queue.remove(*key)
+        elif kind in (BELOW_THRESHOLD, AWAITING_REVIEW):
+            what = ("stay queued: below this run's threshold" if kind == BELOW_THRESHOLD
+                    else "stay queued: waiting for a curator")
         elif key in selection.refused or key[1] in listed.setdefault(key[0], _all_results_ids(config, key[0])):
-            what = ("leave the queue: their results mark them as duplicates" if reason_kind(why) == DUPLICATE
+            what = ("leave the queue: their results mark them as duplicates" if kind == DUPLICATE
                     else "leave the queue: their results no longer say EYE_IMAGING")
             queue.remove(*key)
         else:
@@ -263,14 +281,19 @@ def collect_candidates(config: DownloadConfig, sources: Iterable[str], queue: Do
         if key in seen:
             continue
         seen.add(key)
-        queue.add(key[0], key[1], label=row.get("label"), prob=row.get("prob_eye_imaging"),
-                  threshold=config.threshold, origin="results")
+        label, prob = classification_of(row)
+        queue.add(key[0], key[1], label=label, prob=prob, threshold=config.threshold, origin="results")
         out.append(_candidate(key, row))
+    if counts["rejected"] or counts["awaiting_review"]:
+        logger.info("download: %d records rejected by curators are not downloaded; %d wait for a curator%s",
+                    counts["rejected"], counts["awaiting_review"],
+                    " (DOWNLOAD_REQUIRES_REVIEW is on)" if config.requires_review else "")
     return out
 
 
 def _candidate(key: tuple[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"source": key[0], "source_id": key[1], "label": row.get("label"), "prob_eye_imaging": row.get("prob_eye_imaging")}
+    label, prob = classification_of(row)
+    return {"source": key[0], "source_id": key[1], "label": label, "prob_eye_imaging": prob}
 
 
 def _all_results_ids(config: DownloadConfig, source: str) -> set[str]:

@@ -1,10 +1,15 @@
 """A posting run: which records, which bodies, what is sent, and the summary.
 
 1. Selection: :func:`envision_spiders.selection.select_records`, the records of
-   ``results/{source}_eye_imaging.json`` passing the download gate (EYE_IMAGING,
-   ``prob_eye_imaging >= POST_THRESHOLD``, no ``duplicate_of``). A cross-source duplicate is skipped and
+   ``results/{source}_eye_imaging.json`` passing the gate with the curators' decisions
+   (``data/review/``): never a rejected record or a duplicate; with
+   ``POST_REQUIRES_REVIEW`` (the default) only records a curator accepted, else also
+   EYE_IMAGING records with ``prob_eye_imaging >= POST_THRESHOLD`` that wait for no
+   curator. A cross-source duplicate is skipped and
    counted; so is a second record of the run that would land on the same portal dataset
    (two versions of one Zenodo concept the classifier did not join): the newest wins.
+   Records held back for a curator are counted (``awaiting_review``) and the log says
+   how many wait.
 2. Bodies (:mod:`.body`) from the saved record (``data/metadata/...``), its results row
    and its download manifest when there is one. A record posted before keeps its
    ``externalUrl`` and the earliest ``created`` sent (``posted.json``).
@@ -15,8 +20,15 @@
    the portal's message; three records in a row that fail after their retries stop it
    too (the portal is down: the rest waits for the next run).
 
+Datasets posted earlier whose record a curator rejected since are listed for
+withdrawal (``to_withdraw``). The portal's API cannot remove a dataset: its one write
+endpoint, ``POST /api/discover/dataset/external``, creates or updates, and nothing in
+the API deletes or unpublishes. So ``--withdraw`` says so, lists them for removal in the
+portal itself, and the run exits 1 while any is left.
+
 The summary (posted: created / updated, unchanged, duplicates, below the threshold,
-unpostable, failed, retries) goes to the log and to ``data/runs/{RUN_ID}/post.json``.
+rejected, awaiting review, to withdraw, unpostable, failed, retries) goes to the log and
+to ``data/runs/{RUN_ID}/post.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +44,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from envision_spiders.politeness import Backoff
-from envision_spiders.selection import DUPLICATE, reason_kind, select_records
+from envision_spiders.review import Review
+from envision_spiders.selection import AWAITING_REVIEW, DUPLICATE, REJECTED_BY_CURATOR, reason_kind, select_records
 from envision_spiders.storage import atomic_write_json, read_json, record_path, safe_id
 from envision_spiders.textutil import utcnow_iso
 
@@ -54,6 +67,7 @@ class PostConfig:
     api_key: str | None = None
     run_id: str = ""
     policy: ClientPolicy = field(default_factory=ClientPolicy)
+    requires_review: bool = True  # only records a curator accepted (POST_REQUIRES_REVIEW)
 
     @classmethod
     def from_settings(cls, settings: Any, threshold: float | None = None, environ: Mapping[str, str] | None = None) -> PostConfig:
@@ -83,6 +97,7 @@ class PostConfig:
             api_key=(env.get("PORTAL_API_KEY") or "").strip() or None,
             run_id=settings.get("RUN_ID") or new_run_id(),
             policy=policy,
+            requires_review=settings.getbool("POST_REQUIRES_REVIEW", True),
         )
 
     def problem(self) -> str | None:
@@ -129,6 +144,9 @@ class PostSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     unpostable: list[dict[str, Any]] = field(default_factory=list)
     no_longer_selected: list[dict[str, Any]] = field(default_factory=list)
+    to_withdraw: list[dict[str, Any]] = field(default_factory=list)
+    withdraw_problem: str | None = None  # --withdraw could not be done (the portal has no way)
+    requires_review: bool = True
     stopped: str | None = None
     dry_run_file: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -139,11 +157,12 @@ class PostSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.stopped and not self.counts["failed"]
+        return not self.stopped and not self.counts["failed"] and not self.withdraw_problem
 
     def as_json(self) -> dict[str, Any]:
         keys = ("candidates", "posted", "created", "updated", "unchanged_skipped", "duplicates_skipped",
-                "below_threshold", "unpostable", "failed", "not_attempted", "would_post", "no_longer_selected", "retries")
+                "below_threshold", "rejected", "awaiting_review", "unpostable", "failed", "not_attempted", "would_post",
+                "no_longer_selected", "to_withdraw", "retries")
         return {
             "step": "post",
             "run_id": self.run_id,
@@ -151,6 +170,7 @@ class PostSummary:
             "dry_run": self.dry_run,
             "dry_run_file": self.dry_run_file,
             "threshold": self.threshold,
+            "requires_review": self.requires_review,
             "sources": self.sources,
             "started_at": self.started_at,
             "finished_at": utcnow_iso(),
@@ -161,6 +181,8 @@ class PostSummary:
             "failures": self.failures,
             "unpostable_records": self.unpostable,
             "no_longer_selected_datasets": self.no_longer_selected,
+            "to_withdraw_datasets": self.to_withdraw,
+            "withdraw_problem": self.withdraw_problem,
             "ok": self.ok,
         }
 
@@ -172,8 +194,10 @@ class PostSummary:
             head = (f"post (run {self.run_id}) to {self.portal}: {c['posted']} posted ({c['created']} created, "
                     f"{c['updated']} updated)")
         return (f"{head}; {c['unchanged_skipped']} unchanged and skipped, {c['duplicates_skipped']} duplicates skipped, "
-                f"{c['below_threshold']} below the threshold {self.threshold:.2f}, {c['unpostable']} unpostable, "
-                f"{c['failed']} failed, {c['not_attempted']} not attempted, {c['retries']} retries")
+                f"{c['below_threshold']} below the threshold {self.threshold:.2f}, {c['rejected']} rejected by curators, "
+                f"{c['awaiting_review']} waiting for review, {c['unpostable']} unpostable, "
+                f"{c['failed']} failed, {c['not_attempted']} not attempted, {c['retries']} retries"
+                + (f"; {c['to_withdraw']} to withdraw" if c["to_withdraw"] else ""))
 
 
 def sources_with_results(results_dir: Path) -> list[str]:
@@ -181,20 +205,32 @@ def sources_with_results(results_dir: Path) -> list[str]:
                   if p.name != "_eye_imaging.json")
 
 
-def select(config: PostConfig, sources: Iterable[str], summary: PostSummary) -> list[Candidate]:
+def select(config: PostConfig, sources: Iterable[str], summary: PostSummary, review: Review) -> list[Candidate]:
     """The records to post: :func:`envision_spiders.selection.select_records`, the one
-    selection of the download and post steps."""
-    selection = select_records(config.results_dir, sources, config.threshold)
+    selection of the download and post steps, with the curators' decisions."""
+    selection = select_records(config.results_dir, sources, config.threshold, review, config.requires_review)
     out = [Candidate(src, sid, row) for (src, sid), row in selection.rows.items()]
     for c in out:
         summary.count(c.source, "candidates")
     for (src, sid), why in selection.refused.items():
-        if reason_kind(why) == DUPLICATE:
+        kind = reason_kind(why)
+        if kind == DUPLICATE:
             # only records that would otherwise be posted: the canonical one carries them
             summary.count(src, "duplicates_skipped")
             logger.debug("post: %s %s skipped: %s", src, sid, why)
+        elif kind == REJECTED_BY_CURATOR:  # counted below, with those results/ no longer list
+            logger.info("post: %s %s not posted: %s", src, sid, why)
+        elif kind == AWAITING_REVIEW:
+            summary.count(src, "awaiting_review")
+            logger.debug("post: %s %s not posted: %s", src, sid, why)
         else:
             summary.count(src, "below_threshold")
+    for key in review.rejected(sources):
+        summary.count(key.partition(":")[0], "rejected")
+    if summary.counts["awaiting_review"]:
+        logger.warning("post: %d EYE_IMAGING records wait for a curator%s: `scrapy review list --pending` or the "
+                       "review page, then `scrapy review accept|reject`", summary.counts["awaiting_review"],
+                       " (POST_REQUIRES_REVIEW is on: only accepted records are posted)" if config.requires_review else "")
     return out
 
 
@@ -246,10 +282,11 @@ def prepare(config: PostConfig, candidates: list[Candidate], state: PostedState 
 
 
 def _report_no_longer_selected(state: PostedState, sources: list[str], selected: list[Candidate],
-                               candidates: list[Candidate], summary: PostSummary) -> None:
+                               candidates: list[Candidate], summary: PostSummary, review: Review) -> None:
     """Datasets this portal got from us whose record is no longer selected (relabelled,
     now a duplicate, below the threshold, gone): the portal has no delete, so a curator
-    decides; they are listed in the summary and the log."""
+    decides; they are listed in the summary and the log. Those a curator rejected are
+    listed apart, for withdrawal."""
     keys = {(c.source, c.source_id) for c in selected}
     urls = {c.body.external_url for c in candidates if c.body is not None}
     wanted = set(sources)
@@ -258,9 +295,20 @@ def _report_no_longer_selected(state: PostedState, sources: list[str], selected:
             continue
         if (entry.get("source"), str(entry.get("source_id"))) in keys:
             continue
+        item = {"externalUrl": url, "source": entry.get("source"), "source_id": entry.get("source_id"),
+                "posted_at": entry.get("posted_at")}
+        decision = review.standing(f"{entry.get('source')}:{entry.get('source_id')}")
+        if decision is not None and decision.decision == "reject":
+            summary.count(str(entry.get("source")), "to_withdraw")
+            summary.to_withdraw.append({**item, "rejected": decision.describe()})
+            continue
         summary.count(str(entry.get("source")), "no_longer_selected")
-        summary.no_longer_selected.append({"externalUrl": url, "source": entry.get("source"),
-                                           "source_id": entry.get("source_id"), "posted_at": entry.get("posted_at")})
+        summary.no_longer_selected.append(item)
+    if summary.to_withdraw:
+        logger.warning("post: %d datasets on the portal were rejected by a curator after they were posted; withdraw "
+                       "them: %s", len(summary.to_withdraw),
+                       "; ".join(f"{e['externalUrl']} ({e['source']}:{e['source_id']}, {e['rejected']})"
+                                 for e in summary.to_withdraw[:10]) + (" ..." if len(summary.to_withdraw) > 10 else ""))
     if summary.no_longer_selected:
         logger.warning("post: %d datasets posted earlier are no longer selected (relabelled, duplicates, below the "
                        "threshold or gone); the portal keeps them until a curator removes them: %s",
@@ -278,10 +326,17 @@ def write_summary(config: PostConfig, summary: PostSummary) -> Path:
     return path
 
 
+# Why --withdraw cannot be done, said once per run (see the module doc).
+NO_REMOVAL = ("the envision portal's API cannot remove a dataset (its one write endpoint, POST "
+              "/api/discover/dataset/external, creates or updates): remove these {n} datasets in the portal itself, "
+              "by their externalUrl, listed above and in {summary}")
+
+
 async def post_run(config: PostConfig, sources: list[str], *, force: bool = False, dry_run: bool = False,
-                   dry_run_file: Path | None = None) -> PostSummary:
+                   dry_run_file: Path | None = None, withdraw: bool = False) -> PostSummary:
     portal = portal_key(config.portal_url) if config.portal_url else None
-    summary = PostSummary(config.run_id, portal, dry_run, config.threshold, sources)
+    summary = PostSummary(config.run_id, portal, dry_run, config.threshold, sources,
+                          requires_review=config.requires_review)
     lock = run_lock(config.data_dir) if not dry_run else None
     if lock is not None and not lock.acquire():
         summary.stopped = f"another `scrapy post` is running on {config.data_dir} (lock {lock.path}); not starting a second one"
@@ -290,10 +345,18 @@ async def post_run(config: PostConfig, sources: list[str], *, force: bool = Fals
         return summary
     try:
         state = PostedState(config.data_dir, config.portal_url, read_only=dry_run) if config.portal_url else None
-        selected = select(config, sources, summary)
+        review = Review.load(config.data_dir, config.results_dir)
+        selected = select(config, sources, summary, review)
         candidates = prepare(config, selected, state, summary)
         if state is not None:
-            _report_no_longer_selected(state, sources, selected, candidates, summary)
+            _report_no_longer_selected(state, sources, selected, candidates, summary, review)
+        if withdraw:
+            if summary.to_withdraw:
+                summary.withdraw_problem = NO_REMOVAL.format(n=len(summary.to_withdraw),
+                                                             summary=config.data_dir / "runs" / config.run_id / "post.json")
+                logger.error("post --withdraw: %s", summary.withdraw_problem)
+            else:
+                logger.info("post --withdraw: no dataset on the portal was rejected by a curator; nothing to withdraw")
         to_send: list[Candidate] = []
         for c in candidates:
             assert c.body is not None

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from envision_spiders.review import Review
 from envision_spiders.storage import atomic_write_json, iter_records, read_json, safe_id
 from envision_spiders.textutil import parse_datetime, utcnow_iso
 
@@ -110,8 +111,11 @@ def _why(reason: str, detail: str) -> dict[str, str]:
 
 def assess(entry: Entry, m: Match, *, crawled: set[str], terms: list[str], views: Mapping[str, View],
            canonical: Mapping[str, str], downloads: Mapping[str, str], posted: set[str],
-           download_threshold: float, post_threshold: float) -> dict[str, Any]:
-    """The recall row of one entry (see the module doc)."""
+           download_threshold: float, post_threshold: float, review: Review | None = None,
+           post_requires_review: bool = False) -> dict[str, Any]:
+    """The recall row of one entry (see the module doc); ``review``: the curators'
+    decisions (a rejection says why not, an accept counts as EYE_IMAGING for downloads and
+    posts, and with ``post_requires_review`` a record nobody accepted waits for one)."""
     row: dict[str, Any] = {"entry": entry.as_dict(), "checked": entry.source in crawled, "found": m.record is not None,
                            "matched_by": m.by, "record": _brief(m.record), "also": [v.key for v in m.also],
                            "elsewhere": [v.key for v in m.elsewhere], "identifier_suspect": _brief(m.suspect),
@@ -158,12 +162,16 @@ def assess(entry: Entry, m: Match, *, crawled: set[str], terms: list[str], views
     target = views.get(key, rec)
     row["downloaded"] = downloads.get(key) or downloads.get(rec.key)
     row["posted"] = key in posted or rec.key in posted
+    decision = review.standing(key) if review is not None else None
+    row["review"] = decision.decision if decision is not None else None
     if rec.label == "EYE_IMAGING":
         row["outcome"] = "eye_imaging"
     elif rec.label == "NEGATIVE":
         row["outcome"] = "negative"
-        why.append(_why("negative", f"classified NEGATIVE (prob_eye_imaging {rec.prob:.2f}); queued for review"
-                        if rec.prob is not None else "classified NEGATIVE; queued for review"))
+        then = (f"{decision.describe()}" if decision is not None and decision.decision != "unsure"
+                else "queued for review")
+        why.append(_why("negative", f"classified NEGATIVE (prob_eye_imaging {rec.prob:.2f}); {then}"
+                        if rec.prob is not None else f"classified NEGATIVE; {then}"))
     else:
         row["outcome"] = "unclassified"
         why.append(_why("unclassified", "not classified yet: run scrapy classify"))
@@ -173,8 +181,14 @@ def assess(entry: Entry, m: Match, *, crawled: set[str], terms: list[str], views
     access = (target.access_type or "").lower()
     if access in NOT_DOWNLOADABLE:
         why.append(_why("restricted", f"access is {access}: its files cannot be downloaded"))
-    eye = target.label == "EYE_IMAGING"
+    if row["review"] == "reject":
+        why.append(_why("rejected", f"{decision.describe()}: never downloaded or posted"))
+        return row
+    accepted = row["review"] == "accept"
+    eye = target.label == "EYE_IMAGING" or accepted
     p = target.prob if target.prob is not None else 0.0
+    if accepted:  # the curator's accept passes the gate whatever the probability
+        p = 1.0
     if row["downloaded"] != "done" and eye and access not in NOT_DOWNLOADABLE:
         if p < download_threshold:
             why.append(_why("below_threshold", f"prob_eye_imaging {p:.2f} is below DOWNLOAD_THRESHOLD "
@@ -186,7 +200,10 @@ def assess(entry: Entry, m: Match, *, crawled: set[str], terms: list[str], views
         else:
             why.append(_why("not_downloaded", "no download yet: run scrapy download"))
     if not row["posted"] and eye:
-        if p < post_threshold:
+        if post_requires_review and not accepted:
+            why.append(_why("awaiting_review", "waiting for a curator's accept (POST_REQUIRES_REVIEW): "
+                            "scrapy review, or the review page"))
+        elif p < post_threshold:
             if p >= download_threshold or not any(w["reason"] == "below_threshold" for w in why):
                 why.append(_why("below_threshold", f"prob_eye_imaging {p:.2f} is below POST_THRESHOLD {post_threshold:.2f}"))
         else:
@@ -261,7 +278,7 @@ def summary_line(s: Mapping[str, Any]) -> str:
 
 def check(data_dir: str | Path, results_dir: str | Path, catalogue: Catalogue, terms: list[str], *,
           run_id: str, download_threshold: float = 0.80, post_threshold: float | None = None,
-          views: list[View] | None = None) -> dict[str, Any]:
+          views: list[View] | None = None, post_requires_review: bool = True) -> dict[str, Any]:
     """Run the check and return what ``results/recall.json`` holds (writes nothing)."""
     from envision_spiders.report.gather import download_states
 
@@ -274,9 +291,11 @@ def check(data_dir: str | Path, results_dir: str | Path, catalogue: Catalogue, t
     canonical = canonical_of(results_dir)
     downloads, _ = download_states(data_dir)
     posted = posted_keys(data_dir)
+    review = Review.load(data_dir, results_dir)
     rows = [assess(e, index.match(e), crawled=crawled, terms=terms, views=by_key, canonical=canonical,
                    downloads=downloads, posted=posted, download_threshold=download_threshold,
-                   post_threshold=post_threshold) for e in catalogue.entries]
+                   post_threshold=post_threshold, review=review, post_requires_review=post_requires_review)
+            for e in catalogue.entries]
     outcomes = Counter(r["outcome"] for r in rows)
     reasons = Counter(w["reason"] for r in rows if r["checked"] for w in r["why_not"])
     checked = [r for r in rows if r["outcome"] != "not_checked"]
@@ -327,7 +346,9 @@ def check(data_dir: str | Path, results_dir: str | Path, catalogue: Catalogue, t
         "problems": problems,
         "entries": rows,
         "review_queue_version": REVIEW_QUEUE_VERSION,
-        "review_queue": [review_item(r, run_id) for r in rows if r["outcome"] == "negative"],
+        # a record a curator accepted or rejected waits no more
+        "review_queue": [review_item(r, run_id) for r in rows
+                         if r["outcome"] == "negative" and r.get("review") not in ("accept", "reject")],
         "terms": {
             "runs_for_idle": len(history) + 1,
             "contributions": term_rows,

@@ -14,7 +14,15 @@ a missing, unreadable or odd file is logged and counts as empty):
 * ``data/runs/{run_id}/{spider}.json``: crawl summaries (the latest run that has any);
 * ``data/downloads/{source}/{id}/manifest.json`` and the queue ``data/downloads/.queue/``;
 * ``data/report/snapshots/{run_id}.json``: what earlier reports counted as EYE_IMAGING;
+* ``data/review/decisions.jsonl``: the curators' decisions (which ones the page already
+  shows, so the browser forgets choices once they are imported); the decision standing
+  for each record comes with its results record (``review``, ``label_source``).
 * ``results/recall.json`` and ``results/grants.json`` (:mod:`.recallpage`).
+
+The tables: EYE_IMAGING (the label that stands: the model's, or a curator's accept),
+"To review" (what waits for a curator, most useful first:
+:mod:`envision_spiders.review.pending`), borderline NEGATIVE records, and the records
+curators rejected, with their reasons.
 
 "New EYE_IMAGING since the last run": harvest dates cannot say it (``harvested_at`` is
 rewritten on every harvest, and a record classified NEGATIVE last week may be
@@ -53,6 +61,8 @@ from envision_spiders.filetypes import (
 )
 from envision_spiders.modality import detect_modalities, file_listing
 from envision_spiders.funnel import Funnel, FunnelCounter
+from envision_spiders.review import Ledger, evidence_of
+from envision_spiders.review.pending import BORDERLINE, TIERS, catalogue_negatives, new_since, order, tier_of
 from envision_spiders.storage import read_json, record_path, safe_id
 from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
 
@@ -62,7 +72,6 @@ logger = logging.getLogger(__name__)
 
 EYE_IMAGING = "EYE_IMAGING"
 NEGATIVE = "NEGATIVE"
-BORDERLINE = (0.3, 0.8)  # NEGATIVE records with prob_eye_imaging in this range are worth a look
 HISTOGRAM_BINS = 20
 SNAPSHOT_DIR = ("report", "snapshots")
 SNAPSHOTS_KEPT = 26  # half a year of weekly runs
@@ -453,6 +462,8 @@ class Report:
     histogram: list[dict[str, int]]  # HISTOGRAM_BINS bins of prob_eye_imaging: {EYE_IMAGING, NEGATIVE}
     eye: Table
     borderline: Table
+    queue: Table  # what waits for a curator, most useful first (rows shared with the other tables)
+    rejected: Table  # records a curator rejected
     eye_keys: list[str]  # every EYE_IMAGING record (folded or not): the snapshot
     new_keys: set[str]
     modality_counts: Counter  # canonical EYE_IMAGING rows per modality tag (and "none")
@@ -461,6 +472,7 @@ class Report:
     crawl: dict[str, Any]
     funnel: Funnel | None = None  # found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted
     problems: list[str] = field(default_factory=list)  # inputs that could not be read
+    review: dict[str, Any] = field(default_factory=dict)  # the ledger: identity, decision ids, counts
     # results/recall.json and results/grants.json (report.recallpage), None where missing
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -477,13 +489,12 @@ REASON_MAX = 200
 
 
 def reasons(record: Mapping[str, Any]) -> list[list[Any]]:
-    """A results row's ``evidence`` as ``[[1 for EYE_IMAGING / 0 for NEGATIVE, plain
-    text], ...]`` (odd entries skipped, texts cut; the page escapes them again)."""
+    """A results row's ``evidence`` (or its classification's) as ``[[1 for EYE_IMAGING /
+    0 for NEGATIVE, plain text], ...]`` (odd entries skipped, texts cut; the page escapes
+    them again)."""
     out: list[list[Any]] = []
-    for e in record.get("evidence") if isinstance(record.get("evidence"), list) else []:
-        if not isinstance(e, Mapping) or e.get("supports") not in (EYE_IMAGING, NEGATIVE):
-            continue
-        text = _text(e.get("reason"), REASON_MAX)
+    for e in evidence_of(record)[0]:
+        text = _text(e["reason"], REASON_MAX)
         if text:
             out.append([1 if e["supports"] == EYE_IMAGING else 0, text])
         if len(out) >= REASONS_SHOWN:
@@ -498,6 +509,7 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
     p = _number(record.get("prob_eye_imaging"))
     size = _number(record.get("size_mb"))
     files = record.get("file_count")
+    _, disagreement = evidence_of(record)
     return {
         "key": record_key(source, record["source_id"]),
         "source": source,
@@ -510,7 +522,7 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "modalities": tags,
         "modality_note": _text(modality_note, 600),
         "reasons": reasons(record),
-        "disagree": record.get("disagreement") is True,
+        "disagree": disagreement,
         "p_text": round(pt, 4) if (pt := _number(record.get("prob_text"))) is not None else None,
         "file_types": file_types_shown(counts, record.get("file_types") or []),
         "archives": summary,
@@ -525,7 +537,19 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "keywords": [_text(k, 60) for k in strings(record.get("keywords"))[:KEYWORDS_MAX]],
         "duplicates": [],  # filled by fold()
         "new": False,
+        "model_id": _text(record.get("model_id"), 200),
+        "model_label": record.get("model_label") if "model_label" in record else record.get("label"),
+        "review": review_of(record),
+        "tier": None,  # set for rows that wait for a curator
     }
+
+
+def review_of(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The decision standing for a results record, as the page shows it."""
+    r = record.get("review")
+    if not isinstance(r, Mapping) or r.get("decision") not in ("accept", "reject", "unsure"):
+        return None
+    return {k: _text(r.get(k), 600) for k in ("decision", "reason", "code", "curator", "decided_at", "id", "on")}
 
 
 def fold(table: Table, groups: list[dict[str, Any]], urls: dict[str, str], titles: dict[str, str]) -> None:
@@ -569,7 +593,9 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
 
     sources: dict[str, Counter] = {}
     histogram = [Counter() for _ in range(HISTOGRAM_BINS)]
-    eye, borderline = Table(), Table()
+    eye, borderline, rejected, waiting_only = Table(), Table(), Table(), Table()
+    extras = read_extras(results_dir)
+    known = catalogue_negatives(extras.get("recall"))
     urls: dict[str, str] = {}
     titles: dict[str, str] = {}
     duplicates_marked: set[str] = set()
@@ -606,21 +632,39 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
                 urls[key] = landing_url(record)
                 titles[key] = _text(record.get("title"), TITLE_MAX)
             target = None
+            decision = (record.get("review") or {}).get("decision") if isinstance(record.get("review"), Mapping) else None
+            model_label = record.get("model_label") if "model_label" in record else label
             if label == EYE_IMAGING:
                 eye_keys.append(key)
+            if decision == "reject":
+                target = rejected
+            elif label == EYE_IMAGING:
                 target = eye
-            elif label == NEGATIVE and p is not None and lo <= p <= hi:
+            elif model_label == NEGATIVE and p is not None and lo <= p <= hi:
                 target = borderline
+            elif decision != "accept" and (evidence_of(record)[1] or key in known):
+                target = waiting_only  # waits for a curator, in no other table
             if target is not None:
                 saved = read_json(record_path(data_dir, safe_id(source), str(record["source_id"])))
                 target.rows.append(make_row(record, source, saved if isinstance(saved, Mapping) else None,
                                             states.get(key, "")))
         del records
-    for table in (eye, borderline):
+    for table in (eye, borderline, rejected, waiting_only):
         fold(table, groups, urls, titles)
     for row in eye.rows:
         # new: neither the record nor a duplicate of it was EYE_IMAGING in the last report
-        row["new"] = before is None or not ({row["key"]} | {d["key"] for d in row["duplicates"]}) & before
+        row["new"] = new_since([row["key"], *(d["key"] for d in row["duplicates"])], before)
+    queue = Table()
+    for row in eye.rows + borderline.rows + waiting_only.rows:
+        view = {**row, "prob_eye_imaging": row["p"]}
+        row["tier"] = tier_of(view, (row["review"] or {}).get("decision"), row["new"], row["key"] in known)
+        if row["tier"] is not None:
+            queue.rows.append(row)
+    queue.rows.sort(key=lambda r: order(r["tier"], {"prob_eye_imaging": r["p"], "source": r["source"],
+                                                    "source_id": r["source_id"]}))
+    rejected.rows.sort(key=lambda r: (r["review"] or {}).get("decided_at") or "", reverse=True)
+    ledger = Ledger(data_dir)
+    decisions = ledger.read()
     modality_counts: Counter = Counter()
     for row in eye.rows:
         modality_counts.update(row["modalities"] or ["none"])
@@ -634,6 +678,8 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         histogram=[{EYE_IMAGING: b[EYE_IMAGING], NEGATIVE: b[NEGATIVE]} for b in histogram],
         eye=eye,
         borderline=borderline,
+        queue=queue,
+        rejected=rejected,
         eye_keys=eye_keys,
         new_keys={r["key"] for r in eye.rows if r["new"]},
         modality_counts=modality_counts,
@@ -641,6 +687,10 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         downloads=download_totals,
         crawl=crawl_summaries(data_dir),
         funnel=counter.finish(data_dir),
-        problems=problems,
-        extras=read_extras(results_dir),
+        problems=problems + ([f"{ledger.path}: {len(ledger.damaged)} damaged lines skipped"] if ledger.damaged else []),
+        review={"ledger": ledger.identity, "known": [d.id for d in decisions], "decisions": len(decisions),
+                "standing": Counter(r["review"]["decision"] for t in (eye, borderline, rejected, waiting_only)
+                                    for r in t.rows if r["review"]),
+                "tiers": list(TIERS)},
+        extras=extras,
     )

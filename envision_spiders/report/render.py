@@ -12,6 +12,11 @@
 * A Content-Security-Policy allows only this page's own script and style (by SHA-256),
   no network, no inline event handlers: a hostile string that slipped through would
   still not run or load anything.
+* Curators decide on the page (accept / reject / unsure, a reason and a reason code);
+  the page stays static: the choices are kept in the browser (``localStorage``, under
+  the ledger's identity) and exported as one decisions file, which ``scrapy review
+  import`` records (:mod:`envision_spiders.review.importing`). Choices the ledger
+  already holds (their ids are embedded) are forgotten by the browser.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import hashlib
 import html
 import json
 import math
+from collections import Counter
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from envision_spiders.review import REASON_CODES
+from envision_spiders.review.importing import FORMAT, VERSION
 from envision_spiders.textutil import parse_datetime, strings
 
 from .gather import (
@@ -45,8 +53,9 @@ from .recallpage import grants_section, recall_section
 # Row fields in the embedded JSON, in order (report.js reads them by these positions).
 ROW_FIELDS = ("source", "source_id", "title", "url", "doi", "p", "confidence", "modalities", "file_types",
               "archives", "size_mb", "license", "access", "duplicates", "duplicate_of", "new", "download",
-              "description", "keywords", "file_count", "members", "modality_note", "rules", "band", "reasons",
-              "disagree", "p_text")
+              "description", "keywords", "file_count", "members", "modality_note", "rules", "band", "review",
+              "model_label", "model_id", "reasons", "disagree", "p_text")
+DECISION_FIELDS = ("decision", "reason", "code", "curator", "decided_at", "id", "on")
 LABEL_COLOURS = {EYE_IMAGING: "eye", NEGATIVE: "neg", "unclassified": "unc"}
 
 
@@ -99,7 +108,8 @@ def when(value: Any) -> str:
 
 # ------------------------------------------------------------------ the embedded rows
 def payload(report: Report) -> dict[str, Any]:
-    rows = report.eye.rows + report.borderline.rows
+    # every row of every table (the queue's come mostly from the two first; sets only)
+    rows = report.eye.rows + report.borderline.rows + report.rejected.rows + report.queue.rows
     sources = sorted(set(report.sources) | {r["source"] for r in rows})
     licenses = sorted({r["license"] for r in rows}, key=lambda s: (s == "not stated", s.lower()))
     access = sorted({r["access"] for r in rows}, key=lambda s: (s == "unknown", s))
@@ -108,9 +118,12 @@ def payload(report: Report) -> dict[str, Any]:
     acc_i = {s: i for i, s in enumerate(access)}
     mod_bit = {t: 1 << i for i, (t, _) in enumerate(MODALITIES)}
     dl_i = {s: i for i, s in enumerate(DOWNLOAD_STATES)}
+    models = sorted({r.get("model_id") or "" for r in rows})
+    model_i = {m: i for i, m in enumerate(models)}
 
-    def pack(row: dict[str, Any], bands: tuple) -> list[Any]:
-        bands_i = {b[0]: i for i, b in enumerate(bands)}
+    def pack(row: dict[str, Any], bands: tuple | None) -> list[Any]:
+        bands_i = {b[0]: i for i, b in enumerate(bands or ())}
+        review = row.get("review")
         return [
             src_i[row["source"]], row["source_id"], row["title"], row["url"], row["doi"], row["p"],
             row["confidence"], sum(mod_bit[t] for t in row["modalities"]), " ".join(row["file_types"]),
@@ -118,8 +131,10 @@ def payload(report: Report) -> dict[str, Any]:
             [[d["key"], d["url"], d["title"], 1 if d["canonical"] else 0] for d in row["duplicates"]],
             row["duplicate_of"] or "", 1 if row["new"] else 0, dl_i.get(row["download"], 0), row["description"],
             ", ".join(row["keywords"]), row["file_count"], row["members"], row["modality_note"],
-            ", ".join(row.get("duplicate_rules") or []), bands_i.get(band(row["p"], bands), -1),
-            row["reasons"], 1 if row["disagree"] else 0, row["p_text"],
+            ", ".join(row.get("duplicate_rules") or []),
+            row["tier"] if bands is None else bands_i.get(band(row["p"], bands), -1),
+            [review.get(k) or "" for k in DECISION_FIELDS] if review else 0, row.get("model_label") or "",
+            model_i[row.get("model_id") or ""], row["reasons"], 1 if row["disagree"] else 0, row["p_text"],
         ]
 
     def bands_of(bands: tuple) -> list[dict[str, Any]]:
@@ -132,14 +147,43 @@ def payload(report: Report) -> dict[str, Any]:
         "access": access,
         "modalities": [{"tag": t, "label": label} for t, label in MODALITIES],
         "downloadStates": DOWNLOAD_STATES,
+        "models": models,
         "baseline": report.baseline,
         "tables": {
             "eye": {"rows": [pack(r, EYE_BANDS) for r in report.eye.rows], "bands": bands_of(EYE_BANDS),
                     "folded": report.eye.folded},
             "borderline": {"rows": [pack(r, BORDERLINE_BANDS) for r in report.borderline.rows],
                            "bands": bands_of(BORDERLINE_BANDS), "folded": report.borderline.folded},
+            "queue": queue_payload(report, pack),
+            "rejected": {"rows": [pack(r, EYE_BANDS) for r in report.rejected.rows], "bands": bands_of(EYE_BANDS),
+                         "folded": report.rejected.folded},
+        },
+        "review": {
+            "ledger": report.review.get("ledger") or "", "known": report.review.get("known") or [],
+            "codes": [{"code": k, "label": v} for k, v in REASON_CODES.items()],
+            "format": FORMAT, "version": VERSION, "run_id": report.run_id, "generated_at": report.generated_at,
         },
     }
+
+
+def queue_payload(report: Report, pack) -> dict[str, Any]:
+    """The "To review" table: most of its rows are rows of the EYE_IMAGING and borderline
+    tables, embedded once and named here by ``[table, index]`` (50,000 records must not
+    weigh twice); records waiting only because their text and files disagree are in no
+    other table and come with their own rows (``["queue", index]``). Its "bands" are its
+    tiers: why a record waits."""
+    where = {id(r): ("eye", i) for i, r in enumerate(report.eye.rows)}
+    where.update({id(r): ("borderline", i) for i, r in enumerate(report.borderline.rows)})
+    own, refs = [], []
+    for r in report.queue.rows:
+        if id(r) in where:
+            refs.append(list(where[id(r)]))
+        else:
+            refs.append(["queue", len(own)])
+            own.append(pack(r, None))
+    return {"rows": own, "refs": refs, "tiers": [r["tier"] for r in report.queue.rows],
+            "bands": [{"name": str(i), "label": t} for i, t in enumerate(report.review.get("tiers") or [])],
+            "folded": 0}
 
 
 # ------------------------------------------------------------------ charts (inline SVG)
@@ -281,6 +325,9 @@ def figures(report: Report) -> str:
     crawl = report.crawl
     spiders = crawl["spiders"]
     unhealthy = [s for s in spiders if not healthy(s)]
+    standing = report.review.get("standing") or {}
+    standing = {k: standing.get(k, 0) for k in ("accept", "reject", "unsure")}
+    tiers = Counter(r["tier"] for r in report.queue.rows)
     cards = [
         card("Records found", n(records),
              f"{n(t[EYE_IMAGING])} EYE_IMAGING · {n(t[NEGATIVE])} NEGATIVE"
@@ -289,7 +336,14 @@ def figures(report: Report) -> str:
         card("EYE_IMAGING datasets", n(eye_rows),
              f"{n(t[EYE_IMAGING])} records, {n(report.eye.folded)} duplicates folded", "eye", "eye"),
         card("New EYE_IMAGING", ("+" + n(new)) if new else "0", since, "new", "eye:new"),
-        card("Borderline to review", n(len(report.borderline.rows)),
+        card("To review", n(len(report.queue.rows)),
+             f"wait for a curator: {n(tiers[0])} new EYE_IMAGING, "
+             + (f"{n(tiers[1])} known datasets labelled NEGATIVE, " if tiers[1] else "")
+             + f"{n(tiers[2])} borderline", "queue", "queue"),
+        card("Decided by curators", n(sum(standing.values())),
+             f"{n(standing['accept'])} accepted · {n(standing['reject'])} rejected · {n(standing['unsure'])} unsure "
+             f"({n(report.review.get('decisions') or 0)} decisions in the ledger)", "decided", "rejected"),
+        card("Borderline", n(len(report.borderline.rows)),
              f"NEGATIVE with P(eye) {BORDERLINE[0]:.1f}–{BORDERLINE[1]:.1f}", "border", "borderline"),
         card("Duplicates folded", n(report.duplicates["records"]),
              f"records that repeat another, in {n(report.duplicates['groups'])} groups across sources"),
@@ -332,6 +386,20 @@ def crawl_table(report: Report) -> str:
     return (f'<p class="sub">Run {esc(crawl["run_id"])}, finished {esc(when(finished))}; '
             f'{n(crawl["runs"])} run{"s" if crawl["runs"] != 1 else ""} on record.</p>'
             f'<div class="scroll"><table class="static"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def review_bar() -> str:
+    """Who decides, the choices kept in this browser, and the export of the decisions file."""
+    return """
+<section class="review-bar" id="review-bar" aria-label="Your decisions">
+  <label>Curator <input type="text" data-rv="curator" maxlength="120" placeholder="your name" autocomplete="name"></label>
+  <span class="rv-count" data-rv="count" aria-live="polite"></span>
+  <button type="button" data-rv="export">Export decisions file</button>
+  <button type="button" data-rv="discard">Forget these choices</button>
+  <p class="sub">Accept, reject or mark unsure in any table below (open a row). Your choices stay in this
+  browser until you export them and record them with <code>scrapy review import FILE</code>; the next page
+  shows them as decisions.</p>
+</section>"""
 
 
 def table_section(key: str, title: str, intro: str, with_new: bool) -> str:
@@ -386,8 +454,11 @@ TEMPLATE = """<!DOCTYPE html>
   <figure class="panel"><figcaption>How sure the classifier is <span class="legend"><i class="k eye"></i>EYE_IMAGING <i class="k neg"></i>NEGATIVE</span></figcaption>{histogram}</figure>
   <figure class="panel"><figcaption>Modalities seen in EYE_IMAGING datasets <span class="legend">from file types and archive members</span></figcaption>{modality_chart}</figure>
 </section>
+{review_bar}
+{queue_table}
 {eye_table}
 {borderline_table}
+{rejected_table}
 {recall}
 {grants}
 <section class="panel crawl" id="crawl"><h2>Last crawl</h2>{crawl}</section>
@@ -437,12 +508,24 @@ def render(report: Report) -> str:
         source_chart=source_chart(report),
         histogram=histogram_chart(report),
         modality_chart=modality_chart(report),
+        review_bar=review_bar(),
+        queue_table=table_section("queue", "To review",
+                                  "What waits for a curator's decision, most useful first: new EYE_IMAGING records, "
+                                  "datasets of the reference catalogue labelled NEGATIVE, borderline NEGATIVE ones, "
+                                  "records whose text and files disagree, then the other "
+                                  "EYE_IMAGING records no one has decided on. A curator's accept or reject takes a "
+                                  "record off this list; only accepted records are posted (POST_REQUIRES_REVIEW).", True),
         eye_table=table_section("eye", "EYE_IMAGING datasets",
-                                "Classified EYE_IMAGING, duplicates folded into their canonical record. "
-                                "Click a row's arrow for its description, archive members and duplicates.", True),
+                                "EYE_IMAGING by the label that stands (the model's, or a curator's accept), duplicates "
+                                "folded into their canonical record. "
+                                "Click a row's arrow for its description, archive members, duplicates and decision.", True),
         borderline_table=table_section("borderline", "Borderline: NEGATIVE, but maybe not",
                                        f"NEGATIVE records with prob_eye_imaging between {lo:.1f} and {hi:.1f}, "
                                        "closest to the line first: where a second look pays off.", False),
+        rejected_table=table_section("rejected", "Rejected by curators",
+                                     "Records a curator rejected, newest decision first, with the reason: never "
+                                     "downloaded or posted (a record posted before is listed by scrapy post for "
+                                     "withdrawal).", False),
         recall=recall_section(report.extras.get("recall")),
         grants=grants_section(report.extras.get("grants")),
         crawl=crawl_table(report),

@@ -6,6 +6,13 @@
  * 50,000 records cost a JSON.parse and a few typed arrays, not 50,000 <tr>. Each sort
  * order is computed once and cached; a filter change is one pass over the cached order.
  * Record text is only ever set with textContent / attribute setters, never as HTML.
+ *
+ * Curators' choices (accept / reject / unsure, or withdrawing a recorded decision; a
+ * reason, a code) stay in this browser
+ * (localStorage, under the ledger's identity) until they are exported as one decisions
+ * file for `scrapy review import`: the page never writes anywhere else and never sends
+ * anything. A choice whose id the ledger holds (embedded in D.review.known) is done and
+ * forgotten.
  */
 (function () {
   'use strict';
@@ -51,20 +58,80 @@
   var MODS = D.modalities;
   var NONE_MOD = MODS.length; // filter value for "none detected"
 
+  /* ------------------------------------------------------------------ decisions kept in this browser */
+  var RV = D.review;
+  var STORE_KEY = 'envision-review/' + RV.ledger;
+  var VERBS = { accept: 'accepted', reject: 'rejected', unsure: 'unsure', withdraw: 'withdrawn' };
+  var SYMBOLS = { accept: '✓', reject: '✗', unsure: '?', withdraw: '↺' };
+  var RANK = { withdraw: 0, accept: 1, unsure: 2, reject: 3 };
+  var known = {};
+  RV.known.forEach(function (id) { known[id] = true; });
+  var storeProblem = '';
+  var store = (function () {
+    var s = null;
+    try { s = JSON.parse(window.localStorage.getItem(STORE_KEY) || 'null'); } catch (e) { storeProblem = String(e); }
+    if (!s || typeof s !== 'object') s = {};
+    if (!s.decisions || typeof s.decisions !== 'object') s.decisions = {};
+    if (typeof s.curator !== 'string') s.curator = '';
+    // choices the ledger holds now were imported: they are decisions on this page
+    Object.keys(s.decisions).forEach(function (k) {
+      if (!s.decisions[k] || known[s.decisions[k].id]) delete s.decisions[k];
+    });
+    return s;
+  })();
+  function persist() {
+    try { window.localStorage.setItem(STORE_KEY, JSON.stringify(store)); storeProblem = ''; }
+    catch (e) { storeProblem = 'this browser keeps nothing for this page (' + e.name + '): export before you close it'; }
+  }
+  persist();
+  function nowIso() { return new Date().toISOString().replace(/\.\d+Z$/, 'Z'); }
+  function newId() {
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join('');
+  }
+  function rowKey(r) { return D.sources[r[F.source]] + ':' + r[F.source_id]; }
+  function describe(d) { // d: [decision, reason, code, curator, decided_at, id, on]
+    var why = [d[2], d[1]].filter(Boolean).join(': ');
+    return VERBS[d[0]] + ' by ' + (d[3] || 'a curator') + (d[4] ? ' on ' + String(d[4]).slice(0, 10) : '') +
+      (why ? ' (' + why + ')' : '');
+  }
+  function localOf(r) {
+    var d = store.decisions[rowKey(r)];
+    return d ? [d.decision, d.reason, d.code, d.curator || store.curator, d.decided_at, d.id, rowKey(r)] : null;
+  }
+  function decide(r, decision, reason, code) {
+    var rv = r[F.review];
+    store.decisions[rowKey(r)] = {
+      id: newId(), source: D.sources[r[F.source]], source_id: r[F.source_id], doi: r[F.doi] || null,
+      decision: decision, reason: reason, code: code || null, curator: store.curator, decided_at: nowIso(),
+      based_on: rv ? rv[5] : null, model_id: D.models[r[F.model_id]] || null, model_label: r[F.model_label] || null,
+      prob_eye_imaging: r[F.p]
+    };
+    persist();
+    refreshAll();
+  }
+  function undo(r) { delete store.decisions[rowKey(r)]; persist(); refreshAll(); }
+
   /* ------------------------------------------------------------------ one table */
   function Table(section, key) {
     var spec = D.tables[key];
     this.key = key;
     this.section = section;
-    this.rows = spec.rows;
+    // the queue names most of its rows by [table, index] in the other tables (see render.py)
+    this.rows = spec.refs ? spec.refs.map(function (ref) {
+      return ref[0] === key ? spec.rows[ref[1]] : D.tables[ref[0]].rows[ref[1]];
+    }) : spec.rows;
+    this.band = spec.tiers ? spec.tiers : this.rows.map(function (r) { return r[F.band]; });
     this.bands = spec.bands;
-    this.withNew = key === 'eye';
+    this.withNew = key === 'eye' || key === 'queue';
     this.withDownload = key === 'eye';
+    this.natural = key === 'queue' || key === 'rejected'; // rows come in their own order (most useful, newest)
     this.n = this.rows.length;
     this.orders = {};
     this.hay = null;
     this.expanded = {};
-    this.state = { sort: 'p', dir: -1, page: 0, size: 50 };
+    this.state = { sort: this.natural ? 'natural' : 'p', dir: this.natural ? 1 : -1, page: 0, size: 50 };
     this.filters = { q: '', source: -1, band: -1, modality: -1, access: -1, license: -1, isNew: false, disagree: false };
     this.status = section.querySelector('.status');
     this.thead = section.querySelector('thead');
@@ -74,7 +141,7 @@
     this.view = null;
     var self = this;
     this.tbody.addEventListener('click', function (ev) {
-      if (ev.target.closest('a, button, input, select')) return;
+      if (ev.target.closest('a, button, input, select, textarea, label, form')) return;
       var tr = ev.target.closest('tr[data-i]');
       if (!tr || (window.getSelection && String(window.getSelection()))) return; // selecting text is not a click
       var i = parseInt(tr.dataset.i, 10);
@@ -88,12 +155,14 @@
 
   Table.prototype.makeColumns = function () {
     var cols = [{ id: 'x', label: '', cls: 'c-x' }];
+    if (this.natural) cols.push({ id: 'why', label: this.key === 'queue' ? 'Why' : 'Order', sort: 'natural', cls: 'c-why' });
     if (this.withNew) cols.push({ id: 'new', label: 'New', sort: 'new', cls: 'c-new' });
     cols.push(
       { id: 'title', label: 'Dataset', sort: 'title', cls: 'c-title' },
       { id: 'source', label: 'Source', sort: 'source', cls: 'c-src' },
       { id: 'p', label: 'P(eye)', sort: 'p', cls: 'c-p' },
-      { id: 'why', label: 'Why', cls: 'c-why' },
+      { id: 'reasons', label: 'Why', cls: 'c-why' },
+      { id: 'rv', label: 'Decision', sort: 'review', cls: 'c-rv' },
       { id: 'mods', label: 'Modalities', cls: 'c-mods' },
       { id: 'types', label: 'Files · size', sort: 'size', cls: 'c-types' },
       { id: 'arch', label: 'Archive contents', cls: 'c-arch' },
@@ -118,6 +187,12 @@
         case 'title': out[i] = r[F.title]; break;
         case 'source': out[i] = D.sources[r[F.source]] + '\u0000' + r[F.source_id]; break;
         case 'license': out[i] = D.licenses[r[F.license]]; break;
+        case 'natural': out[i] = i; break;
+        case 'review': {
+          var d = localOf(r) || r[F.review];
+          out[i] = d ? RANK[d[0]] : null;
+          break;
+        }
       }
     }
     return out;
@@ -128,7 +203,8 @@
     if (this.orders[cacheKey]) return this.orders[cacheKey];
     var keys = this.keyOf(name), idx = new Array(this.n), i;
     for (i = 0; i < this.n; i++) idx[i] = i;
-    var numeric = name === 'p' || name === 'size' || name === 'dups' || name === 'download' || name === 'new';
+    var numeric = name === 'p' || name === 'size' || name === 'dups' || name === 'download' || name === 'new' ||
+      name === 'natural' || name === 'review';
     idx.sort(function (a, b) {
       var x = keys[a], y = keys[b], c;
       if (x === null || x === undefined) c = (y === null || y === undefined) ? 0 : 1;
@@ -153,14 +229,14 @@
   };
 
   Table.prototype.matches = function () {
-    var f = this.filters, rows = this.rows;
+    var f = this.filters, rows = this.rows, bandOf = this.band;
     var terms = f.q.toLowerCase().split(/\s+/).filter(Boolean);
     var hay = terms.length ? this.haystack() : null;
     var modBit = f.modality >= 0 && f.modality < NONE_MOD ? (1 << f.modality) : 0;
     return function (i) {
       var r = rows[i];
       if (f.source >= 0 && r[F.source] !== f.source) return false;
-      if (f.band >= 0 && r[F.band] !== f.band) return false;
+      if (f.band >= 0 && bandOf[i] !== f.band) return false;
       if (modBit && !(r[F.modalities] & modBit)) return false;
       if (f.modality === NONE_MOD && r[F.modalities] !== 0) return false;
       if (f.access >= 0 && r[F.access] !== f.access) return false;
@@ -205,15 +281,19 @@
 
   Table.prototype.setupFilters = function () {
     var self = this, rows = this.rows, i;
-    var count = function (field, size) {
+    var count = function (field, size, values) {
       var c = new Array(size).fill(0);
-      for (i = 0; i < rows.length; i++) if (rows[i][field] >= 0) c[rows[i][field]]++;
+      for (i = 0; i < rows.length; i++) {
+        var v = values ? values[i] : rows[i][field];
+        if (v >= 0) c[v]++;
+      }
       return c;
     };
     var q = function (name) { return self.section.querySelector('[data-f="' + name + '"]'); };
     this.fill(q('source'), 'All sources', D.sources, count(F.source, D.sources.length));
     var bandLabels = this.bands.map(function (b) { return b.label; });
-    this.fill(q('band'), self.key === 'eye' ? 'Any confidence' : 'Any P(eye)', bandLabels, count(F.band, this.bands.length));
+    this.fill(q('band'), self.key === 'queue' ? 'Any reason' : (self.key === 'borderline' ? 'Any P(eye)' : 'Any confidence'),
+              bandLabels, count(F.band, this.bands.length, this.band));
     var modCounts = new Array(MODS.length + 1).fill(0);
     for (i = 0; i < rows.length; i++) {
       var m = rows[i][F.modalities];
@@ -280,7 +360,7 @@
         b.dataset.sort = c.sort;
         b.addEventListener('click', function () {
           if (self.state.sort === c.sort) self.state.dir = -self.state.dir;
-          else { self.state.sort = c.sort; self.state.dir = (c.sort === 'title' || c.sort === 'source' || c.sort === 'license') ? 1 : -1; }
+          else { self.state.sort = c.sort; self.state.dir = (c.sort === 'title' || c.sort === 'source' || c.sort === 'license' || c.sort === 'natural' || c.sort === 'review') ? 1 : -1; }
           self.state.page = 0;
           self.update();
           self.renderSortMarks();
@@ -310,6 +390,35 @@
   Table.prototype.cell = function (tr, c, r, i) {
     var td = el('td', c.cls), self = this;
     switch (c.id) {
+      case 'why': {
+        var band0 = this.bands[this.band[i]];
+        if (this.key === 'queue' && band0) td.appendChild(el('span', 'why why-' + this.band[i], band0.label));
+        if (this.key === 'rejected' && r[F.review]) td.appendChild(el('span', 'small', String(r[F.review][4]).slice(0, 10)));
+        break;
+      }
+      case 'rv': {
+        var local = localOf(r), rv = r[F.review], shown = local || rv;
+        if (shown) {
+          var badge = el('span', 'rv rv-' + shown[0] + (local ? ' rv-local' : ''), SYMBOLS[shown[0]] + ' ' + VERBS[shown[0]] +
+                         (local ? ' · here' : ''));
+          badge.title = (local ? 'your choice in this browser, not recorded yet: ' : '') + describe(shown);
+          td.appendChild(badge);
+          if (!local && rv[1]) td.appendChild(el('div', 'small rv-reason', [rv[2], rv[1]].filter(Boolean).join(': ')));
+          if (local && local[1]) td.appendChild(el('div', 'small rv-reason', [local[2], local[1]].filter(Boolean).join(': ')));
+        }
+        var buttons = el('div', 'rv-buttons');
+        ['accept', 'reject', 'unsure'].forEach(function (d) {
+          var btn = el('button', 'rv-btn rv-do-' + d, SYMBOLS[d]);
+          btn.type = 'button';
+          btn.dataset.decision = d;
+          btn.title = d.charAt(0).toUpperCase() + d.slice(1) + '…';
+          btn.setAttribute('aria-label', d.charAt(0).toUpperCase() + d.slice(1));
+          btn.addEventListener('click', function () { self.expanded[i] = d; self.renderBody(); });
+          buttons.appendChild(btn);
+        });
+        td.appendChild(buttons);
+        break;
+      }
       case 'x': {
         var b = el('button', 'expand', self.expanded[i] ? '▾' : '▸');
         b.type = 'button';
@@ -340,7 +449,7 @@
         var p = r[F.p];
         if (p !== null) {
           var bar = el('div', 'pbar');
-          var fill = el('span', 'b' + r[F.band]);
+          var fill = el('span', 'b' + this.band[i]);
           fill.style.width = Math.round(p * 100) + '%';
           bar.appendChild(fill);
           td.appendChild(el('div', 'pnum', p.toFixed(2)));
@@ -348,7 +457,7 @@
         }
         break;
       }
-      case 'why': {
+      case 'reasons': {
         /* the label's reasons, strongest first: plain text, set with textContent only */
         var why = r[F.reasons] || [];
         if (r[F.disagree]) td.appendChild(el('span', 'badge disagree', 'text and files disagree'));
@@ -413,7 +522,68 @@
     tr.appendChild(td);
   };
 
-  Table.prototype.details = function (r) {
+  Table.prototype.reviewForm = function (r, i) {
+    var self = this, form = el('form', 'rv-form'), local = localOf(r), rv = r[F.review];
+    var preset = typeof this.expanded[i] === 'string' ? this.expanded[i] : (local ? local[0] : 'accept');
+    form.setAttribute('aria-label', 'Your decision');
+    var pick = el('select', 'rv-decision');
+    pick.setAttribute('aria-label', 'Decision');
+    // a decision recorded on this very record can be withdrawn (one made on a duplicate: there)
+    var choices = rv && rv[6] === rowKey(r) ? ['accept', 'reject', 'unsure', 'withdraw'] : ['accept', 'reject', 'unsure'];
+    choices.forEach(function (d) {
+      var o = el('option', null, d === 'withdraw' ? 'Withdraw the recorded decision' : d.charAt(0).toUpperCase() + d.slice(1));
+      o.value = d;
+      if (d === preset) o.selected = true;
+      pick.appendChild(o);
+    });
+    var code = el('select', 'rv-code');
+    code.setAttribute('aria-label', 'Reason code');
+    var none = el('option', null, 'no reason code');
+    none.value = '';
+    code.appendChild(none);
+    RV.codes.forEach(function (c) {
+      var o = el('option', null, c.code + ': ' + c.label);
+      o.value = c.code;
+      if (local && local[2] === c.code) o.selected = true;
+      code.appendChild(o);
+    });
+    var reason = el('input', 'rv-text');
+    reason.type = 'text';
+    reason.maxLength = 2000;
+    reason.placeholder = 'reason (needed to reject, unless a code says it)';
+    reason.setAttribute('aria-label', 'Reason');
+    if (local) reason.value = local[1] || '';
+    var save = el('button', 'rv-save', 'Save');
+    save.type = 'submit';
+    var msg = el('span', 'rv-msg');
+    msg.setAttribute('aria-live', 'polite');
+    form.appendChild(pick);
+    form.appendChild(code);
+    form.appendChild(reason);
+    form.appendChild(save);
+    if (local) {
+      var drop = el('button', 'rv-undo', 'Undo my choice');
+      drop.type = 'button';
+      drop.addEventListener('click', function () { undo(r); });
+      form.appendChild(drop);
+    }
+    form.appendChild(msg);
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var text = reason.value.replace(/\s+/g, ' ').trim();
+      if (pick.value === 'reject' && !text && !code.value) {
+        msg.textContent = 'Say why: a reason or a reason code.';
+        reason.focus();
+        return;
+      }
+      delete self.expanded[i]; // saved: the row shows the choice, the form closes
+      decide(r, pick.value, text, pick.value === 'withdraw' ? '' : code.value); // a withdrawal has no code
+    });
+    if (typeof this.expanded[i] === 'string') setTimeout(function () { reason.focus(); }, 0);
+    return form;
+  };
+
+  Table.prototype.details = function (r, i) {
     var tr = el('tr', 'details'), td = el('td');
     td.colSpan = this.columns.length;
     var box = el('div', 'detail-grid');
@@ -429,7 +599,9 @@
     if (r[F.reasons] && r[F.reasons].length) {
       var wl = el('ul', 'reasons');
       r[F.reasons].forEach(function (w) { var li = el('li'); li.appendChild(reason(w)); wl.appendChild(li); });
-      add('Why this label' + (r[F.p_text] !== null ? ' (text alone: P(eye) ' + r[F.p_text].toFixed(2) + ')' : ''), wl);
+      if (r[F.disagree]) wl.appendChild(el('li', 'disagree', 'Its text and its files disagree.'));
+      add('Why the model says ' + (r[F.model_label] || '?') +
+        (r[F.p_text] !== null ? ' (text alone: P(eye) ' + r[F.p_text].toFixed(2) + ')' : ''), wl);
     }
     if (r[F.modality_note]) add('Modality evidence', el('p', null, r[F.modality_note]));
     if (r[F.members].length) {
@@ -450,6 +622,17 @@
       add('Same dataset' + (r[F.rules] ? ' (' + r[F.rules] + ')' : ''), dl);
     }
     if (r[F.confidence] !== null) add('Confidence of the label', el('p', null, r[F.confidence].toFixed(3)));
+    var decision = el('div', 'rv-state'), rv = r[F.review], local = localOf(r);
+    decision.appendChild(el('p', null, rv ? 'Stands: ' + describe(rv) +
+      (rv[6] && rv[6] !== rowKey(r) ? ' — made on its duplicate ' + rv[6] : '') : 'No curator has decided yet.'));
+    if (local) decision.appendChild(el('p', 'rv-local', 'Your choice in this browser (not recorded yet): ' + describe(local)));
+    decision.appendChild(el('p', 'small muted', 'The model says ' + (r[F.model_label] || 'nothing yet') +
+      (r[F.p] !== null ? ', P(eye) ' + r[F.p].toFixed(3) : '') + (D.models[r[F.model_id]] ? ' (' + D.models[r[F.model_id]] + ')' : '')));
+    decision.appendChild(this.reviewForm(r, i));
+    var wide = el('div', 'detail wide');
+    wide.appendChild(el('div', 'dl-label', 'Curator decision'));
+    wide.appendChild(decision);
+    box.insertBefore(wide, box.firstChild);
     td.appendChild(box);
     tr.appendChild(td);
     return tr;
@@ -460,12 +643,14 @@
     var start = st.page * st.size, end = Math.min(view.length, start + st.size);
     for (var k = start; k < end; k++) {
       var i = view[k], r = this.rows[i], tr = el('tr');
-      tr.dataset.key = D.sources[r[F.source]] + ':' + r[F.source_id];
+      tr.dataset.key = rowKey(r);
+      var shown = localOf(r) || r[F.review];
+      if (shown) tr.dataset.decision = shown[0];
       if (r[F['new']]) tr.className = 'is-new';
       tr.dataset.i = String(i);
       for (var c = 0; c < this.columns.length; c++) this.cell(tr, this.columns[c], r, i);
       frag.appendChild(tr);
-      if (this.expanded[i]) frag.appendChild(this.details(r));
+      if (this.expanded[i]) frag.appendChild(this.details(r, i));
     }
     this.tbody.textContent = '';
     if (!view.length) {
@@ -518,6 +703,52 @@
   document.querySelectorAll('[data-table]').forEach(function (s) {
     tables[s.dataset.table] = new Table(s, s.dataset.table);
   });
+
+  /* ------------------------------------------------------------------ the decisions bar */
+  var bar = document.getElementById('review-bar');
+  function rv(name) { return bar.querySelector('[data-rv="' + name + '"]'); }
+  var exportNote = '';
+  function refreshAll() {
+    Object.keys(tables).forEach(function (k) { tables[k].orders = {}; tables[k].update(); });
+    var n = Object.keys(store.decisions).length;
+    rv('count').textContent = (n ? n + ' choice' + (n === 1 ? '' : 's') + ' in this browser, not recorded yet' :
+      'No choices waiting to be exported') + (exportNote ? ' · ' + exportNote : '') + (storeProblem ? ' · ' + storeProblem : '');
+    rv('export').disabled = !n;
+    rv('discard').disabled = !n;
+    bar.dataset.pending = String(n);
+  }
+  var curator = rv('curator');
+  curator.value = store.curator;
+  curator.addEventListener('input', function () { store.curator = curator.value.trim(); persist(); });
+  rv('export').addEventListener('click', function () {
+    var list = Object.keys(store.decisions).sort().map(function (k) {
+      var d = Object.assign({}, store.decisions[k]);
+      if (!d.curator) d.curator = store.curator;
+      return d;
+    });
+    if (!list.length) return;
+    var stamp = nowIso();
+    var doc = { format: RV.format, version: RV.version, exported_at: stamp, ledger: RV.ledger,
+                page: { run_id: RV.run_id, generated_at: RV.generated_at }, decisions: list };
+    var name = 'envision-decisions-' + stamp.replace(/[-:]/g, '') + '.json';
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 1) + '\n'], { type: 'application/json' }));
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(a.href); }, 60000);
+    exportNote = list.length + ' exported as ' + name + ': record them with  scrapy review import ' + name;
+    refreshAll();
+  });
+  rv('discard').addEventListener('click', function () {
+    if (!window.confirm('Forget the choices kept in this browser for this page?')) return;
+    store.decisions = {};
+    exportNote = '';
+    persist();
+    refreshAll();
+  });
+  refreshAll();
 
   // chart bars and figure cards filter and jump to the tables
   function activate(node, handler) {
