@@ -214,7 +214,7 @@ def test_a_row_says_why_and_disagreements_filter(page):
     assert not page.locator("#eye [data-f=disagree]").is_checked()
     page.locator('#eye tr[data-key="figshare:f01"] button.expand').click()
     details = page.locator("#eye tr.details").text_content()
-    assert "Why this label (text alone: P(eye) 0.20)" in details and "Heidelberg OCT" in details
+    assert "Why the model says EYE_IMAGING (text alone: P(eye) 0.20)" in details and "Heidelberg OCT" in details
 
 
 def test_charts_and_cards_filter_the_table(page):

@@ -656,7 +656,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         row["new"] = new_since([row["key"], *(d["key"] for d in row["duplicates"])], before)
     queue = Table()
     for row in eye.rows + borderline.rows + waiting_only.rows:
-        view = {**row, "prob_eye_imaging": row["p"]}
+        view = {**row, "prob_eye_imaging": row["p"], "disagreement": row["disagree"]}
         row["tier"] = tier_of(view, (row["review"] or {}).get("decision"), row["new"], row["key"] in known)
         if row["tier"] is not None:
             queue.rows.append(row)
