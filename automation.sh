@@ -59,15 +59,48 @@ export DATA_DIR=${DATA_DIR:-data}
 # $DATA_DIR/runs/$RUN_ID/.
 export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
 
-# Two cron runs never overlap: the second one exits at once with a clear message.
+# Two cron runs never overlap: the second one exits at once with a clear message. The
+# kernel frees the flock when its holder dies; the owner file (pid, run, step), removed
+# by a run that ends, then still names the dead run, and the new run says it takes over.
+LOCK_OWNER=""
 lock() {
+    # DATA_DIR as it is now (the demo moves it to data/demo before it locks)
+    LOCK_OWNER="$DATA_DIR/.automation.lock.owner"
     mkdir -p "$DATA_DIR"
     exec 9>>"$DATA_DIR/.automation.lock"
     if ! flock -n 9; then
-        die "another automation.sh run is still going (pid, run and step: $(cat "$DATA_DIR/.automation.lock.owner" 2>/dev/null || echo unknown)); not starting a second one"
+        die "another automation.sh run is still going (pid, run and step: $(cat "$LOCK_OWNER" 2>/dev/null || echo unknown)); not starting a second one"
     fi
-    echo "$$ $RUN_ID $STEP" >"$DATA_DIR/.automation.lock.owner"
+    local owner pid run step
+    owner=$(cat "$LOCK_OWNER" 2>/dev/null || true)
+    if [ -n "$owner" ]; then
+        read -r pid run step <<<"$owner"
+        if ! kill -0 "${pid:-0}" 2>/dev/null; then
+            say "WARNING: taking over the lock of run ${run:-?} (pid ${pid:-?}, step ${step:-?}), which is dead: it ended without releasing it (killed?); its summary may be missing"
+        fi
+    fi
+    echo "$$ $RUN_ID $STEP" >"$LOCK_OWNER"
+    LOCKED=1
+    # released however the script ends (finish_run releases it once it owns the trap)
+    trap 'unlock; eval "$CLEANUP"' EXIT
 }
+LOCKED=0
+CLEANUP=""
+unlock() { if [ "$LOCKED" = 1 ]; then rm -f "$LOCK_OWNER"; LOCKED=0; fi; }
+
+# SIGTERM or Ctrl-C (SIGINT): the running step gets SIGTERM (Scrapy's graceful stop: rate
+# waits end, the spiders close and write their summaries and failures), the steps after
+# it do not run, and the run's summary.json is still written (finish_run). A second
+# signal is passed on too (Scrapy then stops at once).
+STOPPED=""
+CHILD=""
+on_signal() {
+    STOPPED=$1
+    say "received SIG$1: stopping the current step (its summary and failures are kept); no further steps"
+    if [ -n "$CHILD" ]; then kill -TERM "$CHILD" 2>/dev/null || true; fi
+}
+trap 'on_signal TERM' TERM
+trap 'on_signal INT' INT
 
 # Everything this run prints also goes to $DATA_DIR/runs/$RUN_ID/automation.log.
 log_run() {
@@ -93,7 +126,21 @@ setup() {
     say "set-up done"
 }
 
-scrapy_() { "$VENV/bin/scrapy" "$@"; }
+# A step's command runs in the background and is waited for, so that a signal reaches
+# this script at once (bash runs traps only between commands) and is passed on to it.
+scrapy_() {
+    local rc=0
+    "$VENV/bin/scrapy" "$@" &
+    CHILD=$!
+    # `wait` returns early when a trapped signal arrives: wait again until the child exits
+    while :; do
+        rc=0
+        wait "$CHILD" || rc=$?
+        kill -0 "$CHILD" 2>/dev/null || break
+    done
+    CHILD=""
+    return "$rc"
+}
 abspath() { "$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$1"; }
 
 step_scrape() { say "scrape: every spider, one process"; scrapy_ crawl all "$@"; }
@@ -135,7 +182,7 @@ step_demo() {
     # data and results under data/demo/ and results/demo/ so real runs are untouched.
     local port=${DEMO_PORT:-0} records=${DEMO_RECORDS:-60} log
     log=$(mktemp)
-    "$VENV/bin/python" -m envision_spiders.localapi --port "$port" --records "$records" >"$log" 2>&1 &
+    "$VENV/bin/python" -m localapi --port "$port" --records "$records" >"$log" 2>&1 &
     local server=$!
     # expanded now: at exit the function's locals are gone (set -u would fail the run);
     # finish_run runs it too once the weekly steps own the EXIT trap
@@ -176,21 +223,26 @@ run_step() {
     shift
     "$@" || rc=$?
     STEPS_RUN+=(--step "$name=$rc")
+    if [ -n "$STOPPED" ]; then
+        say "ERROR: stopped by SIG$STOPPED during step $name (exit status $rc); the steps after it do not run"
+        [ "$STOPPED" = INT ] && exit 130
+        exit 143
+    fi
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
         say "ERROR: step $name failed (exit status $rc); the steps after it do not run"
         exit "$rc"
     fi
 }
-CLEANUP=""
 finish_run() {
     local rc=$?
     trap - EXIT
     if [ "${#STEPS_RUN[@]}" -gt 0 ] && [ -x "$VENV/bin/python" ]; then
-        if ! "$VENV/bin/python" -m envision_spiders.runhealth --data-dir "$DATA_DIR" --run-id "$RUN_ID" "${STEPS_RUN[@]}"; then
+        if ! "$VENV/bin/python" -m envision_spiders.runhealth --data-dir "$DATA_DIR" --run-id "$RUN_ID" "${STEPS_RUN[@]}" ${STOPPED:+--stopped "$STOPPED"}; then
             [ "$rc" -ne 0 ] || rc=1
         fi
     fi
     eval "$CLEANUP"
+    unlock
     exit "$rc"
 }
 weekly() {
@@ -212,7 +264,7 @@ case "$STEP" in
     download) lock; log_run; setup; trap finish_run EXIT; run_step download step_download "$@" ;;
     post) lock; log_run; setup; trap finish_run EXIT; run_step post step_post "$@" ;;
     recall) lock; log_run; setup; trap finish_run EXIT; run_step recall step_recall "$@" ;;
-    report) lock; log_run; setup; step_report "$@" ;;
+    report) lock; log_run; setup; trap unlock EXIT; step_report "$@" ;;
     all) lock; log_run; setup; weekly "$@" ;;
     -h|--help|help) usage ;;
     *) die "unknown step '$STEP' (steps: all scrape classify download post recall report demo test setup; ./automation.sh help says what each does)" ;;

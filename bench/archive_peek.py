@@ -3,7 +3,7 @@
     .venv/bin/python bench/archive_peek.py [--json bench/out/archive_peek.json] [--no-crawl]
 
 Runs every peeker in-process against the test archives of
-``envision_spiders.localapi.archives`` (real small ones, and virtual ones of tens of GB)
+``localapi.archives`` (real small ones, and virtual ones of tens of GB)
 through ``local_answer`` (206 answers, or 200 when a server ignores Range), and prints per
 archive: its size, members, whether the listing is complete, the requests and bytes read,
 bytes read as a share of the archive, the CPU time of the peek (transport included) and the peak of memory
@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envision_spiders.archive import PeekLimits  # noqa: E402
-from envision_spiders.localapi import archives as A  # noqa: E402
-from envision_spiders.localapi.core import ServedFile  # noqa: E402
+from localapi import archives as A  # noqa: E402
+from localapi.core import ServedFile  # noqa: E402
 
 
 def ten_million_zip() -> ServedFile:
@@ -88,8 +88,8 @@ def crawl_rows() -> tuple[list[dict], dict]:
     from datetime import datetime, timezone
 
     from bench.common import run_crawl
-    from envision_spiders.localapi import LocalAPIServer
-    from envision_spiders.localapi.zenodo import add_record
+    from localapi import LocalAPIServer
+    from localapi.zenodo import add_record
 
     rows = []
     with LocalAPIServer() as server, tempfile.TemporaryDirectory(prefix="bench-peek-") as tmp:

@@ -57,7 +57,7 @@ def with_files(i: int) -> dict:
 
 
 def records(n: int) -> list[dict]:
-    from envision_spiders.localapi.corpus import generated_texts
+    from localapi.corpus import generated_texts
 
     # descriptions keep their HTML, as APIs serve them; the classifier strips it
     return [{"title": t.title, "description": t.description, "keywords": t.keywords, **with_files(i)}

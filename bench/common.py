@@ -2,7 +2,7 @@
 crawls in a child process, the floor of a paced source, and ``bench/RESULTS.md``.
 
 Nothing here talks to a real API: every crawl points at the local API server
-(``envision_spiders.localapi``) started in the benchmark's own process on 127.0.0.1.
+(``localapi``) started in the benchmark's own process on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class Limit:
     retry_header: str | None
     note: str
     server_windows: tuple[tuple[int, float], ...] | None = None
+    # budgets of a class of request on top of the host's: (path regex, windows), e.g.
+    # Zenodo's searches (30 a minute) within its 60 a minute for every request
+    classes: tuple[tuple[str, tuple[tuple[int, float], ...]], ...] = ()
 
     def enforced(self) -> tuple[tuple[int, float], ...]:
         return self.server_windows if self.server_windows is not None else self.windows
@@ -54,8 +57,9 @@ class Limit:
 
 # Anonymous limits (no tokens in the benchmarks), as docs/sources/ records them.
 LIMITS: dict[str, Limit] = {
-    "zenodo": Limit("/zenodo/api", 0.0, ((30, 60.0), (2000, 3600.0)), 25, "X-RateLimit-Reset",
-                    "search 30/min (applied to the whole API host here), guests 2,000/h; 25 a page anonymous"),
+    "zenodo": Limit("/zenodo/api", 0.0, ((60, 60.0), (2000, 3600.0)), 25, "X-RateLimit-Reset",
+                    "guests 60/min and 2,000/h for every request, searches 30/min; 25 a page anonymous",
+                    classes=((r"^/zenodo/api/records$", ((30, 60.0),)),)),
     "figshare": Limit("/figshare/v2", 1.0, (), 1000, "Retry-After",
                       "no enforced limit, asks for <= 1 request/s; page_size up to 1,000",
                       server_windows=((60, 60.0),)),
@@ -86,16 +90,25 @@ def apply_limits(server, scale: float) -> None:
         windows = [(n, s * scale) for n, s in limit.enforced()]
         if windows:
             state.set_rate_limit(limit.prefix, windows, limit.retry_header)
+        for pattern, class_windows in limit.classes:
+            state.set_rate_limit(pattern, [(n, s * scale) for n, s in class_windows], limit.retry_header)
 
 
-def floor_seconds(n: int, limit: Limit, scale: float) -> float:
+def floor_seconds(n: int, limit: Limit, scale: float, entries: list[dict] | None = None) -> float:
     """The earliest time the last of ``n`` requests may leave under ``limit`` (scaled):
     the greedy schedule (each request as early as the interval and every window allow),
-    which no crawler can beat. 0 for one request."""
+    which no crawler can beat. 0 for one request. With the served ``entries``, a class
+    of request with a budget of its own (``Limit.classes``) is a floor too: the later one."""
+    floors = [_greedy_floor(n, limit.interval * scale, [(k, s * scale) for k, s in limit.windows])]
+    for pattern, windows in limit.classes if entries is not None else ():
+        count = sum(1 for e in entries if re.search(pattern, e["path"]) and e["status"] != 429)
+        floors.append(_greedy_floor(count, 0.0, [(k, s * scale) for k, s in windows]))
+    return max(floors)
+
+
+def _greedy_floor(n: int, interval: float, windows: list[tuple[int, float]]) -> float:
     if n <= 1:
         return 0.0
-    interval = limit.interval * scale
-    windows = [(k, s * scale) for k, s in limit.windows]
     if not windows:
         return (n - 1) * interval
     times: list[float] = []

@@ -35,7 +35,7 @@ from bench.common import (  # noqa: E402
     LIMITS, SPIDERS, apply_limits, ceil_div, floor_seconds, generate_all, machine_line,
     run_crawl, save_json, table, write_section,
 )
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 TARGET = 1.15
 
@@ -65,8 +65,8 @@ def source_figures(server, source: str, run: dict, since: float, until: float, s
         "search_pages": len(pages),
         "excess_search_pages": excess,
         "needed": needed,
-        "floor_made_s": floor_seconds(made, LIMITS[source], scale),
-        "floor_needed_s": floor_seconds(needed, LIMITS[source], scale),
+        "floor_made_s": floor_seconds(made, LIMITS[source], scale, served),
+        "floor_needed_s": floor_seconds(needed, LIMITS[source], scale, served),
         "first_request_s": (inst["first_request"] - t0) if inst.get("first_request") else None,
         "last_response_s": (inst["last_response"] - t0) if inst.get("last_response") else None,
         "closed_s": (inst["closed"] - t0) if inst.get("closed") else None,

@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import PEAK_RSS_MB  # noqa: E402
-from envision_spiders.localapi import LocalAPIServer, ServedFile, sparse_reader  # noqa: E402
-from envision_spiders.localapi.downloads import cut_once, digest_of  # noqa: E402
+from localapi import LocalAPIServer, ServedFile, sparse_reader  # noqa: E402
+from localapi.downloads import cut_once, digest_of  # noqa: E402
 from envision_spiders.storage import atomic_write_json, record_path  # noqa: E402
 
 CHILD = PEAK_RSS_MB + textwrap.dedent(

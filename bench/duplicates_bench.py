@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from envision_spiders.duplicates import find_duplicates  # noqa: E402
-from tests.test_duplicates import generated_records  # noqa: E402
+from tests.unit.test_duplicates import generated_records  # noqa: E402
 
 
 def main() -> None:

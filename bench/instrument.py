@@ -20,6 +20,8 @@ from pathlib import Path
 
 from scrapy import signals
 
+from envision_spiders import paths
+
 _STORE: dict[int, dict] = {}
 
 
@@ -128,6 +130,6 @@ class Timeline:
         out = {"spider": spider.name, "created": self.created, "first_request": self.first_request,
                "last_response": self.last_response, "closed": time.time(), "reason": reason,
                "requests_by_callback": dict(data["callbacks"]), "search_pages": data["pages"]}
-        path = Path(self.crawler.settings.get("DATA_DIR") or "data") / "bench" / f"{spider.name}.json"
+        path = paths.data_dir(self.crawler.settings) / "bench" / f"{spider.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out))

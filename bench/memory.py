@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SPIDERS, generate_all, machine_line, run_crawl, save_json, table, write_section  # noqa: E402
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 
 def crawl_rss(records: int) -> dict:

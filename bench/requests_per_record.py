@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LIMITS, SPIDERS, ceil_div, generate_all, machine_line, run_crawl, save_json, table, write_section  # noqa: E402
 from bench.crawl_all import needed_search_pages  # noqa: E402
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 # APIs whose search takes OR across terms (so the union floor is reachable)
 OR_QUERIES = {"zenodo", "datacite", "figshare"}  # RePORTER too, but its hits are fiscal-year rows, not records

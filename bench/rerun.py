@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     LIMITS, SPIDERS, apply_limits, floor_seconds, generate_all, machine_line, run_crawl, save_json, table, write_section,
 )
-from envision_spiders.localapi import LocalAPIServer  # noqa: E402
+from localapi import LocalAPIServer  # noqa: E402
 
 
 def one_run(server, data: Path, scale: float) -> dict:
@@ -42,7 +42,7 @@ def one_run(server, data: Path, scale: float) -> dict:
             "requests": summ.get("requests"), "api_served": api, "refused_429": len(entries) - api,
             "unique": summ.get("unique_records"), "new": summ.get("new"), "changed": summ.get("changed"),
             "unchanged": summ.get("unchanged"), "elapsed_s": summ.get("elapsed_seconds"), "mode": summ.get("mode"),
-            "floor_s": floor_seconds(api, LIMITS[s], scale), "healthy": summ.get("healthy"),
+            "floor_s": floor_seconds(api, LIMITS[s], scale, entries), "healthy": summ.get("healthy"),
         }
     return out
 

@@ -229,6 +229,7 @@ def funding_references(
     *,
     field: str = "funding",
     free_text: Any = None,
+    id_type: str | None = None,
     **paths: str,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """A record's funding entries and the problems met reading them.
@@ -237,8 +238,10 @@ def funding_references(
     :data:`FIELDS` to the source's field names (dotted for nested objects, e.g.
     ``funder_name="funder.name"``). ``free_text`` is a source's free-text funding
     statement (Figshare's ``funding``): every NIH award in it becomes an entry of its
-    own unless an object already holds it. ``record`` (``source:id``) and ``field``
-    name where a problem came from; problems never stop the others from being read."""
+    own unless an object already holds it. ``id_type`` is the funder identifier's type
+    when the objects do not say (Zenodo's InvenioRDM ``funder.id`` is a bare ROR id).
+    ``record`` (``source:id``) and ``field`` name where a problem came from; problems
+    never stop the others from being read."""
     unknown = set(paths) - set(FIELDS)
     if unknown:
         raise TypeError(f"unknown funding roles: {sorted(unknown)}")  # a programming error, not bad input
@@ -269,6 +272,8 @@ def funding_references(
                 problems.append(f"{record}: {field}[{i}].{path} is {type(value).__name__}, not text; left out")
                 value = None
             values[role] = value
+        if id_type and not values.get("funder_identifier_type"):
+            values["funder_identifier_type"] = id_type
         entry = funding_entry(**values)
         if any(entry[k] for k in ("funder_name", "funder_id", "award_number", "award_title")):
             entries.append(entry)

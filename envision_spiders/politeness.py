@@ -41,18 +41,31 @@ class WindowBudget:
     """Sliding-window request budget for one API (or one host), plus a 429 block.
 
     ``wait(now)`` is how long a request must wait before it may go; ``take(now)``
-    spends one request. ``block(until)`` stops everything until a time the server
-    named (Retry-After, a reset header).
+    spends one request and returns its stamp; ``done(stamp, now)`` says its answer
+    arrived. ``block(until)`` stops everything until a time the server named
+    (Retry-After, a reset header).
+
+    The server counts a request when it *receives* it, which is some time after we
+    decide to send it (the download slot's delay, the event loop, the network) and
+    before its answer arrives; the gap varies from request to request. Counting every
+    request at the moment we took its stamp lets a slow request and a fast one land in
+    one server window although they were a full window apart here (the server then
+    counted 101 of OSF's 100 an hour). So the margin is exactly that gap: once an
+    answer arrives, the request's stamp moves to that instant, the latest the server
+    can have received it, and a new request (received no earlier than it is stamped)
+    waits a full window after it. Only a request still in flight keeps its sending
+    time, which matters only for windows smaller than the requests in flight.
     """
 
     def __init__(self, windows: tuple[tuple[int, float], ...] = ()) -> None:
         self.windows = tuple((int(n), float(s)) for n, s in windows if n > 0 and s > 0)
-        self._stamps: collections.deque[float] = collections.deque()
+        # one single-item list per request, [time]: the time moves when the answer arrives
+        self._stamps: collections.deque[list[float]] = collections.deque()
         self._horizon = max((s for _, s in self.windows), default=0.0)
         self.blocked_until = 0.0
 
     def _trim(self, now: float) -> None:
-        while self._stamps and now - self._stamps[0] >= self._horizon:
+        while self._stamps and now - self._stamps[0][0] >= self._horizon:
             self._stamps.popleft()
 
     def wait(self, now: float) -> float:
@@ -60,23 +73,39 @@ class WindowBudget:
         if not self.windows:
             return w
         self._trim(now)
-        stamps = self._stamps
         for limit, period in self.windows:
-            # requests inside this window: the newest ones; the window is full when
-            # `limit` of them are younger than `period`
-            if len(stamps) >= limit:
-                oldest_in_window = stamps[len(stamps) - limit]
-                if now - oldest_in_window < period:
-                    w = max(w, period - (now - oldest_in_window))
+            # the window is full when `limit` requests are younger than `period`; it
+            # frees up when the oldest of the `limit` newest ones leaves it
+            inside = sorted(t for (t,) in self._stamps if now - t < period)
+            if len(inside) >= limit:
+                w = max(w, period - (now - inside[len(inside) - limit]))
         return w
 
-    def take(self, now: float) -> None:
-        if self.windows:
-            self._stamps.append(now)
+    def take(self, now: float) -> list[float] | None:
+        if not self.windows:
+            return None
+        stamp = [now]
+        self._stamps.append(stamp)
+        return stamp
+
+    @staticmethod
+    def done(stamp: list[float] | None, now: float) -> None:
+        """The answer to the request of ``stamp`` arrived at ``now``."""
+        if stamp is not None:
+            stamp[0] = max(stamp[0], now)
+
+    def refund(self, stamp: list[float] | None) -> None:
+        """The request of ``stamp`` never reached the server (DNS lookup failed,
+        connection refused): it spent nothing."""
+        if stamp is not None:
+            try:
+                self._stamps.remove(stamp)
+            except ValueError:  # already trimmed
+                pass
 
     def used(self, now: float, period: float) -> int:
         self._trim(now)
-        return sum(1 for t in self._stamps if now - t < period)
+        return sum(1 for (t,) in self._stamps if now - t < period)
 
     def block(self, until: float) -> None:
         self.blocked_until = max(self.blocked_until, until)

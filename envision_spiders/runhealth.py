@@ -8,7 +8,8 @@ every run, failed or not, with the exit status of each step it ran::
     python -m envision_spiders.runhealth --run-id RUN --step scrape=0 --step classify=0 ...
 
 It writes one ``summary.json`` (per spider: terms, hits, new / changed / unchanged,
-requests, retries, failures, bytes, duration; per step: records classified, EYE_IMAGING
+requests, retries, failures, bytes, duration, and for DataCite ``channels``: records only
+the search terms found, only the funder search, both; per step: records classified, EYE_IMAGING
 found, files downloaded, records posted; the funnel of :mod:`envision_spiders.funnel`,
 also logged as one line; the recall of the reference catalogue), says in the log what
 is wrong — loudly, in
@@ -26,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envision_spiders import paths
 from envision_spiders.funnel import Funnel, funnel
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
@@ -33,29 +35,43 @@ from envision_spiders.textutil import utcnow_iso
 logger = logging.getLogger("envision_spiders.runhealth")
 
 SPIDER_FIGURES = ("terms_searched", "hits", "unique_records", "new", "changed", "unchanged", "requests",
-                  "retries", "rate_limited", "failures", "bytes", "elapsed_seconds", "finish_reason")
+                  "retries", "rate_limited", "pacing_waits", "failures", "bytes", "elapsed_seconds", "finish_reason",
+                  "unreachable")
 
 
 def run_summary(data_dir: Path, run_id: str, steps: list[tuple[str, int]], results_dir: Path | None = None,
-                threshold: float = 0.80) -> dict[str, Any]:
+                threshold: float = 0.80, stopped: str | None = None) -> dict[str, Any]:
     folder = Path(data_dir) / "runs" / run_id
     problems: list[str] = []
-    for name, status in steps:
-        if status != 0:
+    if stopped:
+        where = f" during step {steps[-1][0]}" if steps else ""
+        problems.append(f"the run was stopped by SIG{stopped}{where}; the steps after it did not run")
+    for i, (name, status) in enumerate(steps):
+        if status != 0 and not (stopped and i == len(steps) - 1):
             problems.append(f"step {name} failed (exit status {status}); the steps after it did not run")
     spiders: dict[str, Any] = {}
+    unreachable: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
         data = read_json(path)
         if not isinstance(data, dict) or "spider" not in data:
             continue
         spiders[data["spider"]] = {k: data.get(k) for k in SPIDER_FIGURES} | {
             "healthy": data.get("healthy", True), "problems": data.get("problems", [])}
+        if isinstance(data.get("channels"), dict):
+            # records each way of searching found that the other did not (DataCite's terms and funder search)
+            spiders[data["spider"]]["channels"] = data["channels"]
         problems += [f"{data['spider']}: {p}" for p in data.get("problems", [])]
+        if data.get("unreachable"):
+            unreachable[data["spider"]] = data["unreachable"]
     summary: dict[str, Any] = {
         "run_id": run_id,
         "written_at": utcnow_iso(),
         "steps": [{"step": name, "exit_status": status} for name, status in steps],
         "spiders": spiders,
+        # sources whose API host could not be resolved or connected to: skipped this run
+        "unreachable_sources": unreachable,
+        # the signal (TERM, INT) that stopped the run, or None
+        "stopped_by": stopped,
     }
     results = read_json(folder / "results" / "summary.json")
     if isinstance(results, dict):
@@ -98,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--step", action="append", default=[], metavar="NAME=STATUS",
                         help="a step this run ran and its exit status, in order")
+    parser.add_argument("--stopped", default=None, metavar="SIGNAL",
+                        help="the run was stopped by this signal (TERM, INT) during its last step")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(levelname)s: %(message)s")
     from scrapy.utils.project import get_project_settings
 
     settings = get_project_settings()
-    args.data_dir = args.data_dir or settings.get("DATA_DIR") or "data"
-    args.results_dir = args.results_dir or settings.get("RESULTS_DIR") or "results"
+    args.data_dir = args.data_dir or paths.data_dir(settings)
+    args.results_dir = paths.results_dir(settings, args.results_dir)
     try:
         threshold = settings.getfloat("DOWNLOAD_THRESHOLD", 0.80)
     except ValueError:  # the steps refused it already, in their own words
@@ -113,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.step:
         name, _, status = item.partition("=")
         steps.append((name, int(status or 0)))
-    summary = run_summary(Path(args.data_dir), args.run_id, steps, Path(args.results_dir), threshold)
+    summary = run_summary(Path(args.data_dir), args.run_id, steps, Path(args.results_dir), threshold, args.stopped)
     path = Path(args.data_dir) / "runs" / args.run_id / "summary.json"
     atomic_write_json(path, summary)
     if "funnel" in summary:
         logger.info("run %s %s", args.run_id, Funnel(**summary["funnel"]).line())
     if summary.get("recall"):
         logger.info("run %s: %s", args.run_id, summary["recall"]["summary_line"])
+    if summary["unreachable_sources"]:
+        logger.error("run %s: unreachable sources, skipped this run: %s", args.run_id,
+                     "; ".join(f"{name} ({why.split(';')[0]})" for name, why in summary["unreachable_sources"].items()))
     if summary["healthy"]:
         logger.info("run %s healthy; summary in %s", args.run_id, path)
         return 0

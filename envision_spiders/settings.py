@@ -69,7 +69,7 @@ def _env_bool(name: str, default: bool) -> bool:
 BOT_NAME = "envision_spiders"
 SPIDER_MODULES = ["envision_spiders.spiders"]
 NEWSPIDER_MODULE = "envision_spiders.spiders"
-# `scrapy crawl all` and the curator commands (classify, download, post, ...).
+# `scrapy crawl all` and every curator command (classify, download, post, export-addf, ...).
 COMMANDS_MODULE = "envision_spiders.commands"
 
 # --- where things live --------------------------------------------------------
@@ -84,6 +84,10 @@ SEARCH_TERMS = _env("SEARCH_TERMS", "")
 MAX_PER_QUERY = _env_int("MAX_PER_QUERY", 0)
 # Contact address sent to APIs that reward identified clients (DataCite mailto, User-Agent).
 CONTACT_EMAIL = _env("CONTACT_EMAIL", "")
+# The datacite spider also searches for datasets whose funding references name the
+# National Eye Institute (its funder id, ROR id or name, or an NEI award number), next
+# to the search terms; 0 turns that search off (docs/recall.md, "Discovery by funder").
+DATACITE_FUNDER_SEARCH = _env_bool("DATACITE_FUNDER_SEARCH", True)
 
 # --- the recall check (scrapy recall, envision_spiders.recall) ---------------------
 # A curator's catalogue of known eye imaging datasets (the shipped catalogue's CSV
@@ -201,6 +205,13 @@ RETRY_BACKOFF_MAX = _env_float("RETRY_BACKOFF_MAX", 300)  # one wait never excee
 RETRY_MAX_ELAPSED = _env_float("RETRY_MAX_ELAPSED", 1800)  # give up after this long in total
 RATELIMIT_MAX_RETRIES = _env_int("RATELIMIT_MAX_RETRIES", 8)  # 429s in a row for one request
 RATELIMIT_MAX_WAIT = _env_float("RATELIMIT_MAX_WAIT", 3600)  # cap on one Retry-After
+# A source whose API host gave this many connection failures in a row (DNS lookup failed,
+# connection refused or timed out), over at least UNREACHABLE_SECONDS and with no answer
+# in between, is stopped with one line ("osf: api.osf.io unreachable (DNS lookup failed);
+# source skipped this run") and the run ends unhealthy; the other sources go on.
+# Connection failures never spend a rate budget (the server never saw them).
+UNREACHABLE_TRIES = _env_int("UNREACHABLE_TRIES", 3)
+UNREACHABLE_SECONDS = _env_float("UNREACHABLE_SECONDS", 10)
 
 DOWNLOADER_MIDDLEWARES = {
     # Scrapy's RetryMiddleware (550) retries at once; ours waits with backoff and jitter
@@ -241,6 +252,10 @@ ITEM_PIPELINES = {
 }
 
 EXTENSIONS = {
+    # a progress line per spider every PROGRESS_INTERVAL seconds instead of Scrapy's
+    # "Crawled N pages"; Scrapy's settings and component dumps once per process
+    "scrapy.extensions.logstats.LogStats": None,
+    "envision_spiders.extensions.progress.Progress": 0,
     # what a spider remembers between runs: last successful run, failures, saved records,
     # and this run's search terms per record
     "envision_spiders.extensions.state.CrawlState": 100,
@@ -252,7 +267,9 @@ EXTENSIONS = {
 
 LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 LOG_FORMAT = "%(asctime)s [%(name)s] %(levelname)s: %(message)s"
-LOGSTATS_INTERVAL = 60.0
+# seconds between two progress lines of a spider ("zenodo: term 12/47, 318 records (301
+# new), 0 failures; ..."); 0: none
+PROGRESS_INTERVAL = _env_float("PROGRESS_INTERVAL", 60)
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 

@@ -26,6 +26,8 @@ from typing import Any
 from scrapy.exceptions import UsageError
 from scrapy.settings import BaseSettings, default_settings
 
+from envision_spiders import paths
+
 # Read from the environment by other parts than settings.py: credentials (never
 # settings), and the variables of automation.sh and the test runner.
 OTHER_ENVIRONMENT = frozenset({
@@ -208,8 +210,8 @@ class CheckedCommand:
         if given:
             problems += source_problems(given, spider_loader(settings).list())
         if not problems:
-            results_dir = getattr(opts, "results_dir", None) or settings.get("RESULTS_DIR") or "results"
-            problems += folder_problems(Path(settings.get("DATA_DIR") or "data"), Path(results_dir),
+            results_dir = paths.results_dir(settings, getattr(opts, "results_dir", None))
+            problems += folder_problems(paths.data_dir(settings), Path(results_dir),
                                         needs_results=self.needs_results, makes_results=self.makes_results)
         problems += self.more_problems(args, opts)
         if problems:

@@ -8,6 +8,9 @@
   here) and in earlier runs, by the one rule of
   :func:`envision_spiders.extensions.state.merged_terms`; once written, the state
   merges later terms into the file itself;
+* ``provenance.found_by`` is likewise the union of the channels that found it
+  (``terms``, DataCite's ``funder`` search), by
+  :func:`envision_spiders.extensions.state.merged_channels`;
 * ``extra`` facts a spider lists in ``accumulated_extra`` grow across runs: lists
   become the sorted union, mappings are merged (a source that reports a record
   piecemeal, like RePORTER's fiscal years searched a few at a time incrementally);
@@ -28,7 +31,8 @@ from pathlib import Path
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from envision_spiders.extensions.state import CrawlState, merged_terms
+from envision_spiders import paths
+from envision_spiders.extensions.state import CrawlState, merged_channels, merged_terms, saved_channels
 from envision_spiders.storage import atomic_write_json, record_path
 
 logger = logging.getLogger(__name__)
@@ -77,7 +81,7 @@ class PersistPipeline:
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler) -> PersistPipeline:
@@ -96,7 +100,11 @@ class PersistPipeline:
         others = state.terms_found(source_id)
         if isinstance(existing, dict):
             others += (existing.get("provenance") or {}).get("search_terms") or []
-        record.setdefault("provenance", {})["search_terms"] = merged_terms(terms, others)
+        prov = record.setdefault("provenance", {})
+        prov["search_terms"] = merged_terms(terms, others)
+        # the channels that found it (terms, funder), this run's and earlier runs'
+        prov["found_by"] = merged_channels(prov.get("found_by"), state.channels_found(source_id),
+                                           saved_channels(existing.get("provenance")) if isinstance(existing, dict) else [])
         if isinstance(existing, dict):
             old_extra = existing.get("extra") if isinstance(existing.get("extra"), dict) else {}
             extra = record.get("extra") if isinstance(record.get("extra"), dict) else None

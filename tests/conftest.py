@@ -1,6 +1,6 @@
 """Shared test fixtures: the local API server, crawls in a subprocess, spiders in-process.
 
-No test touches the internet: APIs are served on 127.0.0.1 by envision_spiders.localapi,
+No test touches the internet: APIs are served on 127.0.0.1 by localapi,
 and callback tests replay recorded responses with scrapy-mock (cassettes under
 tests/fixtures/cassettes, never recorded: see ``vcr_settings`` below).
 """
@@ -18,7 +18,7 @@ import pytest
 import vcr
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "envision_spiders" / "localapi" / "samples"
+SAMPLES = ROOT / "localapi" / "samples"
 
 # Callback tests build crawlers in this process: give them the reactor the project uses.
 from scrapy.utils.reactor import install_reactor, is_reactor_installed  # noqa: E402
@@ -31,6 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+CASSETTES = ROOT / "tests" / "fixtures" / "cassettes"
+CASSETTE_SPECS = ROOT / "tests" / "fixtures" / "cassette_specs"
+
+
 @pytest.fixture(scope="session")
 def vcr_settings():
     """scrapy-mock replays cassettes; record_mode "none" means a request without a
@@ -38,20 +42,52 @@ def vcr_settings():
     return vcr.VCR(
         serializer="yaml",
         decode_compressed_response=True,
-        cassette_library_dir=str(ROOT / "tests" / "fixtures" / "cassettes"),
+        cassette_library_dir=str(CASSETTES),
         record_mode="none",
     )
 
 
-def replay(pytest_request, vcr_settings, url: str, *, method: str = "GET", body: Any = None):
-    """Like scrapy-mock's ``response`` fixture, for any method (Figshare and RePORTER
-    search with POST): the recorded answer to ``method url body`` as a Scrapy
-    TextResponse, from the cassette named after the running test."""
+def _cassettes() -> dict[tuple[str, str], str]:
+    """(method, URL) -> the cassette of the recorded sample that answers it, from
+    ``tests/fixtures/cassette_specs`` (``make_cassettes.py`` writes one cassette per
+    sample, named after it)."""
+    index = {}
+    for spec_file in sorted(CASSETTE_SPECS.glob("*.json")):
+        for spec in json.loads(spec_file.read_text()):
+            index[(spec.get("method", "GET"), spec["url"])] = str(Path(spec["sample"]).with_suffix(".yaml"))
+    return index
+
+
+def cassette_for(method: str, url: str) -> str:
+    """The cassette (relative to ``tests/fixtures/cassettes``) holding the recorded sample
+    that answers ``method url``. Cassettes are keyed by the sample they come from and found
+    by the request, never by a test's name: renaming a test orphans nothing."""
+    try:
+        return _cassettes()[(method, url)]
+    except KeyError:
+        pytest.fail(f"no recorded sample answers {method} {url}: add it to tests/fixtures/cassette_specs/ "
+                    "and run tests/fixtures/make_cassettes.py")
+
+
+@pytest.fixture
+def response(vcr_settings, url):
+    """scrapy-mock's ``response`` fixture (the recorded answer to ``GET url`` as a Scrapy
+    response), with the cassette found by :func:`cassette_for` instead of named after the
+    running test."""
+    from scrapy_mock import MockSession
+
+    with vcr_settings.use_cassette(cassette_for("GET", url)):
+        yield MockSession().get(url)
+
+
+def replay(vcr_settings, url: str, *, method: str = "GET", body: Any = None):
+    """Like :func:`response`, for any method (Figshare and RePORTER search with POST): the
+    recorded answer to ``method url body`` as a Scrapy TextResponse."""
     from scrapy.http import Request, TextResponse
-    from scrapy_mock import MockSession, slugify
+    from scrapy_mock import MockSession
 
     payload = json.dumps(body) if body is not None and not isinstance(body, str) else body
-    with vcr_settings.use_cassette(f"{slugify(pytest_request)}.yaml"):
+    with vcr_settings.use_cassette(cassette_for(method, url)):
         raw = MockSession().request(method, url, data=payload)
     return TextResponse(url=url, body=raw.content, encoding="utf-8",
                         request=Request(url, method=method, body=payload or b""))
@@ -63,7 +99,7 @@ def sample(path: str) -> Any:
 
 @pytest.fixture(scope="session")
 def localapi_server():
-    from envision_spiders.localapi import LocalAPIServer
+    from localapi import LocalAPIServer
 
     server = LocalAPIServer().start()
     yield server
@@ -366,3 +402,54 @@ def default_classifier(classifier_models):
     from envision_spiders.classifier import shared_classifier
 
     return shared_classifier("", classifier_models)
+
+
+class CachedEncoder:
+    """Stands in for :class:`envision_spiders.classifier.encoder.Encoder` with the real
+    encoder's own answers for the texts :func:`example_embeddings` computed them for; a
+    text it was not computed for fails the test (nothing is made up)."""
+
+    def __init__(self, texts: list[str], sentence, layers) -> None:
+        self._rows = {text: i for i, text in enumerate(texts)}
+        self._sentence, self._layers = sentence, layers
+
+    def __call__(self, model_dir=None, batch_size: int = 64) -> "CachedEncoder":
+        return self  # used where the code constructs Encoder(path)
+
+    def encode(self, texts):
+        missing = [t[:60] for t in texts if t not in self._rows]
+        assert not missing, f"no cached embedding for {len(missing)} texts, e.g. {missing[:3]}"
+        rows = [self._rows[t] for t in texts]
+        return self._sentence[rows], self._layers[rows]
+
+
+@pytest.fixture(scope="session")
+def example_embeddings() -> CachedEncoder:
+    """The frozen backbone's embeddings of the classifier's examples (built-in and the
+    project's extras), computed once by the real Encoder (about a minute of CPU for ~1,000
+    texts) and kept with the test model (:func:`models_cache`: the same fingerprint covers
+    the examples, the packages and the recipe), so cross-validation measures its folds and
+    heads without encoding the same texts again in every session."""
+    import hashlib
+
+    import numpy as np
+    from filelock import FileLock
+
+    from envision_spiders.classifier.data import builtin_examples, extra_examples
+
+    texts = list(builtin_examples().texts) + list(extra_examples().texts)
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    root = models_cache()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"example-embeddings-{digest}.npz"
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            from envision_spiders.classifier.encoder import Encoder
+            from envision_spiders.classifier.model import _backbone_path
+
+            sentence, layers = Encoder(_backbone_path()).encode(texts)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, sentence=sentence, layers=layers)
+            os.replace(tmp, path)
+        saved = np.load(path)
+        return CachedEncoder(texts, saved["sentence"], saved["layers"])

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from envision_spiders import paths
 from envision_spiders.textutil import utcnow_iso
 
 from .data import Examples
@@ -110,7 +111,7 @@ def models_dir(settings: Mapping[str, Any] | Any) -> Path:
     """Where models live: ``CLASSIFIER_MODELS_DIR``, else ``{DATA_DIR}/models`` (tests point
     every crawl of a session at one folder, so the default model is built once)."""
     configured = settings.get("CLASSIFIER_MODELS_DIR")
-    return Path(configured) if configured else Path(settings.get("DATA_DIR") or "data") / "models"
+    return Path(configured) if configured else paths.data_dir(settings) / "models"
 
 
 def default_model_dir(models_root: str | Path) -> Path:
@@ -556,7 +557,7 @@ def curated_examples(settings: Mapping[str, Any] | Any) -> Examples:
     the classifier reads them: :mod:`envision_spiders.review.training`)."""
     from envision_spiders.review.training import training_examples
 
-    return training_examples(settings.get("DATA_DIR") or "data")
+    return training_examples(paths.data_dir(settings))
 
 
 def classifier_for_command(settings: Mapping[str, Any] | Any, model_option: str | None) -> Classifier | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
 from envision_spiders.storage import atomic_write_json, iter_records, read_json
 from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY
 from envision_spiders.usercheck import CheckedCommand, no_records_problem
@@ -58,8 +59,8 @@ class Command(CheckedCommand, ScrapyCommand):
         if args:
             raise UsageError(f"unexpected arguments: {' '.join(args)}")
         configure_logging(self.settings)
-        data_dir = Path(self.settings.get("DATA_DIR") or "data")
-        results_dir = Path(opts.results_dir or self.settings.get("RESULTS_DIR") or "results")
+        data_dir = paths.data_dir(self.settings)
+        results_dir = paths.results_dir(self.settings, opts.results_dir)
         sources = opts.source or sources_on_disk(data_dir)
         counts = {"classified": 0, "reused": 0, "changed_meanwhile": 0}
         problem = no_records_problem(data_dir, opts.source or None)

@@ -13,6 +13,8 @@ import logging
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
+from envision_spiders.extensions.progress import quiet_repeats
 from envision_spiders.extensions.runsummary import EXIT_UNHEALTHY, new_run_id
 from envision_spiders.storage import read_json
 from envision_spiders.usercheck import CheckedCommand, spider_loader, spider_problems
@@ -54,6 +56,8 @@ class Command(CheckedCommand, ScrapyCrawl):
         names = sorted(self.crawler_process.spider_loader.list())
         if not names:
             raise UsageError("no spiders found")
+        # seven crawlers: Scrapy's settings and component dumps once, not seven times
+        quiet_repeats()
         crawlers = []
         for name in names:
             crawler = self._create_crawler(name)
@@ -69,7 +73,7 @@ class Command(CheckedCommand, ScrapyCrawl):
             from envision_spiders.results import write_results
 
             try:
-                write_results(self.settings.get("DATA_DIR") or "data", self.settings.get("RESULTS_DIR") or "results", run_id)
+                write_results(paths.data_dir(self.settings), paths.results_dir(self.settings), run_id)
             except Exception:
                 logger.exception("Cannot write the results; the records are saved: run `scrapy classify` to write them")
                 self.exitcode = self.exitcode or 1
@@ -80,7 +84,7 @@ class Command(CheckedCommand, ScrapyCrawl):
         build on), 3 (EXIT_UNHEALTHY) when every spider ran but one is unhealthy (did
         not finish, requests failed for good, hits fell far below recent runs): its
         records are saved and the next steps can use them, but the run must say so."""
-        data_dir = self.settings.get("DATA_DIR") or "data"
+        data_dir = paths.data_dir(self.settings)
         lines = []
         for name in names:
             summary = read_json(f"{data_dir}/runs/{run_id}/{name}.json")

@@ -25,6 +25,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
 from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ class Command(CheckedCommand, ScrapyCommand):
                   f"{len(catalogue.problems)} problems")
             self.exitcode = 1 if catalogue.problems else 0
             return
-        data_dir = Path(self.settings.get("DATA_DIR") or "data")
-        results_dir = Path(opts.results_dir or self.settings.get("RESULTS_DIR") or "results")
+        data_dir = paths.data_dir(self.settings)
+        results_dir = paths.results_dir(self.settings, opts.results_dir)
         threshold = self.settings.getfloat("DOWNLOAD_THRESHOLD", 0.80)
         post = self.settings.get("POST_THRESHOLD")
         run_id = opts.run_id or run_id_from(self.settings)

@@ -20,6 +20,7 @@ import logging
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
 from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Command(CheckedCommand, ScrapyCommand):
             raise UsageError("--threshold must be between 0 and 1")
         configure_logging(self.settings)
         try:
-            path = write_report(self.settings.get("DATA_DIR") or "data", self.settings.get("RESULTS_DIR") or "results",
+            path = write_report(paths.data_dir(self.settings), paths.results_dir(self.settings),
                                 output=opts.output, run_id=opts.run_id or self.settings.get("RUN_ID") or None,
                                 threshold=threshold, snapshot=not opts.no_snapshot)
         except OSError as exc:

@@ -36,6 +36,7 @@ from pathlib import Path
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from envision_spiders import paths
 from envision_spiders.usercheck import CheckedCommand
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ class Command(CheckedCommand, ScrapyCommand):
         if opts.limit < 0:
             raise UsageError("--limit must be 0 or more")
         configure_logging(self.settings)
-        self.data_dir = Path(self.settings.get("DATA_DIR") or "data")
-        self.results_dir = Path(self.settings.get("RESULTS_DIR") or "results")
+        self.data_dir = paths.data_dir(self.settings)
+        self.results_dir = paths.results_dir(self.settings)
         if action == "list":
             self.exitcode = self.show(rest, opts)
         elif action == "import":

@@ -37,6 +37,7 @@ from typing import Any
 
 import aiohttp
 
+from envision_spiders import paths
 from envision_spiders.credentials import API_SETTINGS, FILES_NEED_CREDENTIALS, Credentials, credentials_for
 from envision_spiders.politeness import Backoff, Pace
 from envision_spiders.review import Review
@@ -112,8 +113,8 @@ class DownloadConfig:
     @classmethod
     def from_settings(cls, settings: Any, threshold: float | None = None) -> DownloadConfig:
         return cls(
-            data_dir=Path(settings.get("DATA_DIR") or "data"),
-            results_dir=Path(settings.get("RESULTS_DIR") or "results"),
+            data_dir=paths.data_dir(settings),
+            results_dir=paths.results_dir(settings),
             threshold=threshold if threshold is not None else settings.getfloat("DOWNLOAD_THRESHOLD", 0.80),
             max_bytes=settings.getint("DOWNLOAD_MAX_BYTES", 100 * 1024**3),
             min_free_bytes=settings.getint("DOWNLOAD_MIN_FREE_BYTES", 1024**3),

@@ -20,6 +20,7 @@ from pathlib import Path
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from envision_spiders import paths
 from envision_spiders.results import run_id_from, write_results
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ class ResultsWriter:
         if settings.getbool("RESULTS_DEFERRED"):
             raise NotConfigured("results/ are rebuilt by `scrapy crawl all` after the last spider")
         self.crawler = crawler
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
-        self.results_dir = Path(settings.get("RESULTS_DIR") or "results")
+        self.data_dir = paths.data_dir(settings)
+        self.results_dir = paths.results_dir(settings)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod

@@ -4,6 +4,11 @@ Per source: terms searched, hits, unique records, new / changed / unchanged reco
 requests, retries, 429s, failures, malformed answers, bytes, elapsed time. The JSON
 (``data/runs/{run_id}/{spider}.json``) carries the same figures plus every
 ``envision/*`` stat; ``scrapy crawl all`` and ``automation.sh`` gather them per run.
+
+A spider that searches in more than one way (``spider.channels``: DataCite's search
+terms and its funder search) also gets ``channels``: how many records this run each
+channel found that the other did not, and how many both found
+(``{"terms_only", "funder_only", "both"}``), in the JSON and in a log line.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from pathlib import Path
 
 from scrapy import signals
 
+from envision_spiders import paths
+from envision_spiders.extensions.state import CrawlState
 from envision_spiders.storage import atomic_write_json, read_json
 from envision_spiders.textutil import utcnow_iso
 
@@ -40,7 +47,9 @@ SUMMARY_FIELDS = (
     ("unchanged", ("envision/records/unchanged",)),
     ("requests", ("downloader/request_count",)),
     ("retries", ("retry/count",)),
+    # answered 429 by the server ("rate-limited"), apart from our own pacing waits
     ("rate_limited", ("envision/ratelimit/429",)),
+    ("pacing_waits", ("envision/pacing/waits",)),
     ("failures", ("envision/failures",)),
     ("bad_records", ("envision/bad_record",)),
     ("bytes", ("downloader/response_bytes",)),
@@ -58,7 +67,8 @@ MIN_MEDIAN = 10  # too few hits before to judge a drop
 def health(summary: dict, previous: list[dict]) -> list[str]:
     """What is wrong with a spider's run, in words a curator can act on ([] = healthy)."""
     problems = []
-    if summary["finish_reason"] != "finished":
+    # an unreachable source says so in its own words (SourceSpider.report_problem)
+    if summary["finish_reason"] not in ("finished", "unreachable"):
         problems.append(f"the crawl did not finish normally ({summary['finish_reason']})")
     if summary["failures"]:
         problems.append(f"{summary['failures']} requests failed for good (kept in data/failures/, retried next run)")
@@ -97,7 +107,7 @@ class RunSummary:
         self.crawler = crawler
         settings = crawler.settings
         self.run_id = settings.get("RUN_ID") or new_run_id()
-        self.data_dir = Path(settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(settings)
         self.started = time.monotonic()
         self.started_at = utcnow_iso()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -125,18 +135,25 @@ class RunSummary:
             "finished_at": utcnow_iso(),
             "elapsed_seconds": elapsed,
             **figures,
+            # "<host> unreachable (<why>); source skipped this run", or None
+            "unreachable": stats.get("envision/unreachable"),
             "stats": {k: v for k, v in sorted(stats.items()) if k.startswith(("envision/", "retry/", "downloader/response_status_count/"))},
         }
+        if len(getattr(spider, "channels", ())) > 1:
+            channels = CrawlState.of(self.crawler).channel_counts()
+            summary["channels"] = channels
+            logger.info("%s channels: %d records found only by the search terms, %d only by the funder search, "
+                        "%d by both", spider.name, channels["terms_only"], channels["funder_only"], channels["both"])
         problems = list(getattr(spider, "problems", [])) + health(summary, previous_summaries(self.data_dir, spider.name, self.run_id))
         summary["healthy"] = not problems
         summary["problems"] = problems
         logger.info(
             "%s summary: %d terms searched, %d hits, %d unique records (%d new, %d changed, %d unchanged); "
-            "%d requests, %d retries, %d rate-limited, %d failures, %d malformed answers, %d bad records, "
-            "%.1f MB, %.1f s; finish reason: %s",
+            "%d requests, %d retries, %d rate-limited (429), %d pacing waits, %d failures, %d malformed answers, "
+            "%d bad records, %.1f MB, %.1f s; finish reason: %s",
             spider.name, figures["terms_searched"], figures["hits"], figures["unique_records"], figures["new"],
             figures["changed"], figures["unchanged"], figures["requests"], figures["retries"],
-            figures["rate_limited"], figures["failures"], figures["bad_responses"], figures["bad_records"],
+            figures["rate_limited"], figures["pacing_waits"], figures["failures"], figures["bad_responses"], figures["bad_records"],
             figures["bytes"] / 1e6, elapsed, reason,
         )
         for problem in problems:

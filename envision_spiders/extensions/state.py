@@ -13,7 +13,10 @@
   :meth:`CrawlState.saved`: the whole saved record, read from disk once per record
   however many components ask (archive peek, classification, persistence);
 * the search terms that found each record this run (:meth:`CrawlState.found`) and
-  their one merge rule (:func:`merged_terms`). A record being fetched gets them when
+  their one merge rule (:func:`merged_terms`); likewise the *channels* that found it
+  (``terms``, or another way of searching such as DataCite's ``funder`` search), kept
+  as ``provenance.found_by`` by the rule of :func:`merged_channels`, and counted per
+  run by :meth:`CrawlState.channel_counts`. A record being fetched gets them when
   the persistence pipeline writes it (:meth:`CrawlState.record_saved`); a saved record
   that stays as it is (unchanged, or already written this run) gets a new term
   written into its file at once. What a kill can lose is what was in flight: the
@@ -30,12 +33,13 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
+from envision_spiders import paths
 from envision_spiders.storage import (
     append_jsonl,
     atomic_write_bytes,
@@ -61,6 +65,19 @@ _SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "si
 
 # Saved records kept in memory after a read (components ask for the one in the pipelines).
 SAVED_CACHE_SIZE = 1024
+# An incremental run looks back this much further than the last successful run,
+# for records indexed late and clocks that disagree.
+SINCE_OVERLAP = timedelta(days=1)
+
+
+def mark_text(mark: Any) -> str:
+    """The incremental mark in the words the log uses at the end of the run that sets it
+    and at the start of the next: ``incremental mark 2026-12-07T02:00:00Z (changes since
+    2026-12-06)``."""
+    dt = parse_datetime(mark)
+    if dt is None:
+        return "no incremental mark yet (a full run)"
+    return f"incremental mark {iso(dt)} (changes since {dt - SINCE_OVERLAP:%Y-%m-%d})"
 # A state for crawlers that run without the extension (components tested on their own).
 _DETACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -80,6 +97,28 @@ def merged_terms(first: list[str], others: list[str] | None) -> list[str]:
     in earlier runs), sorted. A term that finds a record already written is appended."""
     terms = list(first)
     return terms + sorted(t for t in set(others or []) if t not in terms)
+
+
+# The ways a spider can find a record, in the order ``provenance.found_by`` lists them:
+# the search terms, and DataCite's search by funding references (spider ``datacite``).
+CHANNELS = ("terms", "funder")
+
+
+def merged_channels(*lists: list[str] | None) -> list[str]:
+    """``provenance.found_by``: every channel of ``lists`` (this run's and earlier
+    runs'), once, in the order of CHANNELS (others after them, sorted)."""
+    found = {c for lst in lists for c in (lst or []) if isinstance(c, str) and c}
+    return [c for c in CHANNELS if c in found] + sorted(found - set(CHANNELS))
+
+
+def saved_channels(provenance: Any) -> list[str]:
+    """``found_by`` of a saved record's provenance; a record saved before channels were
+    kept was found by its search terms."""
+    prov = provenance if isinstance(provenance, dict) else {}
+    found_by = prov.get("found_by")
+    if isinstance(found_by, list):
+        return merged_channels(found_by)
+    return ["terms"] if prov.get("search_terms") else []
 
 
 def request_to_record(request: Request, reason: str) -> dict[str, Any]:
@@ -107,10 +146,11 @@ def request_to_record(request: Request, reason: str) -> dict[str, Any]:
 class CrawlState:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.data_dir = Path(crawler.settings.get("DATA_DIR") or "data")
+        self.data_dir = paths.data_dir(crawler.settings)
         self.started_at = utcnow_iso()
         self.index: dict[str, dict[str, Any]] = {}
         self.terms: dict[str, list[str]] = {}  # safe id -> terms that found it this run, in order
+        self.channels: dict[str, list[str]] = {}  # safe id -> channels that found it this run
         self.settled: set[str] = set()  # safe ids whose saved copy stays this run (terms go into it)
         self._cache: OrderedDict[str, tuple[tuple[int, int], dict]] = OrderedDict()
         self.previous_failures: list[dict[str, Any]] = []
@@ -173,6 +213,7 @@ class CrawlState:
             self.index[safe_id(sid)] = {
                 "source_modified": prov.get("source_modified"),
                 "search_terms": prov.get("search_terms") or [],
+                "found_by": saved_channels(prov),
             }
         self.crawler.stats.set_value("envision/records/on_disk_at_start", len(self.index))
 
@@ -190,18 +231,20 @@ class CrawlState:
                     self.failures_path,
                     "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in mine).encode("utf-8"),
                 )
-        complete = getattr(spider, "covers_everything", lambda: False)()
-        if reason == "finished" and self.new_failures == 0 and complete:
+        # an unreachable source says why among the spider's problems
+        reasons = [] if reason in ("finished", "unreachable") else [f"the crawl did not finish ({reason})"]
+        if self.new_failures:
+            reasons.append(f"{self.new_failures} requests failed")
+        reasons += getattr(spider, "incomplete_reasons", lambda: ["it is not a source spider"])()
+        if not reasons:
             atomic_write_json(
                 self.state_path,
                 {"last_success": self.started_at, "terms_sha": getattr(spider, "terms_sha", None)},
             )
-            logger.info("%s: run complete; the next run asks only for changes since %s", self.name, self.started_at)
-        elif reason == "finished" and complete:
-            logger.warning(
-                "%s: %d requests failed; the mark of the last successful run stays at %s",
-                self.name, self.new_failures, self._mark.get("last_success") or "(none)",
-            )
+            logger.info("%s: run complete; %s", self.name, mark_text(self.started_at))
+        else:
+            logger.warning("%s: this run did not move the incremental mark (%s); it stays: %s",
+                           self.name, "; ".join(reasons), mark_text(self._mark.get("last_success")))
 
     # ---------------------------------------------------------------- API for spiders
     def last_success(self, terms_sha: str | None) -> datetime | None:
@@ -260,24 +303,50 @@ class CrawlState:
         """The persistence pipeline wrote ``record``: later terms go straight into it."""
         key = safe_id(source_id)
         prov = record.get("provenance") or {}
-        self.index[key] = {"source_modified": prov.get("source_modified"), "search_terms": list(prov.get("search_terms") or [])}
+        self.index[key] = {"source_modified": prov.get("source_modified"), "search_terms": list(prov.get("search_terms") or []),
+                           "found_by": saved_channels(prov)}
         self._remember(key, record_path(self.data_dir, self.name, source_id), record)
         self.settled.add(key)
 
     # ---------------------------------------------------------------- search terms
-    def found(self, source_id: str, term: str | None) -> bool:
-        """``term`` found ``source_id``; True the first time this run. A record whose
-        saved copy stays as it is gets a new term written into it now."""
+    def found(self, source_id: str, term: str | None, channel: str = "terms") -> bool:
+        """``term`` (of ``channel``: ``terms``, or ``funder`` with no term) found
+        ``source_id``; True the first time this run. A record whose saved copy stays as
+        it is gets a new term or channel written into it now."""
         key = safe_id(source_id)
         terms = self.terms.get(key)
         first = terms is None
         if first:
             terms = self.terms[key] = []
+        channels = self.channels.setdefault(key, [])
+        new = False
         if term and term not in terms:
             terms.append(term)
-            if key in self.settled:
-                self._merge_terms(source_id)
+            new = True
+        if channel not in channels:
+            channels.append(channel)
+            new = True
+        if new and key in self.settled:
+            self._merge_terms(source_id)
         return first
+
+    def channels_found(self, source_id: str) -> list[str]:
+        """The channels that found this record this run (CHANNELS order)."""
+        return merged_channels(self.channels.get(safe_id(source_id)))
+
+    def channel_counts(self) -> dict[str, int]:
+        """Records found this run by each combination of channels: ``{"terms_only": n,
+        "funder_only": n, "both": n}`` for the two channels of CHANNELS."""
+        counts = {"terms_only": 0, "funder_only": 0, "both": 0}
+        for channels in self.channels.values():
+            terms, funder = "terms" in channels, "funder" in channels
+            if terms and funder:
+                counts["both"] += 1
+            elif terms:
+                counts["terms_only"] += 1
+            elif funder:
+                counts["funder_only"] += 1
+        return counts
 
     def terms_found(self, source_id: str) -> list[str]:
         """The terms that found this record this run, in the order they did."""
@@ -295,7 +364,9 @@ class CrawlState:
         if entry is None:
             return  # not on disk: its item (if any) takes the terms when it is written
         missing = [t for t in self.terms.get(key, []) if t not in entry["search_terms"]]
-        if not missing:
+        channels = self.channels.get(key, [])
+        new_channels = [c for c in channels if c not in entry.get("found_by", [])]
+        if not missing and not new_channels:
             return
         record = self.saved(source_id)
         if record is None:
@@ -303,6 +374,8 @@ class CrawlState:
         prov = record.setdefault("provenance", {})
         terms = list(prov.get("search_terms") or [])
         prov["search_terms"] = terms + [t for t in missing if t not in terms]
+        if new_channels:
+            prov["found_by"] = merged_channels(saved_channels(prov), channels)
         path = record_path(self.data_dir, self.name, source_id)
         try:
             atomic_write_json(path, record)
@@ -311,8 +384,10 @@ class CrawlState:
             logger.error("%s: cannot add the terms %s to %s: %s", self.name, missing, path, exc)
             return
         entry["search_terms"] = list(prov["search_terms"])
+        entry["found_by"] = saved_channels(prov)
         self._remember(key, path, record)
-        self.crawler.stats.inc_value("envision/records/terms_merged", len(missing))
+        if missing:
+            self.crawler.stats.inc_value("envision/records/terms_merged", len(missing))
 
     def merge_unsaved_terms(self) -> None:
         """At the end: terms of saved records whose refresh never arrived (its fetch

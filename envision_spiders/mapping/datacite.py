@@ -16,6 +16,11 @@ shapes are read.
 * ``client_id``, ``provider_id``, ``publisher`` (its name, whatever the shape);
 * ``formats`` and ``sizes`` as DataCite gives them; ``resource_subtype``
   (``types.resourceType``), ``version``, ``rights`` (every rights statement's text).
+
+``funding`` comes from ``fundingReferences`` (schema 4: ``funderName``,
+``funderIdentifier`` with ``funderIdentifierType``, ``awardNumber``, ``awardUri``,
+``awardTitle``), normalised by :mod:`envision_spiders.funding`; what could not be read
+is listed in ``funding_problems`` (the spider logs and counts it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import re
 from typing import Any
 
 from envision_spiders.filetypes import category_of_extension, file_extension
+from envision_spiders.funding import funding_references
 from envision_spiders.textutil import as_list, html_to_text, iso, plain_text, related_dois_and_links, strings, year_of
 
 
@@ -284,6 +290,18 @@ def relation_id(relationships: Any, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# DataCite's names of the parts of a funding reference (schema 4), by their role here
+FUNDING_FIELDS = dict(funder_name="funderName", funder_identifier="funderIdentifier",
+                      funder_identifier_type="funderIdentifierType", award_number="awardNumber",
+                      award_title="awardTitle", award_uri="awardUri")
+
+
+def funding_of(doi: str, attributes: dict) -> tuple[list[dict[str, Any]], list[str]]:
+    """``fundingReferences`` as funding entries, and the problems met reading them."""
+    return funding_references(attributes.get("fundingReferences"), f"datacite:{doi}", field="fundingReferences",
+                              **FUNDING_FIELDS)
+
+
 def map_record(doi: str, record: dict) -> dict[str, Any]:
     """DatasetItem fields of a DOI resource (a search hit: the whole record)."""
     attributes = record["attributes"]
@@ -303,6 +321,7 @@ def map_record(doi: str, record: dict) -> dict[str, Any]:
     formats = strings(attributes.get("formats"))
     sizes = strings(attributes.get("sizes"))
     url = attributes.get("url") if isinstance(attributes.get("url"), str) and attributes["url"].strip() else None
+    funding, funding_problems = funding_of(doi, attributes)
     extra = {
         "hosting_repository": hosting_repository(doi, client_id, publisher),
         "client_id": client_id,
@@ -332,5 +351,7 @@ def map_record(doi: str, record: dict) -> dict[str, Any]:
         "files": [],
         "file_types": format_extensions(formats),
         "total_size_bytes": total_size(sizes),
+        "funding": funding,
+        "funding_problems": funding_problems,
         "extra": {k: v for k, v in extra.items() if v not in (None, "", [])},
     }

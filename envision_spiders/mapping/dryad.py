@@ -4,7 +4,7 @@ The description is the abstract alone (what DataCite shows for the same DOI); me
 and usage notes are kept in ``extra``. ``extra`` holds: ``dryad_id`` (the dataset's
 number), ``version_id``, ``version_number``, ``curation_status``, ``version_changes``,
 ``field_of_science`` (also a keyword), ``methods``, ``usage_notes`` (plain text; their
-links go to ``external_links``), ``funders``, ``locations``, ``storage_size`` (the API's
+links go to ``external_links``), ``locations``, ``storage_size`` (the API's
 total, also the record's ``total_size_bytes`` when files have no sizes),
 ``related_publication_issn``, ``deleted_files`` (deleted entries the listing held) and
 ``files_need_auth``. Authors' e-mail addresses are not kept.
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from envision_spiders.funding import funding_references
 from envision_spiders.textutil import checksum, dois_in, html_to_text, name_text, normalize_doi, parse_datetime, plain_text, strings, year_of
 
 
@@ -154,18 +155,19 @@ def related_of(works: Any, own_doi: str | None) -> tuple[list[dict[str, str]], l
     return related, related_dois, links
 
 
-def funders_of(funders: Any) -> list[dict[str, str]]:
-    out = []
-    for f in funders if isinstance(funders, list) else []:
-        if isinstance(f, dict):
-            entry = {
-                "name": plain_text(f.get("organization")),
-                "identifier": plain_text(f.get("identifier")),
-                "award_number": plain_text(f.get("awardNumber")),
-            }
-            if any(entry.values()):
-                out.append({k: v for k, v in entry.items() if v})
-    return out
+# Dryad's names of the parts of a ``funders`` entry (2026: organization, identifierType,
+# identifier, awardNumber, awardURI, awardTitle; 2020: organization and awardNumber)
+FUNDING_FIELDS = dict(funder_name="organization", funder_identifier="identifier",
+                      funder_identifier_type="identifierType", award_number="awardNumber",
+                      award_title="awardTitle", award_uri="awardURI")
+
+
+def funding_of(record: dict, doi: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """``funders`` as funding entries (several awards in one ``awardNumber`` are all
+    read), and the problems met reading them (naming the record by its DOI, else its
+    own link)."""
+    name = f"dryad:{doi or link(record, 'self') or 'without an id'}"
+    return funding_references(record.get("funders"), name, field="funders", **FUNDING_FIELDS)
 
 
 def map_dataset(record: dict, site: str) -> dict[str, Any]:
@@ -185,6 +187,7 @@ def map_dataset(record: dict, site: str) -> dict[str, Any]:
     published, modified = date_of(record.get("publicationDate")), date_of(record.get("lastModificationDate"))
     places = strings([p.get("place") for p in record.get("locations") or [] if isinstance(p, dict)])
     issn = record.get("relatedPublicationISSN")
+    funding, funding_problems = funding_of(record, doi)
     extra = {
         "dryad_id": record.get("id") if isinstance(record.get("id"), int) else None,
         "version_number": record.get("versionNumber") if isinstance(record.get("versionNumber"), int) else None,
@@ -193,7 +196,6 @@ def map_dataset(record: dict, site: str) -> dict[str, Any]:
         "field_of_science": field,
         "methods": methods,
         "usage_notes": usage,
-        "funders": funders_of(record.get("funders")),
         "locations": places,
         "storage_size": size,
         "related_publication_issn": issn if isinstance(issn, str) and issn else None,
@@ -214,5 +216,7 @@ def map_dataset(record: dict, site: str) -> dict[str, Any]:
         "related_dois": related_dois,
         "external_links": list(dict.fromkeys(links + method_links + usage_links + related_links)),
         "total_size_bytes": size,
+        "funding": funding,
+        "funding_problems": funding_problems,
         "extra": {k: v for k, v in extra.items() if v not in (None, "", [])},
     }

@@ -13,8 +13,13 @@ host when it is not figshare.com: institution and publisher portals such as
 plos.figshare.com, and mirrors), ``mirrored_from`` (the repository a mirrored record
 comes from, e.g. ``zenodo`` for zenodo.figshare.com; its DOI belongs to that
 repository), ``resource_title`` (the related publication), ``embargo`` (type, date,
-reason), ``confidential_reason``, ``metadata_only_reason``, ``funding``, and
+reason), ``confidential_reason``, ``metadata_only_reason``, and
 ``files_from_listing`` when the file list came from ``/files``.
+
+``funding`` comes from ``funding_list`` (FundingInformation: ``title``, ``grant_code``,
+``funder_name``, ``url``) and the free-text ``funding`` statement (every NIH award
+number in it that the list lacks becomes an entry of its own); None when the record
+carries neither field (a search hit). Problems reading them are in ``funding_problems``.
 
 ``provenance.source_modified`` is the article's :func:`version_stamp`: its
 ``modified_date``, or a later version date the same record reports (so a search hit
@@ -28,6 +33,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
+from envision_spiders.funding import funding_references
 from envision_spiders.textutil import as_list, checksum, dois_in, html_to_text, iso, normalize_doi, parse_datetime, plain_text, strings, year_of
 
 
@@ -193,6 +199,19 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+# Figshare's names of the parts of a FundingInformation object, by their role here
+FUNDING_FIELDS = dict(funder_name="funder_name", award_number="grant_code", award_title="title", award_uri="url")
+
+
+def funding_of(record_id: str, article: dict) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """``funding_list`` and the free-text ``funding`` as funding entries (None when the
+    article has neither field), and the problems met reading them."""
+    if "funding_list" not in article and "funding" not in article:
+        return None, []
+    return funding_references(article.get("funding_list"), f"figshare:{record_id}", field="funding_list",
+                              free_text=article.get("funding"), **FUNDING_FIELDS)
+
+
 def map_article(article: dict, base_url: str, listing: list | None = None) -> dict[str, Any]:
     """DatasetItem fields of an article (``GET /articles/{id}``); ``listing``: the entries
     of ``/articles/{id}/files`` when they were read (they win over the embedded list)."""
@@ -215,6 +234,7 @@ def map_article(article: dict, base_url: str, listing: list | None = None) -> di
     license_name = _text(license_.get("name")) if isinstance(license_, dict) else _text(license_)
     timeline = article.get("timeline") if isinstance(article.get("timeline"), dict) else {}
     published = article.get("published_date") or timeline.get("posted")
+    funding, funding_problems = funding_of(article_id(article), article)
     dates = {
         k: v
         for k, v in (
@@ -236,7 +256,6 @@ def map_article(article: dict, base_url: str, listing: list | None = None) -> di
         "resource_title": plain_text(article.get("resource_title")) or None,
         "confidential_reason": _text(article.get("confidential_reason")) if article.get("is_confidential") else None,
         "metadata_only_reason": _text(article.get("metadata_reason")) if article.get("is_metadata_record") else None,
-        "funding": [t for t in (plain_text(f.get("title")) for f in as_list(article.get("funding_list")) if isinstance(f, dict)) if t],
         "files_from_listing": True if listing is not None else None,
     }
     if article.get("is_embargoed"):
@@ -266,5 +285,7 @@ def map_article(article: dict, base_url: str, listing: list | None = None) -> di
         "external_links": external,
         "files": files,
         "total_size_bytes": size_of(article.get("size")),
+        "funding": funding,
+        "funding_problems": funding_problems,
         "extra": {k: v for k, v in extra.items() if v not in (None, [], {}, "")},
     }

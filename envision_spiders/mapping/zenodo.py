@@ -5,6 +5,12 @@ Search hits come in two shapes (2024+: ``files[]`` with ``key``, ``size``,
 the ``/records/{id}/files`` listing has ``entries`` of the first shape. ``extra`` holds
 ``conceptrecid`` and ``conceptdoi`` (the concept every version shares), ``communities``,
 ``resource_subtype`` and ``version``.
+
+``funding`` comes from ``metadata.grants`` (the legacy serializer: ``code``, ``title``,
+``funder`` {``name``, ``doi``, ``acronym``}, ``internal_id``) and from
+``metadata.funding`` (InvenioRDM records: ``funder`` {``id`` (a bare ROR id), ``name``},
+``award`` {``number``, ``title`` {``en``}}), whichever the record carries; an award in
+both is kept once. Problems reading them are listed in ``funding_problems``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from envision_spiders.funding import funding_references
 from envision_spiders.textutil import checksum, html_to_text, iso, normalize_doi, plain_text, related_dois_and_links, strings, year_of
 
 
@@ -74,6 +81,25 @@ def creators_of(md: dict) -> list[dict[str, Any]]:
     ]
 
 
+# Zenodo's names of the parts of a grant (legacy ``metadata.grants``) and of an
+# InvenioRDM funding entry (``metadata.funding``), by their role here
+GRANT_FIELDS = dict(funder_name="funder.name", funder_identifier="funder.doi", award_number="code",
+                    award_title="title", award_uri="url")
+RDM_FUNDING_FIELDS = dict(funder_name="funder.name", funder_identifier="funder.id", award_number="award.number",
+                          award_title="award.title.en")
+
+
+def funding_of(record_id: str, md: dict) -> tuple[list[dict[str, Any]], list[str]]:
+    """``metadata.grants`` and ``metadata.funding`` as funding entries (an award both
+    hold is kept once), and the problems met reading them."""
+    record = f"zenodo:{record_id}"
+    grants, problems = funding_references(md.get("grants"), record, field="metadata.grants", **GRANT_FIELDS)
+    rdm, more = funding_references(md.get("funding"), record, field="metadata.funding", id_type="ror",
+                                   **RDM_FUNDING_FIELDS)
+    known = {e["award_number"] for e in grants if e["award_number"]}
+    return grants + [e for e in rdm if not e["award_number"] or e["award_number"] not in known], problems + more
+
+
 def map_record(hit: dict, files: list[dict], web_root: str) -> dict[str, Any]:
     """DatasetItem fields of a search hit (or record), with its ``files``."""
     md = hit.get("metadata") or {}
@@ -87,6 +113,7 @@ def map_record(hit: dict, files: list[dict], web_root: str) -> dict[str, Any]:
         license_ = license_.get("id") or license_.get("title")
     resource = md.get("resource_type") or {}
     published = md.get("publication_date")
+    funding, funding_problems = funding_of(record_id, md)
     return {
         "doi": doi,
         "url": (hit.get("links") or {}).get("self_html") or f"{web_root}/records/{record_id}",
@@ -111,6 +138,8 @@ def map_record(hit: dict, files: list[dict], web_root: str) -> dict[str, Any]:
         "related_dois": related_dois,
         "external_links": external,
         "files": files,
+        "funding": funding,
+        "funding_problems": funding_problems,
         "extra": {
             k: v
             for k, v in (

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from envision_spiders import paths
 from envision_spiders.politeness import Backoff
 from envision_spiders.review import Review
 from envision_spiders.selection import AWAITING_REVIEW, DUPLICATE, REJECTED_BY_CURATOR, reason_kind, select_records
@@ -90,8 +91,8 @@ class PostConfig:
         )
         # the portal's address and key: the environment (or .env, loaded by settings.py) only
         return cls(
-            data_dir=Path(settings.get("DATA_DIR") or "data"),
-            results_dir=Path(settings.get("RESULTS_DIR") or "results"),
+            data_dir=paths.data_dir(settings),
+            results_dir=paths.results_dir(settings),
             threshold=threshold,
             portal_url=(env.get("PORTAL_URL") or "").strip() or None,
             api_key=(env.get("PORTAL_API_KEY") or "").strip() or None,

@@ -313,6 +313,8 @@ def check(data_dir: str | Path, results_dir: str | Path, catalogue: Catalogue, t
         "posted": sum(r["posted"] for r in checked),
         "duplicates": sum(bool(r["duplicate_of"]) for r in checked),
         "restricted": reasons["restricted"],
+        # entries whose record no search term found, only DataCite's funder search
+        "found_only_by_funder": sum(r["found"] and "funder" in r["found_by"] and not r["terms"] for r in checked),
         "by_source": {},
         "why_not": dict(sorted(reasons.items())),
     }
@@ -396,8 +398,9 @@ def log_result(result: Mapping[str, Any]) -> None:
         logger.warning("recall catalogue %s line %s: %s", p["file"], p["line"], p["problem"])
     s = result["summary"]
     logger.info("%s (%d not found, %d filtered as non-datasets, %d NEGATIVE -> review queue, %d downloaded, "
-                "%d posted; %d entries of sources not crawled)", result["summary_line"], s["not_found"],
-                s["filtered_non_dataset"], s["negative"], s["downloaded"], s["posted"], s["not_checked"])
+                "%d posted; %d found only by the funder search; %d entries of sources not crawled)",
+                result["summary_line"], s["not_found"], s["filtered_non_dataset"], s["negative"], s["downloaded"],
+                s["posted"], s.get("found_only_by_funder", 0), s["not_checked"])
     for row in result["entries"]:
         if row["outcome"] in ("not_found", "filtered_non_dataset", "negative"):
             logger.info("recall: %s [%s]: %s", row["entry"]["name"], row["outcome"],

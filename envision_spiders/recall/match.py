@@ -89,7 +89,7 @@ class View:
     label: str | None
     prob: float | None
     terms: list[str]
-    found_by: list[str] = field(default_factory=list)  # channels other than terms (provenance.found_by)
+    found_by: list[str] = field(default_factory=list)  # channels that found it: terms, funder (provenance.found_by)
     concept: str | None = None  # Zenodo concept record id
     concept_doi: str | None = None
 

@@ -61,7 +61,7 @@ def contributions(views: Iterable[View], terms: list[str]) -> dict[str, dict[str
             row = out.setdefault(t, {"found": 0, "unique": 0, "unique_eye_imaging": 0, "unique_keys": [],
                                      "retired": True})
             row["found"] += 1
-        if len(v.terms) == 1 and not v.found_by:
+        if len(v.terms) == 1 and not set(v.found_by) - {"terms"}:
             row = out[v.terms[0]]
             row["unique"] += 1
             row["unique_eye_imaging"] += v.label == "EYE_IMAGING"

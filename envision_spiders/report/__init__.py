@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from envision_spiders import paths
 from envision_spiders.storage import atomic_write_bytes, atomic_write_json
 
 from .gather import Report, gather, prune_snapshots, snapshot_key, snapshot_path
@@ -90,8 +91,8 @@ def report_after_classify(settings: Any, run_id: str | None = None) -> Path | No
     fails is logged and never fails the classification (returns None)."""
     try:
         return write_report(
-            settings.get("DATA_DIR") or "data",
-            settings.get("RESULTS_DIR") or "results",
+            paths.data_dir(settings),
+            paths.results_dir(settings),
             run_id=run_id or settings.get("RUN_ID") or None,
             threshold=settings.getfloat("DOWNLOAD_THRESHOLD", 0.80),
         )

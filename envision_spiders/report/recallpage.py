@@ -66,7 +66,8 @@ def recall_section(recall: Mapping[str, Any] | None) -> str:
                 '<code>./automation.sh</code>).</p></section>')
     s = recall["summary"]
     head = [f'<p class="sub">{esc(recall.get("summary_line", ""))} · {s.get("downloaded", 0)} downloaded · '
-            f'{s.get("posted", 0)} posted · {s.get("not_checked", 0)} entries of sources not crawled · '
+            f'{s.get("posted", 0)} posted · {s.get("found_only_by_funder", 0)} found only by the funder search · '
+            f'{s.get("not_checked", 0)} entries of sources not crawled · '
             f'catalogue: {esc(", ".join(recall.get("catalogue", {}).get("files") or []))}</p>']
     if not recall.get("healthy", True):
         head.append('<p class="bad">' + "<br>".join(esc(p) for p in recall.get("problems") or []) + "</p>")
@@ -94,6 +95,8 @@ def recall_section(recall: Mapping[str, Any] | None) -> str:
         prob = f"{p:.2f}" if isinstance(p, float) else ""
         why = "<br>".join(esc(w.get("detail", "")) for w in r.get("why_not") or [] if isinstance(w, Mapping))
         terms = ", ".join(str(t) for t in r.get("terms") or [])
+        if "funder" in (r.get("found_by") or []):
+            terms = f"{terms} + funder search" if terms else "funder search only"
         rows.append(
             f"<tr{' class=bad-row' if r.get('outcome') in ('not_found', 'filtered_non_dataset', 'negative') else ''}>"
             f"<td>{_link(e.get('url'), str(e.get('name')))}<br><span class=muted>{esc(e.get('source'))}"
@@ -102,7 +105,7 @@ def recall_section(recall: Mapping[str, Any] | None) -> str:
             f"<td>{esc(r.get('duplicate_of') or '')}</td><td>{esc(r.get('downloaded') or '')}</td>"
             f"<td>{'✓' if r.get('posted') else ''}</td><td>{why}</td></tr>")
     table = ('<div class="scroll"><table class="static"><thead><tr><th>Dataset</th><th>Outcome</th><th>Record</th>'
-             '<th>Found by terms</th><th class=r>P(eye)</th><th>Duplicate of</th><th>Download</th><th>Posted</th>'
+             '<th>Found by</th><th class=r>P(eye)</th><th>Duplicate of</th><th>Download</th><th>Posted</th>'
              '<th>Why not</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>")
     return ('<section class="panel crawl" id="recall"><h2>Recall of the reference catalogue</h2>'
             + "".join(head) + table + _terms_block(recall.get("terms")) + _catalogue_problems(recall) + "</section>")

@@ -12,7 +12,8 @@ Recipe for a new source
    folder, the state file), ``api_setting`` (the setting holding the API root: add it to
    ``settings.py`` and ``localapi``), ``pace`` (the API's documented limit, a
    :class:`~envision_spiders.politeness.Pace`). Optional: ``extra_budgets`` and
-   ``files_budget`` (a file host's own limit), ``accumulated_extra`` (``extra`` keys that
+   ``files_budget`` (a file host's own limit, or a class of request with a budget of
+   its own, named by its requests' ``meta["request_class"]``, like Zenodo's searches), ``accumulated_extra`` (``extra`` keys that
    grow across runs), ``id_fields`` (where a hit keeps its id, for log lines),
    ``api_setting_aliases`` (older names of the API setting), ``landing_pages = False``
    (no schema.org page to render). Credentials come from
@@ -20,7 +21,7 @@ Recipe for a new source
    when its API takes any).
 2. **Map** (pure functions in ``envision_spiders/mapping/{name}.py``, no spider, no
    I/O): ``map_record(hit, ...) -> dict`` of :class:`~envision_spiders.items.DatasetItem`
-   fields, tested on the recorded samples in ``envision_spiders/localapi/samples/{name}/``.
+   fields, tested on the recorded samples in ``localapi/samples/{name}/``.
 3. **Ask** (``search_request(term, ...)``): the first request of one term, built with
    ``api_request`` / ``api_url``; paging state goes in ``cb_kwargs``, which must stay
    plain JSON (a request that fails for good is kept with them and sent again next run,
@@ -79,7 +80,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -88,17 +89,15 @@ from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
 from envision_spiders.credentials import FILES_NEED_CREDENTIALS, Credentials, credentials_for
-from envision_spiders.extensions.state import CrawlState, terms_hash
+from envision_spiders.extensions.state import SINCE_OVERLAP, CrawlState, mark_text, terms_hash
 from envision_spiders.items import DatasetItem
+from envision_spiders.middlewares.ratelimit import CrawlStopping
 from envision_spiders.politeness import Pace
 from envision_spiders.terms import load_terms
 from envision_spiders.textutil import iso, name_text, parse_datetime, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
-# An incremental run looks back this much further than the last successful run,
-# for records indexed late and clocks that disagree.
-SINCE_OVERLAP = timedelta(days=1)
 # Requests that failed for good last time go before everything else this time.
 RETRY_FIRST_PRIORITY = 1000
 # Where a record may keep an identifier worth naming in a log line about it.
@@ -276,7 +275,16 @@ class SourceSpider(scrapy.Spider):
     def covers_everything(self) -> bool:
         """True when this run searched every term completely (it may then move the
         "last successful run" mark)."""
-        return not self.max_per_query and not self.hit_cap_reached and not self.problems
+        return not self.incomplete_reasons()
+
+    def incomplete_reasons(self) -> list[str]:
+        """Why this run did not search everything (and so keeps the incremental mark)."""
+        reasons = []
+        if self.max_per_query:
+            reasons.append(f"MAX_PER_QUERY={self.max_per_query} capped the hits of each term")
+        if self.hit_cap_reached:
+            reasons.append("part of a term's results was out of the API's reach")
+        return reasons + self.problems
 
     def report_problem(self, text: str) -> None:
         """A problem that makes this run unhealthy (said in the summary, the log and the
@@ -287,12 +295,14 @@ class SourceSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[Any]:
-        since = self.since
-        logger.info(
-            "%s: %d search terms against %s; %s",
-            self.name, len(self.terms), self.api_root,
-            f"changes since {since:%Y-%m-%d}" if since else "full run",
-        )
+        if self.since_arg:
+            scope = f"changes since {self.since_arg:%Y-%m-%d} (-a since)"
+        elif self.full:
+            scope = "a full run (-a full=1)"
+        else:
+            # the words the run that set the mark ended with (CrawlState.spider_closed)
+            scope = mark_text(self.since and self.since + SINCE_OVERLAP)
+        logger.info("%s: %d search terms against %s; %s", self.name, len(self.terms), self.api_root, scope)
         for request in self.retry_previous_failures():
             yield request
         async for request in self.searches():
@@ -327,17 +337,23 @@ class SourceSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- the search loop
     def hits_arrived(
-        self, term: str, hits: Any, handle: Callable[[dict, str], Iterable[Any]] | None = None, *, query: Any = None
+        self, term: str, hits: Any, handle: Callable[[dict, str], Iterable[Any]] | None = None, *, query: Any = None,
+        channel: str = "terms",
     ) -> Iterator[Any]:
         """A page of search hits for ``term`` arrived: the term counts as searched (once),
         its hits are counted (for the run and for ``MAX_PER_QUERY`` of this ``query``:
         the term by default, or the term and ``query`` when one term makes several
-        queries), and ``handle(hit, term)`` (``handle_hit`` by default) runs on each."""
+        queries), and ``handle(hit, term)`` (``handle_hit`` by default) runs on each.
+        A search of another ``channel`` than the terms (DataCite's ``funder``) names
+        itself with ``term`` and is counted as that channel's search, not as a term."""
         if term not in self._terms_searched:
             self._terms_searched.add(term)
-            self.crawler.stats.inc_value("envision/terms_searched")
+            self.crawler.stats.inc_value("envision/terms_searched" if channel == "terms"
+                                         else f"envision/channels/{channel}/searches")
         n = len(hits) if isinstance(hits, list) else 0
         self.crawler.stats.inc_value("envision/hits", n)
+        if channel != "terms":
+            self.crawler.stats.inc_value(f"envision/channels/{channel}/hits", n)
         self._hits_per_query[term if query is None else (term, query)] += n
         handle = handle or self.handle_hit
         yield from self.each_record(hits, lambda hit: handle(hit, term))
@@ -374,16 +390,17 @@ class SourceSpider(scrapy.Spider):
         logger.warning("%s: term %r: %s; this run does not move the incremental mark", self.name, term, why)
 
     # ---------------------------------------------------------------- records
-    def needs_fetching(self, source_id: str, term: str | None, modified: Any) -> bool:
+    def needs_fetching(self, source_id: str, term: str | None, modified: Any, channel: str = "terms") -> bool:
         """The one incremental and de-duplication rule: False when this run already has
-        the record (``term`` is remembered for it) or when its saved copy is current
-        (``same_version``; the run's terms are merged into that copy); True when the
-        record must be fetched and saved."""
-        return self.first_sighting(source_id, term) and not self.is_unchanged(source_id, modified)
+        the record (``term`` and ``channel`` are remembered for it) or when its saved
+        copy is current (``same_version``; the run's terms and channels are merged into
+        that copy); True when the record must be fetched and saved."""
+        return self.first_sighting(source_id, term, channel) and not self.is_unchanged(source_id, modified)
 
-    def first_sighting(self, source_id: str, term: str | None) -> bool:
-        """Remember that ``term`` found ``source_id``; True the first time this run."""
-        first = self.state.found(source_id, term)
+    def first_sighting(self, source_id: str, term: str | None, channel: str = "terms") -> bool:
+        """Remember that ``term`` (of ``channel``) found ``source_id``; True the first
+        time this run."""
+        first = self.state.found(source_id, term, channel)
         if first:
             self.crawler.stats.inc_value("envision/records/unique")
         return first
@@ -439,12 +456,19 @@ class SourceSpider(scrapy.Spider):
 
     def new_item(self, source_id_: Any, *, source_modified: Any, api_url: str, **fields: Any) -> DatasetItem:
         sid = source_id(source_id_)
+        # what a mapping could not read of the record's funding: logged and counted here,
+        # once for every source (each problem names the record it came from)
+        for problem in fields.pop("funding_problems", None) or ():
+            self.crawler.stats.inc_value("envision/funding/problems")
+            self.crawler.stats.inc_value(f"envision/{self.name}/funding_problems")
+            logger.warning("%s: funding: %s", self.name, problem)
         if "creators" in fields:
             fields["creators"] = clean_creators(fields["creators"])
         item = DatasetItem(source=self.name, source_id=sid, **fields)
         item.provenance = {
             "harvested_at": utcnow_iso(),
             "search_terms": self.terms_for(sid),
+            "found_by": self.state.channels_found(sid),
             "source_modified": iso(source_modified),
             "api_url": api_url,
         }
@@ -539,6 +563,10 @@ class SourceSpider(scrapy.Spider):
         (logged, counted); everything else that reaches here exhausted its retries
         and is kept for the next run."""
         request = failure.request
+        if failure.check(CrawlStopping):
+            # dropped because the crawl is stopping or the host is unreachable: the
+            # next run searches again (the incremental mark did not move)
+            return
         response = getattr(failure.value, "response", None)
         if response is not None:
             status = response.status

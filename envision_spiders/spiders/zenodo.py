@@ -4,8 +4,9 @@
   hits carry the whole record with its files (two shapes), except restricted ones,
   whose listing comes from ``/records/{id}/files``.
 * Caveats: 25 hits a page anonymous, 100 with a token; ``page x size`` stops at 10,000,
-  so a larger term is split into ``created`` date windows; 30 searches a minute and
-  2,000 requests an hour for guests (5,000 with a token); files come from the API host.
+  so a larger term is split into ``created`` date windows; 30 searches a minute, and
+  every request (searches, records, file content) within 60 a minute and 2,000 an hour
+  for guests (100 and 5,000 with a token); files come from the API host.
 * Auth: ``ZENODO_TOKEN`` (Bearer), optional.
 * Arguments: ``-a since=YYYY-MM-DD``, ``-a full=1``.
 * Docs: https://developers.zenodo.org/ ; docs/sources/zenodo.md
@@ -17,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+from envision_spiders.credentials import has_credentials
 from envision_spiders.mapping.zenodo import map_files, map_record, modified_of
 from envision_spiders.politeness import Pace
 from envision_spiders.query import term_query
@@ -28,6 +30,16 @@ PAGE_SIZE_ANONYMOUS = 25
 PAGE_SIZE_TOKEN = 100
 # Zenodo opened in 2013; records migrated from elsewhere keep their upload date.
 EPOCH = date(2013, 1, 1)
+
+# Zenodo publishes a budget per class of request: every request (records, file content,
+# searches) counts against 60 a minute and 2,000 an hour for guests, 100 and 5,000 with
+# a token; searches also against 30 a minute, guests and tokens alike. The host's pace is
+# the slot delay; searches carry ``request_class`` "zenodo-search" and spend both budgets
+# (see RateLimitMiddleware), one every two seconds at most.
+GUEST_PACE = Pace(interval=1.0, windows=((60, 60.0), (2000, 3600.0)))
+TOKEN_PACE = Pace(interval=0.6, windows=((100, 60.0), (5000, 3600.0)))
+SEARCH = "zenodo-search"
+SEARCH_PACE = Pace(interval=2.0, windows=((1, 2.0), (30, 60.0)))
 
 
 # ------------------------------------------------------------------ queries
@@ -64,8 +76,12 @@ def content_url(api_root: str, record_id: str, key: str) -> str:
 class ZenodoSpider(SourceSpider):
     name = "zenodo"
     api_setting = "ZENODO_API_URL"
-    # 30 search requests a minute; the guest hourly limit (2,000) is looser than that.
-    pace = Pace(interval=2.0, windows=((30, 60.0), (2000, 3600.0)))
+    pace = GUEST_PACE
+    extra_budgets = {SEARCH: SEARCH_PACE}
+
+    @classmethod
+    def pace_for(cls, settings) -> Pace:
+        return TOKEN_PACE if has_credentials("zenodo") else cls.pace
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> ZenodoSpider:
@@ -96,6 +112,7 @@ class ZenodoSpider(SourceSpider):
             self.api_url("records", params),
             self.parse_search,
             cb_kwargs={"term": term, "page": page, "created": created},
+            meta={"request_class": SEARCH},
         )
 
     def parse_search(self, response, term: str, page: int, created: list | None):
