@@ -12,7 +12,9 @@ embedding head, ``model_head.pkl``). ``--model DIR`` measures any other director
 
 Records are generated with the local server's corpus (the texts every source serves:
 eye imaging datasets and hard negatives), as the dicts the classifier takes (title,
-description, keywords). Per batch size: records per second through ``classify_batch``
+description, keywords), each with a file list and, for most, a peeked archive listing
+(4 to 400 files: images, device files, tables; see :func:`with_files`), so that the file
+evidence and the reasons of every label are part of what is measured. Per batch size: records per second through ``classify_batch``
 (after one warm-up batch), and so the time 10,000 records add; plus the load time and
 the peak RSS of this process. Torch uses the machine's cores (2 here). Results go to
 ``bench/RESULTS.md`` (section 5).
@@ -37,17 +39,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine_line, save_json, table, write_section  # noqa: E402
 
 
+def with_files(i: int) -> dict:
+    """A file list and archive listing of the shapes crawls save, varied by ``i``."""
+    kind = i % 4
+    if kind == 0:  # images in a peeked archive, with tables
+        members = [f"images/fundus_{k:05d}.jpg" for k in range(50)]
+        return {"files": [{"name": "images.zip", "size_bytes": 2_000_000_000}, {"name": "labels.csv", "size_bytes": 9_000}],
+                "archives": [{"name": "images.zip", "format": "zip", "listed": True, "complete": True,
+                              "member_count": 400, "members_sample": members,
+                              "extension_counts": {".jpg": 398, ".csv": 2}}]}
+    if kind == 1:  # device files listed one by one
+        return {"files": [{"name": f"raw/{k:05d}_OD.e2e", "size_bytes": 50_000_000} for k in range(120)]}
+    if kind == 2:  # tables only
+        return {"files": [{"name": n, "size_bytes": 100_000} for n in ("data.csv", "codebook.pdf", "README.md")]}
+    return {"files": [{"name": "data.zip", "size_bytes": 1_000_000}],  # an archive not peeked
+            "archives": [{"name": "data.zip", "listed": False, "complete": False, "reason": "not peeked"}]}
+
+
 def records(n: int) -> list[dict]:
     from localapi.corpus import generated_texts
 
     # descriptions keep their HTML, as APIs serve them; the classifier strips it
-    return [{"title": t.title, "description": t.description, "keywords": t.keywords}
-            for t in generated_texts(n, seed=5)]
+    return [{"title": t.title, "description": t.description, "keywords": t.keywords, **with_files(i)}
+            for i, t in enumerate(generated_texts(n, seed=5))]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a model directory EyeImagingClassifier loads (default: the project's default model)")
+    parser.add_argument("--models-root", help="a models folder whose default model is reused if it is up to date "
+                                              "(built there otherwise); default: built in a temporary folder")
     parser.add_argument("--records", type=int, default=512)
     parser.add_argument("--batch-sizes", default="16,64")
     parser.add_argument("--no-results", action="store_true")
@@ -64,15 +85,17 @@ def main() -> int:
         if args.model:
             model_dir, model_name = Path(args.model), f"`{args.model}`"
         else:
+            root = args.models_root or tmp
             t0 = time.perf_counter()
-            build_default_model(tmp)
-            build_s = time.perf_counter() - t0
-            model_dir = default_model_dir(tmp)
-            model_name = "the project's default classifier (docs/classifier.md), built for this run"
+            build_default_model(root)
+            build_s = None if args.models_root else time.perf_counter() - t0
+            model_dir = default_model_dir(root)
+            model_name = ("the project's default classifier (docs/classifier.md), "
+                          + (f"reused from {args.models_root}" if args.models_root else "built for this run"))
         data = {"model": model_name, "build_s": build_s, "threads": torch.get_num_threads(), "runs": []}
         if not args.model:
             t0 = time.perf_counter()
-            project = load_classifier("", tmp)
+            project = load_classifier("", args.models_root or tmp)
             data["load_s"] = time.perf_counter() - t0
             project.classify_records(recs[:64])  # warm-up
             t = time.perf_counter()
@@ -82,7 +105,7 @@ def main() -> int:
             positives = sum(1 for o in out if o["label"] == "EYE_IMAGING")
             data["runs"].append({"path": "Classifier", "batch_size": 64, "records": len(recs), "seconds": wall,
                                  "rate": rate, "eye_imaging": positives})
-            rows.append(["project `Classifier` (text head)", 64, len(recs), round(wall, 1), round(rate, 1),
+            rows.append(["project `Classifier` (text head, file evidence, reasons)", 64, len(recs), round(wall, 1), round(rate, 1),
                          f"{10_000 / rate / 60:.1f} min", positives])
             print(f"Classifier: {rate:.1f} records/s ({positives} EYE_IMAGING of {len(recs)})")
         t0 = time.perf_counter()
@@ -111,9 +134,9 @@ def main() -> int:
 {machine_line()}
 
 `bench/classify.py{' --model ' + args.model if args.model else ''}`. Model measured: {model_name}.
-{f"Built in {build_s:.1f} s (encoding the package's 891 examples, fitting and calibrating both heads); " if build_s else ""}loaded in {load_s:.1f} s;
+{f"Built in {build_s:.1f} s (encoding the training examples, fitting and calibrating both heads, fitting the file evidence); " if build_s else ""}loaded in {load_s:.1f} s;
 torch threads: {data['threads']}; peak RSS of the process {data['peak_rss_mb']:.0f} MB. Records: {args.records} generated
-texts (title, HTML description, keywords).
+texts (title, HTML description, keywords) with file lists and archive listings (bench/classify.py `with_files`).
 
 {table(["path", "batch size", "records", "seconds", "records/s", "10,000 records take", "EYE_IMAGING"], rows)}
 

@@ -31,7 +31,7 @@ MeSH descriptors: a small table of ophthalmic headings with their real descripto
 ids (checked against public MeSH-derived data, see ``MESH``). MIME types: Python's
 ``mimetypes`` built-in table (not the machine's ``/etc/mime.types``, so the output is
 the same everywhere) plus the registered ``application/dicom``. Modalities come from
-file types and archive members (``filetypes`` extension table) and words in names.
+:mod:`envision_spiders.modality` (file types, archive members, words in names).
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from envision_spiders.filetypes import IMAGING, category_of_extension, file_extension
+from envision_spiders.modality import detect_modalities
 from envision_spiders.textutil import normalize_doi, parse_datetime, strings
 
 DD_SCHEMA = "https://schema.aireadi.org/v0.1.0/dataset_description.json"
@@ -163,103 +162,9 @@ def formats(file_types: Iterable[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------ modalities
-@dataclass
-class Modality:
-    key: str  # the directory name a conformed dataset would use
-    description: str
-    terms: list[tuple[str, MeshTerm | None]] = field(default_factory=list)
-    standard: tuple[str, str] | None = None  # (name, description)
-    evidence: Counter = field(default_factory=Counter)  # extension -> files/members
-
-    def summary(self) -> str:
-        ev = ", ".join(f"{n} {ext or 'files'}" for ext, n in self.evidence.most_common(5))
-        return f"{self.description}" + (f" (detected from {ev})" if ev else "")
-
-
-OCT_DEVICES = {
-    ".e2e": "Heidelberg Engineering (Spectralis) .e2e",
-    ".vol": "Heidelberg Engineering .vol",
-    ".sdb": "Heidelberg Engineering .sdb",
-    ".fds": "Topcon .fds",
-    ".fda": "Topcon .fda",
-    ".img": "Zeiss Cirrus .img",
-    ".oct": "Bioptigen / Optovue .oct",
-}
-_WORDS = {
-    "octa": re.compile(r"\bocta\b|oct-?angio|angiograph", re.I),
-    "oct": re.compile(r"\boct\b|b-?scan|optical coherence", re.I),
-    "fundus": re.compile(r"fundus|fundi\b|\bcfp\b|retina|retinal|funduscop", re.I),
-    "anterior": re.compile(r"slit[- ]?lamp|anterior segment|cornea|corneal|keratoconus|\biris\b", re.I),
-}
-
-
-def _names_and_counts(record: Mapping[str, Any]) -> tuple[list[str], Counter]:
-    names = [n for n in strings(record.get("file_names")) or
-             [f.get("name") for f in record.get("files") or [] if isinstance(f, dict) and isinstance(f.get("name"), str)]]
-    counts: Counter = Counter(file_extension(n) for n in names)
-    for a in record.get("archives") or []:
-        if not isinstance(a, dict):
-            continue
-        for ext, n in (a.get("extension_counts") or {}).items():
-            if isinstance(n, int) and not isinstance(n, bool):
-                counts[ext] += n
-        names.extend(strings(a.get("members_sample")))
-    return names, counts
-
-
-def detect_modalities(record: Mapping[str, Any]) -> list[Modality]:
-    """Imaging modalities of a record, from its file types and archive members."""
-    names, counts = _names_and_counts(record)
-    text = " ".join([str(record.get("title") or ""), " ".join(strings(record.get("keywords")))])
-    names_text = " ".join(names)
-    found: dict[str, Modality] = {}
-
-    def add(key: str, description: str, ext: str, n: int, **kw: Any) -> None:
-        m = found.get(key)
-        if m is None:
-            m = found[key] = Modality(key, description, **kw)
-        m.evidence[ext] += n
-
-    octa = bool(_WORDS["octa"].search(text) or _WORDS["octa"].search(names_text))
-    kind = "Optical coherence tomography angiography" if octa else "Optical coherence tomography"
-    for ext, n in sorted(counts.items()):
-        if ext in OCT_DEVICES and n:
-            key = "retinal_octa" if octa else "retinal_oct"
-            add(key, kind, ext, n, terms=[("Optical coherence tomography", OCT)])
-            devices = ", ".join(OCT_DEVICES[e] for e in sorted(found[key].evidence) if e in OCT_DEVICES)
-            found[key].description = f"{kind} in device formats ({devices})"
-        elif ext in (".dcm", ".dicom") and n:
-            add("dicom_imaging", "DICOM images (ophthalmic photography or tomography)", ext, n,
-                standard=("DICOM", "Digital Imaging and Communications in Medicine"))
-        elif ext in (".nii", ".nii.gz") and n:
-            add("nifti_volumes", "NIfTI image volumes", ext, n,
-                standard=("NIfTI-1", "Neuroimaging Informatics Technology Initiative data format"))
-    images = {ext: n for ext, n in counts.items() if n and category_of_extension(ext) == IMAGING}
-    if images:
-        # what the images are: words in file and member names first, then the title and
-        # keywords (an OCT dataset whose title also names fundus photos: photos)
-        kinds = {
-            "octa": ("retinal_octa", "Optical coherence tomography angiography images (en face)",
-                     [("Optical coherence tomography angiography", None), ("Optical coherence tomography", OCT)]),
-            "oct": ("retinal_oct", "Optical coherence tomography images (B-scans)", [("Optical coherence tomography", OCT)]),
-            "fundus": ("retinal_photography", "Fundus photographs", [("Fundus photography", FUNDUS)]),
-            "anterior": ("anterior_segment_photography", "Slit-lamp and anterior segment photographs",
-                         [("Anterior segment photography", CORNEA if re.search("cornea", text + names_text, re.I) else None)]),
-        }
-        order = ["octa", "oct", "fundus", "anterior"]
-        if any(ext in OCT_DEVICES for ext in counts):
-            order = ["fundus", "anterior", "octa", "oct"]
-        choice = next((k for k in order if _WORDS[k].search(names_text)), None) or \
-            next((k for k in order if _WORDS[k].search(text)), None)
-        if choice:
-            key, desc, terms = kinds[choice]
-        else:
-            key, desc, terms = "ophthalmic_images", "Ophthalmic images (modality not stated in names)", []
-        for ext, n in sorted(images.items()):
-            add(key, desc, ext, n, terms=terms)
-    order = ["retinal_oct", "retinal_octa", "retinal_photography", "anterior_segment_photography",
-             "dicom_imaging", "nifti_volumes", "ophthalmic_images"]
-    return sorted(found.values(), key=lambda m: order.index(m.key) if m.key in order else len(order))
+# Modalities come from envision_spiders.modality (shared with the review page and the
+# classifier); their concepts become MeSH descriptors here.
+MESH_OF_CONCEPT = {"oct": OCT, "fundus": FUNDUS, "cornea": CORNEA}
 
 
 # ------------------------------------------------------------------ dataset_description
@@ -554,8 +459,9 @@ def dataset_structure_description(record: Mapping[str, Any], manifest: Mapping[s
     for m in detect_modalities(record):
         entry: dict[str, Any] = {"directoryName": m.key, "directoryType": "dataType", "directoryDescription": m.summary()}
         terms = []
-        for value, term in m.terms:
+        for value, concept in m.terms:
             t: dict[str, Any] = {"relatedTermValue": value}
+            term = MESH_OF_CONCEPT.get(concept) if concept else None
             if term is not None:
                 t["relatedTermIdentifier"] = [term.related_term_identifier()]
             if t not in terms:

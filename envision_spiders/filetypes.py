@@ -6,7 +6,17 @@ Each extension belongs to at most one category:
 * ``medical``   medical and ophthalmic device formats (DICOM, NIfTI, the OCT vendors'
                 raw formats ``.e2e .vol .fds .fda .img .oct``);
 * ``archive``   containers whose members we may list (see ``envision_spiders.archive``);
-* ``genomics``  sequencing and variant files (a strong hint that "eye" data is not imaging).
+* ``genomics``  sequencing and variant files (a strong hint that "eye" data is not imaging);
+* ``video``     recordings (slit-lamp or surgical videos, but also eye-tracking scene cameras);
+* ``array``     numeric containers that may hold image volumes or not (``.mat .h5 .npy``);
+* ``table``     spreadsheets and tabular data; ``document`` text and reports; ``code``
+                source code and notebooks; ``weights`` trained model files.
+
+The last four say what a file is not: a complete listing made of them only holds no
+image (the classifier's file evidence, :mod:`envision_spiders.modality`). The counts a
+record carries (``img_count``, ``medical_count``, ``archive_count``, ``genomics_count``)
+are of the first four categories only. :data:`DEVICE_FORMATS` names the ophthalmic
+device formats among the medical ones.
 
 Compound extensions (``.nii.gz``, ``.tar.gz``, ``.fastq.gz``, ``.vcf.gz``) are matched
 before simple ones. Extensions are taken from the basename only, so
@@ -25,6 +35,12 @@ IMAGING = "imaging"
 MEDICAL = "medical"
 ARCHIVE = "archive"
 GENOMICS = "genomics"
+VIDEO = "video"
+ARRAY = "array"
+TABLE = "table"
+DOCUMENT = "document"
+CODE = "code"
+WEIGHTS = "weights"
 
 EXTENSIONS: dict[str, str] = {
     # imaging: photographs and generic raster formats
@@ -57,7 +73,37 @@ EXTENSIONS: dict[str, str] = {
          ".sra", ".h5ad", ".loom", ".2bit"],
         GENOMICS,
     ),
+    **dict.fromkeys([".mp4", ".avi", ".mov", ".mkv", ".wmv", ".webm", ".mpg", ".mpeg", ".m4v", ".flv"], VIDEO),
+    **dict.fromkeys([".mat", ".h5", ".hdf5", ".hdf", ".npy", ".npz", ".zarr", ".nc", ".fits", ".pkl", ".pickle"],
+                    ARRAY),
+    **dict.fromkeys([".csv", ".tsv", ".xlsx", ".xls", ".ods", ".parquet", ".sav", ".dta", ".sas7bdat", ".rds",
+                     ".rdata", ".rda", ".feather", ".arff", ".dbf", ".sqlite", ".db", ".json", ".jsonl", ".xml",
+                     ".fcs", ".seg", ".mtx", ".asc", ".edf"], TABLE),
+    **dict.fromkeys([".txt", ".md", ".pdf", ".doc", ".docx", ".rtf", ".odt", ".ppt", ".pptx", ".html", ".htm",
+                     ".tex", ".bib", ".rst", ".yaml", ".yml", ".cfg", ".ini", ".log"], DOCUMENT),
+    **dict.fromkeys([".py", ".r", ".m", ".ipynb", ".jl", ".c", ".cpp", ".h", ".hpp", ".java", ".js", ".ts",
+                     ".sh", ".bat", ".ps1", ".go", ".rs", ".f90", ".sas", ".do", ".rmd", ".qmd", ".toml",
+                     ".apk", ".exe", ".jar", ".whl"], CODE),
+    **dict.fromkeys([".pth", ".pt", ".ckpt", ".onnx", ".pb", ".safetensors", ".keras", ".tflite", ".caffemodel"],
+                    WEIGHTS),
 }
+
+# Ophthalmic device formats (all ``medical`` above) and what writes them. ``.img`` is also
+# Analyze 7.5 (next to a ``.hdr``) and ``.oct`` also Thorlabs' general-purpose OCT
+# systems (skin, teeth, phantoms): these two are weaker evidence of the eye.
+DEVICE_FORMATS: dict[str, str] = {
+    ".e2e": "Heidelberg OCT",
+    ".vol": "Heidelberg OCT",
+    ".sdb": "Heidelberg",
+    ".fds": "Topcon OCT",
+    ".fda": "Topcon OCT",
+    ".img": "Zeiss Cirrus OCT",
+    ".oct": "Bioptigen / Optovue / Thorlabs OCT",
+}
+AMBIGUOUS_DEVICE_FORMATS = frozenset({".img", ".oct"})
+# Single-file compression: ``x.tsv.gz`` holds one ``x.tsv`` (``.tar.gz`` and the like are
+# matched first as archives of many files).
+SINGLE_FILE_COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
 
 _MAX_EXT_LEN = max(map(len, EXTENSIONS))
 # Parts of split archives (.z01, .z02, ..., .7z.001, .zip.001) share the .z01 entry.
@@ -94,6 +140,17 @@ def file_extension(name: str) -> str:
         dot = base.find(".", dot + 1)
     m = _SIMPLE_EXT.search(base)
     return m.group(0) if m else ""
+
+
+def content_extension(name: str) -> str:
+    """The extension of what a file holds: :func:`file_extension`, except that a
+    single-file compression (``x.tsv.gz``, ``scan.vol.bz2``) holds its inner file."""
+    ext = file_extension(name)
+    if ext in SINGLE_FILE_COMPRESSION:
+        inner = file_extension(basename(name)[: -len(ext)])
+        if inner and category_of_extension(inner) != ARCHIVE:
+            return inner
+    return ext
 
 
 def category_of_extension(ext: str) -> str | None:

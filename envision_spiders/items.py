@@ -75,6 +75,8 @@ class DatasetItem:
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific facts worth keeping
     provenance: dict[str, Any] = field(default_factory=dict)  # harvested_at, search_terms, source_modified, api_url
     # Set by pipelines.classify: label, confidence, prob_eye_imaging, prob_negative,
-    # model_id, text_sha256, classified_at. None = not classified in this run (the
+    # prob_text (the text model alone), evidence ([{"supports", "reason"}], for the label
+    # first, then against), disagreement (text and files point different ways), model_id, text_sha256,
+    # files_sha256, classified_at. None = not classified in this run (the
     # persistence pipeline then keeps the label saved earlier).
     classification: dict[str, Any] | None = None

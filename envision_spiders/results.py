@@ -3,7 +3,9 @@
 * ``{source}_all_results.json``: every saved record of the source (whatever this run
   touched: records of earlier runs stay), in the original tool's classified-record
   format (:data:`envision_spiders.items.RESULT_FIELDS`) plus ``model_id``,
-  ``classified_at``, ``publication_year``, ``duplicate_of`` and the curators' word
+  ``classified_at``, ``publication_year``, ``prob_text`` (the text model alone),
+  ``evidence`` (the label's reasons: ``{"supports", "reason"}``, those for the label first),
+  ``disagreement`` (text and files point different ways), ``duplicate_of`` and the curators' word
   (:mod:`envision_spiders.review`): ``review`` (the decision standing for the record:
   ``decision``, ``reason``, ``code``, ``curator``, ``decided_at``, ``id``, ``on`` — the
   record it was made on, itself or a duplicate —, ``earlier`` decisions, and the
@@ -50,8 +52,8 @@ from envision_spiders.textutil import utcnow_iso
 
 logger = logging.getLogger(__name__)
 
-EXTRA_RESULT_FIELDS = ("publication_year", "model_id", "classified_at", "duplicate_of", "model_label", "label_source",
-                       "review")
+EXTRA_RESULT_FIELDS = ("publication_year", "model_id", "classified_at", "prob_text", "disagreement", "evidence",
+                       "duplicate_of", "model_label", "label_source", "review")
 # Only these fields of each record are kept in memory for the duplicate search.
 _DUPLICATE_FIELDS = ("source", "source_id", "doi", "title", "description", "related_identifiers", "dates")
 _DUPLICATE_EXTRA = ("hosting_repository", "conceptrecid", "conceptdoi")
@@ -81,6 +83,9 @@ def classified_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "publication_year": record.get("publication_year"),
         "model_id": c.get("model_id"),
         "classified_at": c.get("classified_at"),
+        "prob_text": c.get("prob_text"),
+        "disagreement": c.get("disagreement") is True,
+        "evidence": [e for e in c.get("evidence") or [] if isinstance(e, Mapping)] if isinstance(c.get("evidence"), list) else [],
         "duplicate_of": None,
         "model_label": c.get("label"),
         "label_source": "model" if c.get("label") else None,

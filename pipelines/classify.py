@@ -11,11 +11,14 @@
   thread: the reactor keeps downloading while torch computes. One batch runs at a
   time in the process (torch already uses every core).
 * ``item.classification`` gets the label, the confidence (the probability of that
-  label), both probabilities, the model's id, the sha256 of the classified text and
-  the time. The persistence pipeline (300) writes it with the record, so this one runs
+  label), both probabilities, the text model's own probability, the evidence (the
+  reasons, those for the label first) and whether text and files disagree, the model's id, the
+  sha256 of the classified text and of the file evidence, and the time. The record's
+  archive listings are on the item already (the archive-peek middleware runs before any
+  pipeline). The persistence pipeline (300) writes it with the record, so this one runs
   before it (200).
-* A record whose saved copy already carries this model's label for the same text is
-  not classified again: the saved classification is reused as it is.
+* A record whose saved copy already carries this model's label for the same text and
+  file evidence is not classified again: the saved classification is reused as it is.
 * ``CLASSIFY_ENABLED=0`` turns the pipeline off (the original ``--scrape-only``); the
   saved labels stay, and ``scrapy classify`` labels what is missing later. When the
   model cannot load, the crawl goes on: items are saved unlabelled, the error is logged
@@ -31,7 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from envision_spiders.classifier import Classifier, curated_examples, models_dir, record_text, shared_classifier
+from envision_spiders.classifier import (
+    Classifier,
+    ClassifierInput,
+    curated_examples,
+    models_dir,
+    record_input,
+    shared_classifier,
+)
 from envision_spiders.extensions.state import CrawlState
 
 logger = logging.getLogger(__name__)
@@ -53,7 +63,7 @@ class ClassifyPipeline:
         self.batch_size = max(1, settings.getint("CLASSIFY_BATCH_SIZE", 32))
         self.batch_wait = max(0.0, settings.getfloat("CLASSIFY_BATCH_WAIT", 1.0))
         self._model: asyncio.Future | None = None
-        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._pending: list[tuple[ClassifierInput, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task] = set()
         self._load_failed = False
@@ -90,14 +100,14 @@ class ClassifyPipeline:
         if classifier is None:
             self.stats.inc_value("envision/classify/unclassified")
             return item
-        text = record_text(adapter)
+        inp = record_input(adapter)
         saved = CrawlState.of(self.crawler).saved(str(adapter["source_id"]))
         previous = saved.get("classification") if isinstance(saved, dict) else None
-        if classifier.reusable(previous, text):
+        if classifier.reusable(previous, inp):
             adapter["classification"] = previous
             self.stats.inc_value("envision/classify/cached")
             return item
-        result = await self._enqueue(text)
+        result = await self._enqueue(inp)
         if result is None:
             self.stats.inc_value("envision/classify/unclassified")
             return item
@@ -108,10 +118,10 @@ class ClassifyPipeline:
 
     # --------------------------------------------------------------- batching
 
-    def _enqueue(self, text: str) -> asyncio.Future:
+    def _enqueue(self, inp: ClassifierInput) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((text, future))
+        self._pending.append((inp, future))
         if len(self._pending) >= self.batch_size:
             self._flush()
         elif self._timer is None:
@@ -128,16 +138,16 @@ class ClassifyPipeline:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _classify(self, batch: list[tuple[str, asyncio.Future]]) -> None:
-        texts = [t for t, _ in batch]
+    async def _classify(self, batch: list[tuple[ClassifierInput, asyncio.Future]]) -> None:
+        inputs = [i for i, _ in batch]
         try:
             classifier = await asyncio.shield(self._model)
-            results = await asyncio.get_running_loop().run_in_executor(_WORKER, classifier.classify, texts)
+            results = await asyncio.get_running_loop().run_in_executor(_WORKER, classifier.classify_inputs, inputs)
             self.stats.inc_value("envision/classify/batches")
         except Exception as exc:
             logger.error("Classifying a batch of %d records failed: %s: %s; they are saved without a "
-                         "label (`scrapy classify` labels them later)", len(texts), type(exc).__name__, exc)
-            self.stats.inc_value("envision/classify/errors", len(texts))
+                         "label (`scrapy classify` labels them later)", len(inputs), type(exc).__name__, exc)
+            self.stats.inc_value("envision/classify/errors", len(inputs))
             results = [None] * len(batch)
         for (_, future), result in zip(batch, results):
             if not future.done():

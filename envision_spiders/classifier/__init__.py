@@ -10,6 +10,7 @@ cheap: torch and the model libraries load only when a model does.
 from .model import (
     LABELS,
     Classifier,
+    ClassifierInput,
     ModelError,
     build_default_model,
     classifier_for_command,
@@ -17,6 +18,7 @@ from .model import (
     default_model_dir,
     load_classifier,
     models_dir,
+    record_input,
     shared_classifier,
 )
 from .text import record_text, text_hash
@@ -24,6 +26,7 @@ from .text import record_text, text_hash
 __all__ = [
     "LABELS",
     "Classifier",
+    "ClassifierInput",
     "ModelError",
     "build_default_model",
     "classifier_for_command",
@@ -31,6 +34,7 @@ __all__ = [
     "default_model_dir",
     "load_classifier",
     "models_dir",
+    "record_input",
     "record_text",
     "shared_classifier",
     "text_hash",

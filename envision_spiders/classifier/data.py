@@ -41,6 +41,9 @@ POSITIVE_KIND = "eye_imaging"
 KIND_LABELS = {kind: label for _, kind, label in LISTS}
 # project-written training records, shipped inside this package (pyproject package-data)
 EXTRAS_FILE = "hard_examples.jsonl"
+# project-written training records with files and archive listings: the file evidence's
+# weights are fitted on them (never the text model: see :mod:`.evidence`)
+FILE_EXAMPLES_FILE = "file_examples.jsonl"
 
 
 def import_envision_classifier():
@@ -86,6 +89,64 @@ def builtin_examples() -> Examples:
 def extras_bytes() -> bytes:
     """The packaged extras file as shipped (its sha256 is one of the model's inputs)."""
     return resources.files(__package__).joinpath(EXTRAS_FILE).read_bytes()
+
+
+def file_examples_bytes() -> bytes:
+    return resources.files(__package__).joinpath(FILE_EXAMPLES_FILE).read_bytes()
+
+
+def file_examples_sha256() -> str:
+    return hashlib.sha256(file_examples_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileExamples:
+    records: tuple[dict, ...]  # title, description, keywords, files, archives, extra
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def parse_labelled_records(data: bytes, source: str) -> FileExamples:
+    """Labelled records with files from JSON Lines (``label`` EYE_IMAGING or NEGATIVE on
+    each). Raises ValueError on a line without a usable label or text, as for the
+    extras: a malformed training file must stop a build."""
+    records, labels = [], []
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        label = {"EYE_IMAGING": 1, "NEGATIVE": 0}.get(obj.get("label"))
+        if label is None or not isinstance(obj, dict):
+            raise ValueError(f"{source} line {n}: label {obj.get('label')!r} is neither EYE_IMAGING nor NEGATIVE")
+        if not compose_text(obj.get("title"), obj.get("description"), obj.get("keywords")):
+            raise ValueError(f"{source} line {n}: no text")
+        records.append(obj)
+        labels.append(label)
+    return FileExamples(tuple(records), tuple(labels))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything the default model is built from: the texts of the text head and the
+    records with files the file evidence's weights are fitted on (never the same
+    records: the weights need text probabilities the text head did not learn from)."""
+
+    texts: Examples
+    files: FileExamples
+
+
+def training_data() -> TrainingData:
+    """The one entry point of the build (:func:`.model.build_default_model`): more
+    labelled data (a curator's decisions) joins here."""
+    return TrainingData(training_examples(), file_examples())
+
+
+@lru_cache(maxsize=1)
+def file_examples() -> FileExamples:
+    """What the file evidence's weights are fitted on (:data:`FILE_EXAMPLES_FILE`)."""
+    return parse_labelled_records(file_examples_bytes(), FILE_EXAMPLES_FILE)
 
 
 def parse_extras(data: bytes) -> Examples:

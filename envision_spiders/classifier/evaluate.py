@@ -9,8 +9,14 @@
   ``description``, ``keywords``, ``label``) with any loaded :class:`Classifier`.
 
 Both report, per method: precision, recall and F1 for each class, accuracy, the confusion
-matrix, the Brier score, and calibration (reliability table and expected calibration
-error). :func:`write_report` writes ``report.json`` and ``report.txt`` (and
+matrix, the Brier score, calibration (reliability table and expected calibration
+error), the negatives scored P >= 0.8 (what would be downloaded and posted) and, where
+records have a title and a description, the recall on eye imaging known by its title
+only (no description: :func:`title_only`). Each is given for the text model alone and
+for the decision that adds the file evidence (:mod:`.evidence`): on a labelled file with
+``files`` and ``archives``, and in cross-validation on the project's records with files
+(:data:`.data.FILE_EXAMPLES_FILE`), whose file-evidence weights are refitted on the
+training folds. :func:`write_report` writes ``report.json`` and ``report.txt`` (and
 ``reliability.png`` when matplotlib is installed).
 """
 
@@ -35,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 THRESHOLD = 0.5  # the label is EYE_IMAGING when P(EYE_IMAGING) >= 0.5
 METHODS = ("text_head", "text_head_uncalibrated", "embedding_head", "embedding_head_uncalibrated", "tfidf_baseline")
+# with "text_head": the project's records with files, scored by the text head of each fold
+# alone and with the file evidence weights fitted on the other folds' records
+FILE_METHODS = ("file_examples_text", "file_examples_combined")
 METHOD_TITLES = {
     "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary and "
                  "non-eye-site (title) flags, "
@@ -43,6 +52,9 @@ METHOD_TITLES = {
     "embedding_head": "model_head.pkl (EyeImagingClassifier): MiniLM sentence embedding, LR, Platt-calibrated",
     "embedding_head_uncalibrated": "the same before calibration: frozen MiniLM + LR(C=10)",
     "tfidf_baseline": "baseline: TF-IDF word 1-2 + char_wb 3-5, LR(C=10, balanced)",
+    "file_examples_text": "records with files (file_examples.jsonl): the text model alone",
+    "file_examples_combined": "records with files (file_examples.jsonl): text and file evidence combined "
+                              "(likelihood ratios fitted on the training folds)",
 }
 
 
@@ -61,12 +73,31 @@ def parse_label(value: Any) -> int | None:
     return None
 
 
-def metrics(probabilities: Sequence[float], labels: Sequence[int], bins: int = DEFAULT_BINS) -> dict[str, Any]:
-    """Per-class precision/recall/F1, accuracy, confusion matrix, Brier, ECE, reliability."""
+HARD_NEGATIVE_P = 0.8  # the default download and post threshold
+
+
+def title_only(record: dict) -> bool:
+    """A record known by its title (and keywords) only: no description."""
+    from .text import clean_text
+
+    return not clean_text(record.get("description"))
+
+
+def metrics(probabilities: Sequence[float], labels: Sequence[int], bins: int = DEFAULT_BINS,
+            title_only_mask: Sequence[bool] | None = None) -> dict[str, Any]:
+    """Per-class precision/recall/F1, accuracy, confusion matrix, Brier, ECE, reliability,
+    negatives at P >= 0.8 and (with ``title_only_mask``) the recall on title-only eye
+    imaging."""
     from sklearn.metrics import brier_score_loss, confusion_matrix, precision_recall_fscore_support
 
     p = np.asarray(probabilities, dtype=float)
     y = np.asarray(labels, dtype=int)
+    extra: dict[str, Any] = {"negatives_at_0.8": int(((p >= HARD_NEGATIVE_P) & (y == 0)).sum()),
+                             "negatives": int((y == 0).sum())}
+    if title_only_mask is not None:
+        mask = np.asarray(title_only_mask, dtype=bool) & (y == 1)
+        extra["title_only_eye_imaging"] = int(mask.sum())
+        extra["title_only_recall"] = round(float((p[mask] >= THRESHOLD).mean()), 4) if mask.any() else None
     pred = (p >= THRESHOLD).astype(int)
     precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=[0, 1], zero_division=0)
     cm = confusion_matrix(y, pred, labels=[0, 1])
@@ -84,6 +115,7 @@ def metrics(probabilities: Sequence[float], labels: Sequence[int], bins: int = D
         "brier": round(float(brier_score_loss(y, p, labels=[0, 1])), 4) if len(y) else 0.0,
         "ece": round(expected_calibration_error(p, y, bins), 4),
         "reliability": reliability_table(p, y, bins),
+        **extra,
     }
 
 
@@ -141,10 +173,12 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline, make_union
 
-    from .data import builtin_examples, extra_examples
+    from .data import builtin_examples, extra_examples, file_examples
     from .encoder import Encoder
-    from .head import fit_embedding_head, fit_text_head, predict_text_head
+    from .evidence import POSITIVE, combine, feature_matrix, file_targets, fit_weights
+    from .head import fit_embedding_head, fit_text_head, predict_text_head, predict_text_kinds, prepare_texts
     from .model import _backbone_path, _quiet_loading
+    from .text import record_text
 
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -159,28 +193,56 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     y_all = np.array(ex.labels + (extra.labels if extra else ()))
     kinds = list(ex.kinds) + (list(extra.kinds) if extra else [])
     y = y_all[:n]
+    prepared = prepare_texts(texts)
+    with_files = "text_head" in methods
+    fx = file_examples() if with_files else None
+    encoder = Encoder(_backbone_path())
     say(f"Encoding {len(texts)} examples with the frozen backbone")
-    sentence, layers = Encoder(_backbone_path()).encode(texts)
-    per_seed: dict[str, list[dict]] = {m: [] for m in methods}
-    predictions: dict[str, list[list[float]]] = {m: [] for m in methods}
+    _, layers = encoder.encode(prepared)
+    sentence = encoder.encode(texts)[0] if ({"embedding_head", "embedding_head_uncalibrated"} & set(methods)
+                                            or grouped) else None
+    if fx is not None:
+        say(f"Encoding {len(fx)} records with files")
+        f_records = list(fx.records)
+        f_prepared = prepare_texts([record_text(r) for r in f_records])
+        f_layers = encoder.encode(f_prepared)[1]
+        f_features = feature_matrix(f_records)
+        f_y = np.array(fx.labels)
+        f_targets = np.array(file_targets(f_records, fx.labels))
+        f_title_only = [title_only(r) for r in f_records]
+    scored = list(methods) + (list(FILE_METHODS) if fx is not None else [])
+    per_seed: dict[str, list[dict]] = {m: [] for m in scored}
+    predictions: dict[str, list[list[float]]] = {m: [] for m in scored}
     groups = near_duplicate_groups(sentence[:n]) if grouped else None
     for seed in seeds:
         oof = {m: np.zeros(n) for m in methods}
+        f_oof = {m: np.zeros(len(fx)) for m in FILE_METHODS} if fx is not None else {}
         if grouped:
             splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts[:n], y, groups)
         else:
             splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts[:n], y)
-        for k, (train, test) in enumerate(cv_splits(n, len(texts) - n, splits), 1):
+        f_splits = (list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(f_features, f_y))
+                    if fx is not None else [None] * folds)
+        for k, ((train, test), f_split) in enumerate(zip(cv_splits(n, len(texts) - n, splits), f_splits), 1):
             say(f"seed {seed}: fold {k}/{folds}")
             tr_texts = [texts[i] for i in train]
             te_texts = [texts[i] for i in test]
+            tr_prep = [prepared[i] for i in train]
+            te_prep = [prepared[i] for i in test]
             if {"text_head", "text_head_uncalibrated"} & set(methods):
-                state = fit_text_head(tr_texts, layers[train], [kinds[i] for i in train],
+                state = fit_text_head(tr_prep, layers[train], [kinds[i] for i in train],
                                       calibrate="text_head" in methods)
                 if "text_head" in methods:
-                    oof["text_head"][test] = predict_text_head(state, te_texts, layers[test])
+                    oof["text_head"][test] = predict_text_head(state, te_prep, layers[test])
                 if "text_head_uncalibrated" in methods:
-                    oof["text_head_uncalibrated"][test] = predict_text_head(state, te_texts, layers[test], calibrated=False)
+                    oof["text_head_uncalibrated"][test] = predict_text_head(state, te_prep, layers[test], calibrated=False)
+                if fx is not None:
+                    # the text head never trains on these records: every one is out of sample
+                    f_train, f_test = f_split
+                    p_kinds = predict_text_kinds(state, f_prepared, f_layers)
+                    fitted = fit_weights(p_kinds[f_train], f_features[f_train], f_targets[f_train])
+                    f_oof["file_examples_text"][f_test] = p_kinds[f_test, POSITIVE]
+                    f_oof["file_examples_combined"][f_test] = combine(p_kinds[f_test], f_features[f_test], fitted)
             if "embedding_head" in methods:
                 oof["embedding_head"][test] = fit_embedding_head(sentence[train], y_all[train]).predict_proba(sentence[test])[:, 1]
             if "embedding_head_uncalibrated" in methods:
@@ -196,21 +258,31 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
         for m in methods:
             per_seed[m].append(metrics(oof[m], y))
             predictions[m].append([round(float(v), 6) for v in oof[m]])
+        for m, values in f_oof.items():
+            per_seed[m].append(metrics(values, f_y, title_only_mask=f_title_only))
+            predictions[m].append([round(float(v), 6) for v in values])
     results = {}
-    for m in methods:
-        pooled = metrics(np.concatenate([np.array(p) for p in predictions[m]]), np.tile(y, len(seeds)))
+    for m in scored:
+        truth = f_y if m in FILE_METHODS else y
+        mask = np.tile(f_title_only, len(seeds)) if m in FILE_METHODS else None
+        pooled = metrics(np.concatenate([np.array(p) for p in predictions[m]]), np.tile(truth, len(seeds)),
+                         title_only_mask=mask)
         results[m] = {"description": METHOD_TITLES[m], "summary": _summarize_runs(per_seed[m]),
                       "pooled": pooled, "per_seed": per_seed[m]}
     return {
         "kind": "cross-validation",
         "data": {"examples": len(y), "positives": int(y.sum()), "sha256": ex.digest(),
                  "training_extras": ({"count": len(extra), "positives": int(sum(extra.labels)),
-                                      "sha256": extra.digest()} if extra else None)},
+                                      "sha256": extra.digest()} if extra else None),
+                 "file_examples": ({"count": len(fx), "positives": int(sum(fx.labels))} if fx is not None else None)},
         "protocol": (f"StratifiedGroupKFold({folds}, shuffle=True, random_state=seed), groups of near-duplicate "
                      f"examples (sentence-embedding cosine > {NEAR_DUPLICATE_COSINE}: {len(set(groups))} groups)"
                      if grouped else f"StratifiedKFold({folds}, shuffle=True, random_state=seed)")
                     + f" for seed in {list(seeds)}"
                     + (f"; the {len(extra)} training extras added to every training fold, never scored" if extra else "")
+                    + (f"; the {len(fx)} records with files split into the same number of folds: scored by the "
+                       "fold's text head (which never trains on them) alone and combined with file-evidence "
+                       "weights fitted on the other folds" if fx is not None else "")
                     + f"; label EYE_IMAGING when P >= {THRESHOLD}; "
                       f"ECE over {DEFAULT_BINS} equal-width bins",
         "grouped": grouped,
@@ -247,22 +319,36 @@ def read_labelled(path: str | Path) -> tuple[list[dict], list[str]]:
 
 
 def evaluate_file(classifier: Classifier, path: str | Path) -> dict[str, Any]:
+    """The classifier on a labelled JSON Lines file: the text model alone (``prob_text``)
+    and the decision (text and the record's files and archive listings, when it has
+    them), each with the figures of :func:`metrics`."""
     started = time.monotonic()
     records, skipped = read_labelled(path)
     for note in skipped:
         logger.warning("%s: skipped %s", path, note)
     results = classifier.classify_records(records)
-    p = [r["prob_eye_imaging"] for r in results]
     y = [r["_label"] for r in records]
+    mask = [title_only(r) for r in records]
+    p_text = [r.get("prob_text", r["prob_eye_imaging"]) for r in results]
+    p = [r["prob_eye_imaging"] for r in results]
+    with_files = sum(1 for r in records if r.get("files") or r.get("file_names") or r.get("archives")
+                     or r.get("file_types"))
     return {
         "kind": "labelled-file",
         "file": str(path),
         "model_id": classifier.model_id,
         "skipped": skipped,
-        "methods": {"model": {"description": f"classifier {classifier.model_id}", "pooled": metrics(p, y)}},
+        "records_with_files": with_files,
+        "methods": {
+            "text": {"description": f"classifier {classifier.model_id}: the text model alone",
+                     "pooled": metrics(p_text, y, title_only_mask=mask)},
+            "combined": {"description": f"classifier {classifier.model_id}: text and file evidence (the label)",
+                         "pooled": metrics(p, y, title_only_mask=mask)},
+        },
         "predictions": [
             {"line": r["_line"], "id": r.get("id") or r.get("source_id"), "title": r.get("title"),
-             "label": LABELS[r["_label"]], "predicted": c["label"], "prob_eye_imaging": c["prob_eye_imaging"]}
+             "label": LABELS[r["_label"]], "predicted": c["label"], "prob_eye_imaging": c["prob_eye_imaging"],
+             "prob_text": c.get("prob_text"), "disagreement": c.get("disagreement"), "evidence": c.get("evidence")}
             for r, c in zip(records, results)
         ],
         "seconds": round(time.monotonic() - started, 1),
@@ -281,7 +367,8 @@ def format_report(report: dict[str, Any]) -> str:
                      f"({d['positives']} EYE_IMAGING)")
         lines.append(f"Protocol: {report['protocol']}")
     else:
-        lines.append(f"Evaluation of {report['model_id']} on {report['file']}")
+        lines.append(f"Evaluation of {report['model_id']} on {report['file']}: {len(report['predictions'])} records, "
+                     f"{report.get('records_with_files', 0)} with files or archive listings")
         if report["skipped"]:
             lines.append(f"{len(report['skipped'])} lines skipped (see report.json)")
     for name, m in report["methods"].items():
@@ -295,6 +382,10 @@ def format_report(report: dict[str, Any]) -> str:
         for label, c in pooled["per_class"].items():
             lines.append(f"   {label:<12} {c['precision']:>9.3f} {c['recall']:>7.3f} {c['f1']:>6.3f} {c['support']:>8}")
         lines.append(f"   accuracy {pooled['accuracy']:.3f}   Brier {pooled['brier']:.4f}   ECE {pooled['ece']:.4f}")
+        lines.append(f"   negatives at P >= {HARD_NEGATIVE_P}: {pooled.get('negatives_at_0.8', 0)} of {pooled.get('negatives', 0)}"
+                     + (f"   recall on title-only eye imaging: {pooled['title_only_recall']:.3f} "
+                        f"({pooled['title_only_eye_imaging']} records)" if pooled.get("title_only_recall") is not None
+                        else ""))
         cm = pooled["confusion_matrix"]["rows_true_columns_predicted"]
         lines.append("   confusion matrix (rows true, columns predicted): "
                      f"NEGATIVE [{cm[0][0]} {cm[0][1]}]  EYE_IMAGING [{cm[1][0]} {cm[1][1]}]")

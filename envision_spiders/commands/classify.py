@@ -1,9 +1,10 @@
 """``scrapy classify``: label saved records without crawling, then write ``results/``.
 
 Every record under ``data/metadata`` (or of ``--source``) that does not yet carry the
-current model's label for its present text is classified, in batches, and its file is
-rewritten with the new ``classification`` (atomically; just before writing, the record is
-read again and skipped if a crawl changed its text meanwhile). Then ``results/`` is
+current model's label for its present text and file evidence is classified, in batches,
+and its file is rewritten with the new ``classification`` (label, probabilities, the
+reasons and whether text and files disagree; atomically: just before writing, the record
+is read again and skipped if a crawl changed its text or files meanwhile). Then ``results/`` is
 rebuilt from every record on disk (:mod:`envision_spiders.results`), and the review page
 ``results/report.html`` from them (:func:`envision_spiders.report.report_after_classify`).
 This is the original tool's ``--skip-scrape``.
@@ -90,22 +91,22 @@ class Command(CheckedCommand, ScrapyCommand):
     @staticmethod
     def _label(classifier, data_dir: Path, sources: list[str], force: bool, counts: dict[str, int]) -> None:
         """Label what the current model has not labelled (everything with ``force``)."""
-        from envision_spiders.classifier import record_text
+        from envision_spiders.classifier import record_input
 
         started = time.monotonic()
         for source in sources:
             todo = []
             for path, record in iter_records(data_dir, source):
-                text = record_text(record)
-                if not force and classifier.reusable(record.get("classification"), text):
+                inp = record_input(record)
+                if not force and classifier.reusable(record.get("classification"), inp):
                     counts["reused"] += 1
                 else:
-                    todo.append((path, text))
+                    todo.append((path, inp))
             for start in range(0, len(todo), BATCH):
                 batch = todo[start:start + BATCH]
-                results = classifier.classify([t for _, t in batch])
-                for (path, text), result in zip(batch, results):
-                    counts[_save(path, text, result)] += 1
+                results = classifier.classify_inputs([i for _, i in batch])
+                for (path, inp), result in zip(batch, results):
+                    counts[_save(path, inp, result)] += 1
                 logger.info("classify %s: %d/%d records classified", source, min(start + BATCH, len(todo)), len(todo))
         elapsed = time.monotonic() - started
         logger.info("classify: %d records classified, %d already labelled by %s, %d skipped (changed by a crawl "
@@ -113,13 +114,16 @@ class Command(CheckedCommand, ScrapyCommand):
                     counts["changed_meanwhile"], elapsed)
 
 
-def _save(path: Path, text: str, classification: dict) -> str:
-    """Store the label in the record file, unless a crawl changed the record's text since
-    it was read (the crawl's own pipeline labels it then)."""
-    from envision_spiders.classifier import record_text
+def _save(path: Path, inp, classification: dict) -> str:
+    """Store the label in the record file, unless a crawl changed the record's text or
+    files since it was read (the crawl's own pipeline labels it then)."""
+    from envision_spiders.classifier import record_input
 
     current = read_json(path)
-    if not isinstance(current, dict) or record_text(current) != text:
+    if not isinstance(current, dict):
+        return "changed_meanwhile"
+    now = record_input(current)
+    if now.text != inp.text or now.files_sha256 != inp.files_sha256:
         return "changed_meanwhile"
     current["classification"] = classification
     atomic_write_json(path, current)

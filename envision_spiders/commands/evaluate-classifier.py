@@ -5,15 +5,21 @@
   (:func:`envision_spiders.classifier.evaluate.cross_validate`); about 3 minutes for
   5 folds and one seed on two cores. The project's own training records
   (``classifier/hard_examples.jsonl``) join every training fold and are never scored;
-  ``--no-extras`` leaves them out.
+  ``--no-extras`` leaves them out. With the default recipe (``text_head``), the
+  project's records with files (``classifier/file_examples.jsonl``) are scored too: by
+  the text model alone and combined with file evidence fitted on the other folds.
 * ``--file labelled.jsonl``: the configured classifier (``CLASSIFIER_MODEL`` or
   ``--model``) on a curator's JSON Lines file (``title``, ``description``,
-  ``keywords``, ``label`` = EYE_IMAGING or NEGATIVE per line).
+  ``keywords``, ``label`` = EYE_IMAGING or NEGATIVE per line; with ``files`` and
+  ``archives`` as saved records have them, the file evidence counts), the text model
+  alone and the label.
 
-Prints precision, recall and F1 per class, the confusion matrix, and calibration (the
-reliability table and the expected calibration error); writes ``report.json``,
-``report.txt`` and, when matplotlib is installed, ``reliability.png`` to ``--output``
-(default ``{DATA_DIR}/evaluations/<time>/``).
+Prints, per method, precision, recall and F1 per class, the confusion matrix, the
+negatives scored P >= 0.8, the recall on title-only eye imaging (records without a
+description) and calibration (the reliability table and the expected calibration
+error); writes ``report.json`` (with every prediction, its reasons and whether text and
+files disagree), ``report.txt`` and, when matplotlib is installed, ``reliability.png``
+to ``--output`` (default ``{DATA_DIR}/evaluations/<time>/``).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class Command(CheckedCommand, ScrapyCommand):
         from envision_spiders.classifier.evaluate import METHODS
 
         super().add_options(parser)
-        parser.add_argument("--file", metavar="JSONL", help="labelled records (title, description, keywords, label)")
+        parser.add_argument("--file", metavar="JSONL",
+                            help="labelled records (title, description, keywords, label; files and archives count)")
         parser.add_argument("--model", metavar="SPEC", help="CLASSIFIER_MODEL for --file")
         parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         parser.add_argument("--seeds", default="42", help="comma-separated shuffling seeds, one CV run each (default 42)")

@@ -68,6 +68,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from envision_spiders import addf
+from envision_spiders.modality import Modality, detect_modalities
 from envision_spiders.textutil import normalize_doi, parse_datetime, strings
 
 ENDPOINT_PATH = "/api/discover/dataset/external"
@@ -350,7 +351,7 @@ def _human(n: Any) -> str | None:
     return None
 
 
-def readme(record: Mapping[str, Any], source_name: str, link: str, modalities: list[addf.Modality],
+def readme(record: Mapping[str, Any], source_name: str, link: str, modalities: list[Modality],
            placeholders: list[str]) -> str:
     title = _md(record.get("title"))
     lines = [f"# {title}", ""]
@@ -475,7 +476,7 @@ def build_body(record: Mapping[str, Any], classification: Mapping[str, Any] | No
         "files": file_tree(record, manifest),
         "publishedMetadata": {
             "studyDescription": study_description(record, description),
-            "readme": readme(record, source_name, url, addf.detect_modalities(record), docs.placeholders),
+            "readme": readme(record, source_name, url, detect_modalities(record), docs.placeholders),
             "datasetDescription": description_doc,
             "datasetStructureDescription": docs.structure,
             "healthsheet": {},

@@ -49,8 +49,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envision_spiders.addf import OCT_DEVICES, SPDX_IDS, detect_modalities
-from envision_spiders.filetypes import ARCHIVE, GENOMICS, IMAGING, MEDICAL, category_of_extension, file_extension
+from envision_spiders.addf import SPDX_IDS
+from envision_spiders.filetypes import (
+    ARCHIVE,
+    DEVICE_FORMATS,
+    GENOMICS,
+    IMAGING,
+    MEDICAL,
+    category_of_extension,
+    file_extension,
+)
+from envision_spiders.modality import detect_modalities, file_listing
 from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.review import Ledger, evidence_of
 from envision_spiders.review.pending import BORDERLINE, TIERS, catalogue_negatives, new_since, order, tier_of
@@ -72,7 +81,7 @@ KEYWORDS_MAX = 12
 MEMBERS_SAMPLE = 5
 
 # The modality tags of the page, in display order: (tag, label). Detected by
-# ``addf.detect_modalities`` from file types, archive members and names.
+# ``modality.detect_modalities`` from file types, archive members and names.
 MODALITIES = (
     ("fundus", "Fundus"),
     ("oct", "OCT"),
@@ -91,7 +100,7 @@ _MODALITY_OF_KEY = {
     "ophthalmic_images": "other",
 }
 # ophthalmic device and medical volume formats: vendor OCT raw files, DICOM, NIfTI
-DEVICE_EXTENSIONS = frozenset(OCT_DEVICES) | {".dcm", ".dicom", ".nii", ".nii.gz"}
+DEVICE_EXTENSIONS = frozenset(DEVICE_FORMATS) | {".dcm", ".dicom", ".nii", ".nii.gz"}
 DOWNLOAD_STATES = ("", "done", "partial", "queued", "skipped")
 _CATEGORY_ORDER = {MEDICAL: 0, IMAGING: 1, ARCHIVE: 2, GENOMICS: 4}
 
@@ -236,24 +245,11 @@ def read_duplicate_groups(results_dir: Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ modalities
 def modalities(record: Mapping[str, Any], archives: list[Mapping[str, Any]] | None) -> tuple[list[str], str, Counter]:
     """(modality tags, a sentence of evidence, extension counts) of a record, from its
-    file names, file types and archive members (``addf.detect_modalities``).
-
-    Without saved archive listings the extensions in ``file_types`` that no file name
-    has (members of archives, as the results fold them in) count once each."""
-    names = strings(record.get("file_names"))
-    counts: Counter = Counter(file_extension(n) for n in names)
-    view: dict[str, Any] = {"title": record.get("title"), "keywords": record.get("keywords"), "file_names": names}
-    if archives:
-        view["archives"] = archives
-        for a in archives:
-            for ext, n in (a.get("extension_counts") or {}).items():
-                if isinstance(ext, str) and isinstance(n, int) and not isinstance(n, bool):
-                    counts[ext] += n
-    else:
-        extra = [e for e in strings(record.get("file_types")) if e.startswith(".") and e not in counts]
-        view["file_names"] = names + ["member" + e for e in extra]
-        counts.update(extra)
-    found = detect_modalities(view)
+    file names, file types and archive members (``modality.file_listing`` and
+    ``modality.detect_modalities``; a results row without saved archive listings counts
+    each extension of ``file_types`` that no file name has once, as an archive member)."""
+    listing = file_listing(record, archives or [])
+    found = detect_modalities(record, listing)
     tags = []
     for m in found:
         tag = _MODALITY_OF_KEY.get(m.key)
@@ -263,7 +259,7 @@ def modalities(record: Mapping[str, Any], archives: list[Mapping[str, Any]] | No
             tags.append("device")
     order = [t for t, _ in MODALITIES]
     tags.sort(key=order.index)
-    return tags, "; ".join(m.summary() for m in found), counts
+    return tags, "; ".join(m.summary() for m in found), listing.counts
 
 
 def file_types_shown(counts: Counter, file_types: Iterable[str]) -> list[str]:
@@ -488,15 +484,32 @@ class Report:
         return total
 
 
+REASONS_SHOWN = 6
+REASON_MAX = 200
+
+
+def reasons(record: Mapping[str, Any]) -> list[list[Any]]:
+    """A results row's ``evidence`` (or its classification's) as ``[[1 for EYE_IMAGING /
+    0 for NEGATIVE, plain text], ...]`` (odd entries skipped, texts cut; the page escapes
+    them again)."""
+    out: list[list[Any]] = []
+    for e in evidence_of(record)[0]:
+        text = _text(e["reason"], REASON_MAX)
+        if text:
+            out.append([1 if e["supports"] == EYE_IMAGING else 0, text])
+        if len(out) >= REASONS_SHOWN:
+            break
+    return out
+
+
 def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | None, download: str) -> dict[str, Any]:
     archives = [a for a in (saved or {}).get("archives") or [] if isinstance(a, Mapping)]
-    tags, evidence, counts = modalities(record, archives)
+    tags, modality_note, counts = modalities(record, archives)
     summary, sample = archive_summary(archives, record)
     p = _number(record.get("prob_eye_imaging"))
     size = _number(record.get("size_mb"))
     files = record.get("file_count")
-    classifier_evidence, disagreement = evidence_of(record)
-    reasons = [(e["supports"], _text(e["reason"], 300)) for e in classifier_evidence[:12]]
+    _, disagreement = evidence_of(record)
     return {
         "key": record_key(source, record["source_id"]),
         "source": source,
@@ -507,7 +520,10 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "p": round(p, 4) if p is not None else None,
         "confidence": round(c, 4) if (c := _number(record.get("confidence"))) is not None else None,
         "modalities": tags,
-        "evidence": _text(evidence, 600),
+        "modality_note": _text(modality_note, 600),
+        "reasons": reasons(record),
+        "disagree": disagreement,
+        "p_text": round(pt, 4) if (pt := _number(record.get("prob_text"))) is not None else None,
         "file_types": file_types_shown(counts, record.get("file_types") or []),
         "archives": summary,
         "members": sample,
@@ -524,8 +540,6 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "model_id": _text(record.get("model_id"), 200),
         "model_label": record.get("model_label") if "model_label" in record else record.get("label"),
         "review": review_of(record),
-        "reasons": reasons,
-        "disagreement": disagreement,
         "tier": None,  # set for rows that wait for a curator
     }
 
@@ -642,7 +656,7 @@ def gather(data_dir: str | Path, results_dir: str | Path, *, run_id: str | None 
         row["new"] = new_since([row["key"], *(d["key"] for d in row["duplicates"])], before)
     queue = Table()
     for row in eye.rows + borderline.rows + waiting_only.rows:
-        view = {**row, "prob_eye_imaging": row["p"]}
+        view = {**row, "prob_eye_imaging": row["p"], "disagreement": row["disagree"]}
         row["tier"] = tier_of(view, (row["review"] or {}).get("decision"), row["new"], row["key"] in known)
         if row["tier"] is not None:
             queue.rows.append(row)

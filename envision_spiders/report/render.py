@@ -53,8 +53,8 @@ from .recallpage import grants_section, recall_section
 # Row fields in the embedded JSON, in order (report.js reads them by these positions).
 ROW_FIELDS = ("source", "source_id", "title", "url", "doi", "p", "confidence", "modalities", "file_types",
               "archives", "size_mb", "license", "access", "duplicates", "duplicate_of", "new", "download",
-              "description", "keywords", "file_count", "members", "evidence", "rules", "band", "review",
-              "model_label", "model_id", "reasons", "disagreement")
+              "description", "keywords", "file_count", "members", "modality_note", "rules", "band", "review",
+              "model_label", "model_id", "reasons", "disagree", "p_text")
 DECISION_FIELDS = ("decision", "reason", "code", "curator", "decided_at", "id", "on")
 LABEL_COLOURS = {EYE_IMAGING: "eye", NEGATIVE: "neg", "unclassified": "unc"}
 
@@ -130,12 +130,11 @@ def payload(report: Report) -> dict[str, Any]:
             row["archives"], row["size_mb"], lic_i[row["license"]], acc_i[row["access"]],
             [[d["key"], d["url"], d["title"], 1 if d["canonical"] else 0] for d in row["duplicates"]],
             row["duplicate_of"] or "", 1 if row["new"] else 0, dl_i.get(row["download"], 0), row["description"],
-            ", ".join(row["keywords"]), row["file_count"], row["members"], row["evidence"],
+            ", ".join(row["keywords"]), row["file_count"], row["members"], row["modality_note"],
             ", ".join(row.get("duplicate_rules") or []),
             row["tier"] if bands is None else bands_i.get(band(row["p"], bands), -1),
             [review.get(k) or "" for k in DECISION_FIELDS] if review else 0, row.get("model_label") or "",
-            model_i[row.get("model_id") or ""], [list(r) for r in row.get("reasons") or []],
-            1 if row.get("disagreement") else 0,
+            model_i[row.get("model_id") or ""], row["reasons"], 1 if row["disagree"] else 0, row["p_text"],
         ]
 
     def bands_of(bands: tuple) -> list[dict[str, Any]]:
@@ -417,6 +416,7 @@ def table_section(key: str, title: str, intro: str, with_new: bool) -> str:
     <select data-f="access" aria-label="Access"></select>
     <select data-f="license" aria-label="License"></select>
     {new_filter}
+    <label class="chk"><input type="checkbox" data-f="disagree"> Text and files disagree</label>
     <button type="button" class="reset" data-f="reset">Reset</button>
   </div>
   <div class="status" aria-live="polite"></div>
@@ -468,7 +468,10 @@ TEMPLATE = """<!DOCTYPE html>
   archive listings. <b>New</b> means EYE_IMAGING now and not in the previous report's snapshot
   (<code>data/report/snapshots/</code>), neither the record nor a duplicate of it. Duplicates are folded into their
   canonical record when both are in the same table. Modalities are detected from file types, archive members and
-  names. Regenerate with <code>scrapy report</code>.</p>
+  names. <b>Why</b> lists the reasons the classifier gives for a label, those for it first (&#9650; for
+  EYE_IMAGING, &#9660; against): words of the text, abbreviations and device names it read, and what the files
+  and archive listings show; <b>text and files disagree</b> marks records whose text points one way and whose
+  files the other. Regenerate with <code>scrapy report</code>.</p>
 </footer>
 </main>
 <script type="application/json" id="report-data">{data}</script>

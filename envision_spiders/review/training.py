@@ -125,14 +125,15 @@ def compare(curated, folds: int = 5, seed: int = 42, progress: Callable[[str], N
     from envision_spiders.classifier.data import builtin_examples, extra_examples
     from envision_spiders.classifier.encoder import Encoder
     from envision_spiders.classifier.evaluate import cv_splits, metrics
-    from envision_spiders.classifier.head import fit_text_head, predict_text_head
+    from envision_spiders.classifier.head import fit_text_head, predict_text_head, prepare_texts
     from envision_spiders.classifier.model import _backbone_path
 
     say = progress or (lambda msg: logger.info("%s", msg))
     started = time.monotonic()
     base, extra = builtin_examples(), extra_examples()
     n, n_extra, n_cur = len(base), len(extra), len(curated)
-    texts = list(base.texts) + list(extra.texts) + list(curated.texts)
+    # read as the default model reads them: rewritten by the field's lexicon
+    texts = prepare_texts(list(base.texts) + list(extra.texts) + list(curated.texts))
     kinds = list(base.kinds) + list(extra.kinds) + list(curated.kinds)
     labels = np.array(base.labels + extra.labels + curated.labels)
     say(f"Encoding {len(texts)} examples with the frozen backbone")

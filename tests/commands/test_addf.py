@@ -9,12 +9,12 @@ import json
 
 import pytest
 
+from envision_spiders.modality import detect_modalities
 from envision_spiders.addf import (
     DD_SCHEMA,
     DSD_SCHEMA,
     build,
     description_schema,
-    detect_modalities,
     formats,
     mesh_term,
     structure_schema,
@@ -183,7 +183,10 @@ def test_octa_and_anterior_segment_detection():
     octa = detect_modalities({"title": "OCTA of the macula", "file_names": ["angio/001.png"]})
     assert [m.key for m in octa] == ["retinal_octa"]
     slit = detect_modalities({"title": "Slit-lamp photographs of corneal ulcers", "file_names": ["a.jpg"]})
-    assert [m.key for m in slit] == ["anterior_segment_photography"] and slit[0].terms[0][1].ui == "D003315"
+    assert [m.key for m in slit] == ["anterior_segment_photography"] and slit[0].terms[0][1] == "cornea"
+    structure = build({"title": "Slit-lamp photographs of corneal ulcers", "file_names": ["a.jpg"]}).structure
+    assert structure["directoryList"][0]["relatedTerm"][0]["relatedTermIdentifier"][0][
+        "relatedTermClassificationCode"] == "D003315"
     members = detect_modalities({"title": "Eye data", "file_names": ["x.zip"],
                                  "archives": [{"extension_counts": {".vol": 10}, "members_sample": ["a.vol"]}]})
     assert [m.key for m in members] == ["retinal_oct"] and members[0].evidence[".vol"] == 10

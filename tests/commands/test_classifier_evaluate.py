@@ -37,6 +37,15 @@ def test_metrics_per_class_and_confusion_matrix():
     assert m["brier"] == pytest.approx(np.mean((np.array(p) - np.array(y)) ** 2), abs=1e-4)
 
 
+def test_hard_negatives_and_title_only_recall():
+    p = [0.95, 0.4, 0.85, 0.2, 0.81, 0.1]
+    y = [1, 1, 1, 0, 0, 0]
+    m = metrics(p, y, title_only_mask=[True, True, False, True, False, False])
+    assert m["negatives_at_0.8"] == 1 and m["negatives"] == 3
+    assert m["title_only_eye_imaging"] == 2 and m["title_only_recall"] == 0.5
+    assert "title_only_recall" not in metrics(p, y)
+
+
 def test_calibration_error_and_reliability_table():
     # bin 0.8-0.9 holds 0.8 and 0.85 (1 positive of 2), bin 0.1-0.2 holds 0.1 (negative)
     p, y = [0.8, 0.85, 0.1], [1, 0, 0]
@@ -63,7 +72,8 @@ def test_evaluation_on_a_small_labelled_file(tmp_path, default_classifier):
     report = evaluate_file(default_classifier, path)
     assert report["model_id"] == default_classifier.model_id
     assert [p["label"] for p in report["predictions"]] == ["EYE_IMAGING", "NEGATIVE", "NEGATIVE"]
-    m = report["methods"]["model"]["pooled"]
+    assert all(p["evidence"] and isinstance(p["disagreement"], bool) for p in report["predictions"])
+    m = report["methods"]["combined"]["pooled"]
     cm = m["confusion_matrix"]["rows_true_columns_predicted"]
     assert m["n"] == 3 and sum(map(sum, cm)) == 3 and cm[1][0] + cm[1][1] == 1
     written = write_report(report, tmp_path / "out")
@@ -77,7 +87,25 @@ def test_hand_written_probes_are_mostly_right(default_classifier):
     cochlear OCT, eye tracking, psychophysics, ocular genetics, other medical imaging).
     Not training data; a floor that catches a broken model, not a measurement."""
     report = evaluate_file(default_classifier, PROBES)
-    assert report["methods"]["model"]["pooled"]["accuracy"] >= 0.8
+    assert report["methods"]["combined"]["pooled"]["accuracy"] >= 0.8
+
+
+def test_a_labelled_file_with_files_reports_the_text_alone_and_the_decision(tmp_path, default_classifier):
+    """Vague titles whose files show eye imaging, and an eye text whose complete listing is
+    tables only: the text model alone and the decision are measured apart."""
+    vague = [{"title": f"Supplementary data {i}", "label": "EYE_IMAGING",
+              "files": [{"name": f"raw/{k:03d}_OD.e2e"} for k in range(30)]} for i in range(3)]
+    tables = [{"title": "Diabetic retinopathy grades from fundus photographs", "label": "NEGATIVE",
+               "description": "Grades only.", "files": [{"name": "grades.csv"}, {"name": "README.txt"}]}]
+    path = tmp_path / "with_files.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in vague + tables))
+    report = evaluate_file(default_classifier, path)
+    text, combined = report["methods"]["text"]["pooled"], report["methods"]["combined"]["pooled"]
+    assert report["records_with_files"] == 4
+    assert text["per_class"]["EYE_IMAGING"]["recall"] < combined["per_class"]["EYE_IMAGING"]["recall"] == 1.0
+    assert combined["title_only_eye_imaging"] == 3 and combined["title_only_recall"] == 1.0
+    assert all(p["disagreement"] for p in report["predictions"][:3])
+    assert "recall on title-only eye imaging" in format_report(report)
 
 
 @pytest.mark.slow
@@ -98,6 +126,21 @@ def test_cross_validation_on_the_built_in_examples(example_embeddings, monkeypat
         cross_validate(methods=("magic",))
 
 
+@pytest.mark.slow
+def test_cross_validation_scores_the_records_with_files_by_text_and_combined():
+    from envision_spiders.classifier.data import file_examples
+
+    report = cross_validate(folds=2, seeds=(0,), methods=("text_head",))
+    n = len(file_examples())
+    assert report["data"]["file_examples"]["count"] == n
+    text = report["methods"]["file_examples_text"]["pooled"]
+    combined = report["methods"]["file_examples_combined"]["pooled"]
+    assert text["n"] == combined["n"] == n and report["methods"]["text_head"]["pooled"]["n"] == 891
+    # the file evidence is what these records are for: it must help
+    assert combined["per_class"]["EYE_IMAGING"]["f1"] > text["per_class"]["EYE_IMAGING"]["f1"]
+    assert "title_only_recall" in combined and "negatives_at_0.8" in combined
+
+
 def scrapy(command: list[str], data_dir, **settings) -> subprocess.CompletedProcess:
     return scrapy_in_process(command, crawl_env(None, data_dir, **settings))
 
@@ -110,7 +153,7 @@ def test_evaluate_command_on_a_labelled_file(tmp_path, classifier_models):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EYE_IMAGING" in result.stdout and "reliability" in result.stdout
     report = json.loads((out / "report.json").read_text())
-    assert report["methods"]["model"]["pooled"]["n"] == 40
+    assert report["methods"]["combined"]["pooled"]["n"] == 40 and report["methods"]["text"]["pooled"]["n"] == 40
     bad = scrapy(["evaluate-classifier", "--file", str(tmp_path / "missing.jsonl")], tmp_path)
     assert bad.returncode != 0 and "no such file" in bad.stderr
 

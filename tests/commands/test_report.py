@@ -259,7 +259,7 @@ def test_modalities_come_from_file_names_archive_members_and_file_types(tmp_path
     report = gather(data, results)
     rows = {r["source_id"]: r for r in report.eye.rows}
     assert rows["fundus"]["modalities"] == ["fundus"]
-    assert rows["oct"]["modalities"] == ["oct", "device"] and ".e2e" in rows["oct"]["evidence"]
+    assert rows["oct"]["modalities"] == ["oct", "device"] and ".e2e" in rows["oct"]["modality_note"]
     assert rows["oct"]["archives"] == "1 archive · 80 members: .e2e 40, .xml 40; 1 not listed (7z)"
     assert rows["oct"]["members"] == ["pat001.e2e", "pat001.xml"]
     assert rows["oct"]["file_types"][0] == ".e2e", "device formats first"
@@ -311,7 +311,9 @@ def test_hostile_text_is_escaped_and_the_embedded_rows_cannot_close_their_script
     data, results = dirs(tmp_path)
     write_results(results, [
         result("zenodo", "</script><script>window.__xss=3</script>", label="EYE_IMAGING", p=0.9, title=HOSTILE,
-               url="javascript:window.__xss=2", license="<b>MIT</b>", description="\u2028 & <!-- -->"),
+               url="javascript:window.__xss=2", license="<b>MIT</b>", description="\u2028 & <!-- -->",
+               evidence=[{"supports": "NEGATIVE", "reason": "</script>" + HOSTILE}, {"supports": "odd", "reason": "x"},
+                         "not a reason", {"supports": "EYE_IMAGING", "reason": "y" * 500}], disagreement=True),
     ])
     write_run(data, "r1", "<svg onload=alert(1)>")
     _, page = build_report(data, results)
@@ -320,6 +322,9 @@ def test_hostile_text_is_escaped_and_the_embedded_rows_cannot_close_their_script
     rows = json.loads(data_block)["tables"]["eye"]["rows"]
     assert rows[0][ROW_FIELDS.index("title")] == HOSTILE, "the text arrives intact, as text"
     assert rows[0][ROW_FIELDS.index("url")] == "", "javascript: never becomes a link"
+    reasons = rows[0][ROW_FIELDS.index("reasons")]
+    assert reasons[0] == [0, "</script>" + HOSTILE] and len(reasons) == 2, "odd reasons are skipped"
+    assert len(reasons[1][1]) <= 200 and rows[0][ROW_FIELDS.index("disagree")] == 1
     assert "<svg onload" not in page and "&lt;svg onload=alert(1)&gt;" in page
     assert page.count("<script") == 2, "only the data block and the page's own script"
 

@@ -43,14 +43,18 @@ def fixture_records() -> list[dict]:
     for i in range(20):
         out.append(result("figshare", f"f{i:02d}", label="EYE_IMAGING", p=round(p, 4), size_mb=float(100 + i * 3 % 7),
                           title=f"{WORDS[(i * 3) % 10]} OCT volumes {i:02d}", file_names=["scans.zip"],
-                          file_types=[".e2e", ".zip"], archive_count=1, license="CC0-1.0", access="restricted"))
+                          file_types=[".e2e", ".zip"], archive_count=1, license="CC0-1.0", access="restricted",
+                          evidence=[{"supports": "EYE_IMAGING", "reason": "412 .e2e files (Heidelberg OCT)"},
+                                    {"supports": "NEGATIVE", "reason": "words in the text: 'volumes'"}],
+                          disagreement=i < 3, prob_text=0.2 if i < 3 else round(p, 4)))
         p -= 0.003
     for i in range(10):
         title = HOSTILE if i == 4 else f"{WORDS[i]} slit-lamp images {i:02d}"
         out.append(result("dryad", f"d{i:02d}", label="EYE_IMAGING", p=round(p, 4), size_mb=None, title=title,
                           file_names=["photos.zip"], file_types=[".jpg", ".zip"], archive_count=1,
                           url="javascript:window.__xss=2" if i == 4 else None,
-                          description="Anterior segment photographs" if i == 3 else ""))
+                          description="Anterior segment photographs" if i == 3 else "",
+                          evidence=[{"supports": "NEGATIVE", "reason": HOSTILE}] if i == 4 else []))
         p -= 0.003
     out.append(result("datacite", "10.5281/zenodo.0", label="EYE_IMAGING", p=0.9,
                       duplicate_of={"source": "zenodo", "source_id": "z00"}, url="https://doi.org/10.5281/zenodo.0"))
@@ -198,6 +202,21 @@ def test_filters_narrow_the_rows_and_reset_restores_them(page, page_file):
     assert page.locator("#eye").get_attribute("data-matching") == total
 
 
+def test_a_row_says_why_and_disagreements_filter(page):
+    row = page.locator('#eye tr[data-key="figshare:f05"]')
+    why = row.locator(".c-why")
+    assert "412 .e2e files (Heidelberg OCT)" in why.text_content()
+    assert why.locator(".why-eye").count() == 1 and why.locator(".why-neg").count() == 1
+    page.locator("#eye [data-f=disagree]").check()
+    assert sorted(keys(page, "eye")) == ["figshare:f00", "figshare:f01", "figshare:f02"]
+    assert page.locator("#eye .badge.disagree").count() == 3
+    page.locator("#eye [data-f=reset]").click()
+    assert not page.locator("#eye [data-f=disagree]").is_checked()
+    page.locator('#eye tr[data-key="figshare:f01"] button.expand').click()
+    details = page.locator("#eye tr.details").text_content()
+    assert "Why the model says EYE_IMAGING (text alone: P(eye) 0.20)" in details and "Heidelberg OCT" in details
+
+
 def test_charts_and_cards_filter_the_table(page):
     page.locator('.bar-row[data-filter=source][data-value=figshare]').click()
     assert page.locator("#eye select[data-f=source] option:checked").text_content().startswith("figshare")
@@ -215,6 +234,7 @@ def test_a_hostile_title_stays_text(page):
     title = row.locator(".title")
     assert title.text_content() == HOSTILE
     assert title.evaluate("e => e.tagName") == "SPAN", "a javascript: URL is not a link"
+    assert HOSTILE in row.locator(".c-why").text_content(), "a hostile reason stays text too"
     assert page.locator("#eye tbody img").count() == 0
     assert page.evaluate("typeof window.__xss") == "undefined"
     row.click()

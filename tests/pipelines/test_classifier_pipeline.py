@@ -58,14 +58,14 @@ def run_items(pipeline, items, during=None):
 
 def test_items_are_classified_in_batches_off_the_event_loop(tmp_path, classifier_models, default_classifier, monkeypatch):
     calls = []
-    original = default_classifier.classify
+    original = default_classifier.classify_inputs
 
-    def slow_classify(texts):
-        calls.append((len(texts), threading.current_thread().name))
+    def slow_classify(inputs):
+        calls.append((len(inputs), threading.current_thread().name))
         time.sleep(0.1)  # a slow model must not hold up the event loop
-        return original(texts)
+        return original(inputs)
 
-    monkeypatch.setattr(default_classifier, "classify", slow_classify)
+    monkeypatch.setattr(default_classifier, "classify_inputs", slow_classify)
     crawler = crawler_for(tmp_path, classifier_models)
     pipeline = ClassifyPipeline.from_crawler(crawler)
     items = [item(i, *(POSITIVE if i % 2 else NEGATIVE)) for i in range(10)]
@@ -84,7 +84,8 @@ def test_items_are_classified_in_batches_off_the_event_loop(tmp_path, classifier
         c = it.classification
         assert c["label"] == ("EYE_IMAGING" if i % 2 else "NEGATIVE")
         assert c["model_id"] == default_classifier.model_id
-        assert set(c) >= {"label", "confidence", "prob_eye_imaging", "prob_negative", "text_sha256", "classified_at"}
+        assert set(c) >= {"label", "confidence", "prob_eye_imaging", "prob_negative", "text_sha256", "classified_at",
+                          "prob_text", "evidence", "disagreement", "files_sha256"}
     stats = crawler.stats
     assert stats.get_value("envision/classify/classified") == 10 and stats.get_value("envision/classify/batches") == 3
     assert stats.get_value("envision/classify/eye_imaging") == 5
@@ -94,15 +95,16 @@ def test_a_record_saved_with_this_models_label_is_not_classified_again(tmp_path,
                                                                       monkeypatch):
     unchanged, changed, other_model = item(1, *POSITIVE), item(2, *POSITIVE), item(3, *NEGATIVE)
     for it in (unchanged, changed, other_model):
-        (c,) = default_classifier.classify([record_text(it.__dict__)])
+        (c,) = default_classifier.classify_records([it.__dict__])
         if it is other_model:
             c["model_id"] = "someone-else@1"
         atomic_write_json(record_path(tmp_path, "zenodo", it.source_id), {**it.__dict__, "classification": c})
     saved = json.loads(record_path(tmp_path, "zenodo", "1").read_text())["classification"]
     changed.description += " Now with OCT angiography."
     seen = []
-    original = default_classifier.classify
-    monkeypatch.setattr(default_classifier, "classify", lambda texts: seen.extend(texts) or original(texts))
+    original = default_classifier.classify_inputs
+    monkeypatch.setattr(default_classifier, "classify_inputs",
+                        lambda inputs: seen.extend(i.text for i in inputs) or original(inputs))
     crawler = crawler_for(tmp_path, classifier_models)
     out = run_items(ClassifyPipeline.from_crawler(crawler), [unchanged, changed, other_model])
     assert out[0].classification == saved  # reused as it was, time included
@@ -138,11 +140,11 @@ def test_the_model_loads_only_when_a_record_needs_it(tmp_path, monkeypatch):
     class Model:
         model_id = "fake@1"
 
-        def reusable(self, classification, text):
+        def reusable(self, classification, inp):
             return False
 
-        def classify(self, texts):
-            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in texts]
+        def classify_inputs(self, inputs):
+            return [{"label": "EYE_IMAGING", "prob_eye_imaging": 0.9} for _ in inputs]
 
     def load(spec, root, curated=None):
         loads.append(spec)
@@ -224,3 +226,17 @@ def test_classify_command_labels_what_is_missing_then_writes_results(tmp_path, c
     assert result.returncode == 0, result.stderr[-3000:]
     assert "classified 1, already labelled 3" in result.stdout  # the kaggle record only
     assert (tmp_path / "results" / "zenodo_all_results.json").exists()
+
+    # same text, new files: classified again, and the label says why
+    path = record_path(tmp_path, "zenodo", "1")
+    record = json.loads(path.read_text())
+    record["files"] = [{"name": f"raw/{k:03d}_OD.e2e"} for k in range(40)]
+    atomic_write_json(path, record)
+    result = scrapy(["classify"], tmp_path, **models)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "classified 1, already labelled 3" in result.stdout
+    c = saved_records(tmp_path, "zenodo")["1"]["classification"]
+    assert any(e["reason"] == "40 .e2e files (Heidelberg OCT)" for e in c["evidence"]) and "prob_text" in c
+    row = next(r for r in json.loads((tmp_path / "results" / "zenodo_all_results.json").read_text())
+               if r["source_id"] == "1")
+    assert row["evidence"] == c["evidence"] and row["disagreement"] == c["disagreement"]

@@ -203,11 +203,15 @@ def test_flag_columns_follow_their_weights():
     from envision_spiders.classifier.head import TEXT_HEAD_PARAMS, flag_features
 
     texts = ["Retinal OCT with a note on coronary arteries", "Coronary OCT pullbacks, retina mentioned"]
-    only_eye = {**TEXT_HEAD_PARAMS, "non_eye_site_weight": 0.0, "lead_eye_weight": 0.0, "lead_site_weight": 0.0}
+    only_eye = {**TEXT_HEAD_PARAMS, "non_eye_site_weight": 0.0, "lead_eye_weight": 0.0, "lead_site_weight": 0.0,
+                "site_first_weight": 0.0}
     assert flag_features(texts, only_eye).tolist() == [[3.0], [3.0]]
-    every = {**only_eye, "non_eye_site_weight": 2.0, "lead_eye_weight": 1.0, "lead_site_weight": 4.0, "lead_chars": 12}
-    # columns: eye vocabulary, non-eye site, eye vocabulary in the lead, non-eye site in the lead
-    assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 0.0, 4.0]]
+    every = {**only_eye, "non_eye_site_weight": 2.0, "lead_eye_weight": 1.0, "lead_site_weight": 4.0, "lead_chars": 12,
+             "site_first_weight": 5.0}
+    # columns: eye vocabulary, non-eye site, eye vocabulary in the lead, non-eye site in the lead, a site before
+    # any sign of the eye in the lead
+    assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0, 0.0], [3.0, 2.0, 0.0, 4.0, 5.0]]
+    assert flag_features(texts, TEXT_HEAD_PARAMS).tolist() == [[3.0, 0.0], [3.0, 3.0]]  # what the model uses
 
 
 def test_a_changed_text_head_recipe_changes_the_fingerprint(monkeypatch):
@@ -220,3 +224,101 @@ def test_a_changed_text_head_recipe_changes_the_fingerprint(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(head, "NON_EYE_SITE", re.compile(head.NON_EYE_SITE.pattern + "|spleen"))
     assert model_mod.fingerprint(model_mod.input_versions()) != model_mod.fingerprint(before)
+
+
+# ------------------------------------------------------------------ evidence: every label says why
+def archive_entry(name, counts, sample=(), *, listed=True, complete=True, reason=None):
+    return {"name": name, "format": "zip", "listed": listed, "complete": complete, "members_sample": list(sample),
+            "extension_counts": counts if listed else {}, "reason": reason,
+            "member_count": sum(counts.values()) if listed and complete else None}
+
+
+def check_classification(c):
+    assert c["label"] in ("EYE_IMAGING", "NEGATIVE") and 0 <= c["prob_text"] <= 1
+    assert isinstance(c["disagreement"], bool) and 1 <= len(c["evidence"]) <= 6
+    for e in c["evidence"]:
+        assert set(e) == {"supports", "reason"} and e["supports"] in ("EYE_IMAGING", "NEGATIVE")
+        assert isinstance(e["reason"], str) and e["reason"] and len(e["reason"]) <= 200
+        assert not re.search(r"[\x00-\x1f\u202a-\u202e]", e["reason"])
+
+
+def test_a_label_carries_its_reasons_and_the_text_probability(default_classifier):
+    (c,) = default_classifier.classify_records([{"title": "AMD OCT"}])
+    check_classification(c)
+    assert c["prob_text"] == c["prob_eye_imaging"], "no files: the text decides alone"
+    assert any("age-related macular degeneration" in e["reason"] for e in c["evidence"])
+    assert set(c) >= {"files_sha256", "text_sha256", "model_id", "classified_at"}
+
+
+def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
+    vague = {"title": "Supplementary data", "description": "Data for the manuscript."}
+    with_files = {**vague, "files": [{"name": "export.zip"}],
+                  "archives": [archive_entry("export.zip", {".e2e": 412}, [f"{i:06d}.E2E" for i in range(50)])]}
+    text_only, files = default_classifier.classify_records([vague, with_files])
+    check_classification(files)
+    assert text_only["label"] == "NEGATIVE" and files["label"] == "EYE_IMAGING"
+    assert files["prob_text"] == text_only["prob_text"]
+    assert files["evidence"][0] == {"supports": "EYE_IMAGING", "reason": "412 .e2e files (Heidelberg OCT)"}
+    assert files["disagreement"], "the text says negative, the files eye imaging"
+
+
+def test_a_sure_text_keeps_its_probability_when_its_files_are_plain_images(default_classifier):
+    """The floor that lets files rescue a vague text must not flatten a sure one: a fundus
+    dataset listing a few JPEGs stays as sure as its text (one shared floor made it 0.78)."""
+    text = {"title": "Colour fundus photographs of diabetic retinopathy graded by ophthalmologists",
+            "description": "Retinal images from a screening programme with lesion annotations."}
+    (alone, listed) = default_classifier.classify_records([text, {**text, "file_types": [".jpg", ".csv"]}])
+    assert alone["prob_eye_imaging"] > 0.95
+    assert listed["prob_eye_imaging"] >= alone["prob_eye_imaging"] - 0.02
+
+
+def test_a_complete_listing_of_tables_counts_against_and_an_unknown_one_does_not(default_classifier):
+    text = {"title": "Diabetic retinopathy screening: fundus photograph grades",
+            "description": "Grades of fundus photographs from a screening programme with HbA1c."}
+    tables = {**text, "files": [{"name": "grades.csv"}, {"name": "hba1c.csv"}, {"name": "README.txt"}]}
+    unpeeked = {**text, "files": [{"name": "data.zip"}],
+                "archives": [archive_entry("data.zip", {}, listed=False, reason="dryad serves files only to "
+                                           "authenticated clients and no credentials are set")]}
+    alone, complete, unknown = default_classifier.classify_records([text, tables, unpeeked])
+    assert complete["prob_eye_imaging"] < alone["prob_eye_imaging"]
+    assert any(e["reason"] == "complete listing: 2 tables, 1 document, no images" and e["supports"] == "NEGATIVE"
+               for e in complete["evidence"])
+    assert unknown["prob_eye_imaging"] == alone["prob_eye_imaging"] == unknown["prob_text"]
+
+
+def test_bad_input_gets_a_label_and_evidence(default_classifier):
+    hostile = "\u202e<script>alert(1)</script>\x00" + "x" * 300 + ".jpg"
+    records = [
+        {},
+        {"title": None, "description": None, "keywords": None, "files": None, "archives": None},
+        {"title": "Images", "files": [{"name": f"img_{i:05d}.png"} for i in range(12_000)]},
+        {"title": "Scans", "files": [{"name": "a.zip"}, {"name": 5}, None, {"name": hostile}],
+         "archives": [archive_entry("a.zip", {".png": 40, ".e2e": "many"}, [hostile, None, 7], complete=False),
+                      "junk", {"name": {"odd": 1}, "listed": True, "extension_counts": []}]},
+        {"title": 12345, "keywords": "retina", "description": ["a", "list"]},
+    ]
+    results = default_classifier.classify_records(records)
+    assert len(results) == len(records)
+    for c in results:
+        check_classification(c)
+    assert results[0]["evidence"] == [{"supports": "NEGATIVE", "reason": "no text and no file listing to judge by"}]
+    assert any("12,000 images" in e["reason"] for e in results[2]["evidence"])
+
+
+def test_reusable_needs_the_same_file_evidence(default_classifier):
+    record = {"title": "Retinal OCT", "description": "B-scans", "files": [{"name": "a.csv"}]}
+    (c,) = default_classifier.classify_records([record])
+    assert default_classifier.reusable(c, model_mod.record_input(record))
+    changed = {**record, "files": [{"name": "a.csv"}, {"name": "scan.e2e"}]}
+    assert not default_classifier.reusable(c, model_mod.record_input(changed))
+
+
+def test_a_changed_file_evidence_input_changes_the_model_id(monkeypatch):
+    from envision_spiders.classifier import data as data_mod, evidence
+
+    before = model_mod.fingerprint(model_mod.input_versions())
+    monkeypatch.setattr(data_mod, "file_examples_bytes", lambda: b'{"label": "NEGATIVE", "title": "x"}\n')
+    assert model_mod.fingerprint(model_mod.input_versions()) != before
+    monkeypatch.undo()
+    monkeypatch.setattr(evidence, "PENALTY", 2.5)
+    assert model_mod.fingerprint(model_mod.input_versions()) != before

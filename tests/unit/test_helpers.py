@@ -35,7 +35,12 @@ from envision_spiders.textutil import html_to_text, iso, normalize_doi, parse_da
         ("c:\\data\\scan.tif", ".tif", "imaging"),
         ("data.v2/README", "", None),
         (".DS_Store", "", None),
-        ("notes.txt", ".txt", None),
+        ("notes.txt", ".txt", "document"),
+        ("labels.CSV", ".csv", "table"),
+        ("volume.mat", ".mat", "array"),
+        ("weights.pth", ".pth", "weights"),
+        ("clip.avi", ".avi", "video"),
+        ("notes.xyz", ".xyz", None),
     ],
 )
 def test_one_extension_table(name, ext, cat):

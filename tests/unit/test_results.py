@@ -138,6 +138,24 @@ def terms_file(tmp_path):
     return path
 
 
+def test_results_rows_carry_the_reasons_and_the_disagreement(tmp_path):
+    data, results = tmp_path / "data", tmp_path / "results"
+    reasons = [{"supports": "EYE_IMAGING", "reason": "412 .e2e files (Heidelberg OCT)"},
+               {"supports": "NEGATIVE", "reason": "words in the text: 'supplementary'"}]
+    record = save(data, "zenodo", "1", 0.6)
+    record["classification"].update(evidence=reasons + ["not a reason", None], disagreement=True, prob_text=0.01)
+    atomic_write_json(record_path(data, "zenodo", "1"), record)
+    save(data, "zenodo", "2", 0.3)  # saved before labels said why: no reasons, no disagreement
+    bad = save(data, "zenodo", "3", 0.9)
+    bad["classification"].update(evidence="odd", disagreement="yes")
+    atomic_write_json(record_path(data, "zenodo", "3"), bad)
+    write_results(data, results)
+    rows = {r["source_id"]: r for r in read(results / "zenodo_all_results.json")}
+    assert rows["1"]["evidence"] == reasons and rows["1"]["disagreement"] is True and rows["1"]["prob_text"] == 0.01
+    assert rows["2"]["evidence"] == [] and rows["2"]["disagreement"] is False and rows["2"]["prob_text"] is None
+    assert rows["3"]["evidence"] == [] and rows["3"]["disagreement"] is False
+
+
 def test_one_funnel_from_the_same_records_in_the_summary_the_log_and_the_page(tmp_path, caplog, monkeypatch):
     """found -> EYE_IMAGING -> confident -> canonical -> downloaded / posted: each figure
     counts records of the one before it, and the run summary, its log line, the review

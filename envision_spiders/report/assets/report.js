@@ -38,6 +38,15 @@
     a.rel = 'noopener noreferrer';
     return a;
   }
+  /* one reason: [1 for EYE_IMAGING or 0 against, plain text] */
+  function reason(w) {
+    var d = el('div', 'why ' + (w[0] ? 'why-eye' : 'why-neg'));
+    d.appendChild(el('span', 'why-mark', w[0] ? '\u25B2' : '\u25BC'));
+    d.appendChild(el('span', null, ' ' + w[1]));
+    d.title = (w[0] ? 'for EYE_IMAGING: ' : 'against EYE_IMAGING: ') + w[1];
+    return d;
+  }
+
   function bytes(mb) {
     if (mb === null || mb === undefined) return '';
     if (mb < 1) return Math.max(1, Math.round(mb * 1024)) + ' KB';
@@ -123,7 +132,7 @@
     this.hay = null;
     this.expanded = {};
     this.state = { sort: this.natural ? 'natural' : 'p', dir: this.natural ? 1 : -1, page: 0, size: 50 };
-    this.filters = { q: '', source: -1, band: -1, modality: -1, access: -1, license: -1, isNew: false };
+    this.filters = { q: '', source: -1, band: -1, modality: -1, access: -1, license: -1, isNew: false, disagree: false };
     this.status = section.querySelector('.status');
     this.thead = section.querySelector('thead');
     this.tbody = section.querySelector('tbody');
@@ -152,6 +161,7 @@
       { id: 'title', label: 'Dataset', sort: 'title', cls: 'c-title' },
       { id: 'source', label: 'Source', sort: 'source', cls: 'c-src' },
       { id: 'p', label: 'P(eye)', sort: 'p', cls: 'c-p' },
+      { id: 'reasons', label: 'Why', cls: 'c-why' },
       { id: 'rv', label: 'Decision', sort: 'review', cls: 'c-rv' },
       { id: 'mods', label: 'Modalities', cls: 'c-mods' },
       { id: 'types', label: 'Files · size', sort: 'size', cls: 'c-types' },
@@ -232,6 +242,7 @@
       if (f.access >= 0 && r[F.access] !== f.access) return false;
       if (f.license >= 0 && r[F.license] !== f.license) return false;
       if (f.isNew && !r[F['new']]) return false;
+      if (f.disagree && !r[F.disagree]) return false;
       if (hay) {
         var h = hay[i];
         for (var t = 0; t < terms.length; t++) if (h.indexOf(terms[t]) < 0) return false;
@@ -306,6 +317,8 @@
     });
     var isNew = q('new');
     if (isNew) isNew.addEventListener('change', function (ev) { self.filters.isNew = ev.target.checked; self.state.page = 0; self.update(); });
+    var disagree = q('disagree');
+    if (disagree) disagree.addEventListener('change', function (ev) { self.filters.disagree = ev.target.checked; self.state.page = 0; self.update(); });
     q('reset').addEventListener('click', function () { self.reset(); });
   };
 
@@ -324,11 +337,13 @@
 
   Table.prototype.reset = function () {
     var s = this.section;
-    this.filters = { q: '', source: -1, band: -1, modality: -1, access: -1, license: -1, isNew: false };
+    this.filters = { q: '', source: -1, band: -1, modality: -1, access: -1, license: -1, isNew: false, disagree: false };
     s.querySelectorAll('select[data-f]').forEach(function (x) { x.value = '-1'; });
     s.querySelector('[data-f="q"]').value = '';
     var isNew = s.querySelector('[data-f="new"]');
     if (isNew) isNew.checked = false;
+    var disagree = s.querySelector('[data-f="disagree"]');
+    if (disagree) disagree.checked = false;
     this.state.page = 0;
     this.update();
   };
@@ -440,6 +455,15 @@
           td.appendChild(el('div', 'pnum', p.toFixed(2)));
           td.appendChild(bar);
         }
+        break;
+      }
+      case 'reasons': {
+        /* the label's reasons, strongest first: plain text, set with textContent only */
+        var why = r[F.reasons] || [];
+        if (r[F.disagree]) td.appendChild(el('span', 'badge disagree', 'text and files disagree'));
+        why.slice(0, 2).forEach(function (w) { td.appendChild(reason(w)); });
+        if (why.length > 2) td.appendChild(el('span', 'muted', '+' + (why.length - 2) + ' more'));
+        if (!why.length && !r[F.disagree]) td.appendChild(el('span', 'muted', '—'));
         break;
       }
       case 'mods': {
@@ -572,7 +596,14 @@
     };
     if (r[F.description]) add('Description', el('p', null, r[F.description]));
     if (r[F.keywords]) add('Keywords', el('p', null, r[F.keywords]));
-    if (r[F.evidence]) add('Modality evidence', el('p', null, r[F.evidence]));
+    if (r[F.reasons] && r[F.reasons].length) {
+      var wl = el('ul', 'reasons');
+      r[F.reasons].forEach(function (w) { var li = el('li'); li.appendChild(reason(w)); wl.appendChild(li); });
+      if (r[F.disagree]) wl.appendChild(el('li', 'disagree', 'Its text and its files disagree.'));
+      add('Why the model says ' + (r[F.model_label] || '?') +
+        (r[F.p_text] !== null ? ' (text alone: P(eye) ' + r[F.p_text].toFixed(2) + ')' : ''), wl);
+    }
+    if (r[F.modality_note]) add('Modality evidence', el('p', null, r[F.modality_note]));
     if (r[F.members].length) {
       var ul = el('ul', 'members');
       r[F.members].forEach(function (m) { ul.appendChild(el('li', null, m)); });
@@ -591,15 +622,6 @@
       add('Same dataset' + (r[F.rules] ? ' (' + r[F.rules] + ')' : ''), dl);
     }
     if (r[F.confidence] !== null) add('Confidence of the label', el('p', null, r[F.confidence].toFixed(3)));
-    if (r[F.reasons].length || r[F.disagreement]) {
-      var why = el('ul', 'reasons');
-      r[F.reasons].forEach(function (e) {
-        var li = el('li', e[0] === 'EYE_IMAGING' ? 'for' : 'against', (e[0] === 'EYE_IMAGING' ? '+ ' : '− ') + e[1]);
-        why.appendChild(li);
-      });
-      if (r[F.disagreement]) why.appendChild(el('li', 'disagree', 'Its text and its files disagree.'));
-      add('Why the model says ' + (r[F.model_label] || '?'), why);
-    }
     var decision = el('div', 'rv-state'), rv = r[F.review], local = localOf(r);
     decision.appendChild(el('p', null, rv ? 'Stands: ' + describe(rv) +
       (rv[6] && rv[6] !== rowKey(r) ? ' — made on its duplicate ' + rv[6] : '') : 'No curator has decided yet.'));

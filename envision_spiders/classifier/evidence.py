@@ -1,0 +1,457 @@
+"""File evidence: what a record's files say about EYE_IMAGING, and how it joins the text model.
+
+**Features.** :func:`file_features` turns what :mod:`envision_spiders.modality` reads from
+a record's files and archive listings into a few numbers (:data:`FEATURES`): ophthalmic
+device formats, other OCT raw formats, DICOM, other medical volumes, raster images (a
+log-scaled count), videos, numeric arrays, file or member names that name the eye, names
+marked OD/OS, names of other body sites, genomics files, and two that only a **complete**
+listing can give: "no image of any kind" and "code or model weights only". Every
+feature is 0 when its evidence is unknown: a record without a listing (DataCite, NIH
+RePORTER, Dryad or Kaggle without credentials, archives not peeked) has all zeros, and an
+incomplete listing says only what it saw; neither ever says "no images".
+
+**Combination.** The text model gives the probabilities of four kinds of record (eye
+imaging, eye software, other eye data such as genotypes or eye tracking, everything
+else; P(EYE_IMAGING) calibrated, the others rescaled to sum with it to one). "Everything
+else" is split into non-eye imaging (a fitted share ``s``) and the rest, and the file
+evidence multiplies each of these five kinds' odds by fitted likelihood ratios:
+
+    log P(kind | text, files) = log(P_text(kind) + e[kind]) + W[kind] . f + const,   W[eye imaging] = 0
+
+a multinomial logistic regression whose offset is the text model's log-probabilities and
+that has no intercept. ``exp(W[kind, j])`` is how much more (or less) likely evidence j
+is for that kind than for eye imaging, fitted (not hand-set) by maximum likelihood on
+labelled records with files (:data:`.data.FILE_EXAMPLES_FILE`) scored by a text model
+that never saw them. Why this form:
+
+* per kind, because a file says different things against different alternatives: 300
+  JPEGs argue against "eye data without images", eye software and random records, but
+  not against chest X-rays, which come as JPEGs too. A single likelihood ratio for
+  "images" (the binary model first tried, docs/classifier.md) learnt a large weight from
+  vague-titled eye datasets and would have lifted every non-eye image set whose text was
+  not quite certain; the text model's four kinds alone still lumped non-eye imaging with
+  everything else, hence the split;
+* unknown evidence (all zeros) leaves the text probability exactly as it was: nothing
+  about a missing listing can move a label, which is what the issue asks and what a
+  free intercept or a rescaled text logit would break;
+* the text model is already calibrated on a thousand examples; a few hundred records
+  with files are enough to fit a few dozen likelihood ratios, not to re-learn the text;
+* it stays calibrated (maximum likelihood on the records with files) and each piece of
+  evidence has a readable share: the log-odds lost when it is taken away, which orders
+  the evidence lines a label carries.
+
+The floors ``e`` (one per kind, fitted with ``W``; used only for records with file
+evidence) say how far the text model can be wrong when files are there to correct it: a
+vague "Supplementary data" is 1e-5 eye imaging to the text, and 412 .e2e files must still
+be able to make it one. One floor shared by every kind (the first version) also lifted
+every other kind for records whose text was sure, so a fundus dataset with one listed
+image fell from 0.999 to 0.78; fitted per kind, the floor is large for eye imaging and
+near 0 for the other kinds: files can rescue eye imaging the text missed, and a sure text
+keeps its probability unless its files speak against it (docs/classifier.md).
+
+An L2 penalty (:data:`PENALTY`) keeps weights of rare features small. The fit uses scipy's
+L-BFGS on the penalised log-loss because scikit-learn's LogisticRegression has no offset
+term (hand-written: about fifteen lines; :func:`fit_weights`).
+
+**Disagreement.** Text and files disagree when the text says one label and the file
+evidence alone pushes the other way by at least :data:`DISAGREEMENT_LOGIT` (a likelihood
+ratio of 3): a curator should look at such a record whatever its final label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from envision_spiders.filetypes import (
+    ARCHIVE,
+    ARRAY,
+    CODE,
+    DEVICE_FORMATS,
+    DOCUMENT,
+    GENOMICS,
+    IMAGING,
+    MEDICAL,
+    TABLE,
+    VIDEO,
+    WEIGHTS,
+    category_of_extension,
+    file_extension,
+)
+from envision_spiders.modality import (
+    DICOM,
+    VOLUMES,
+    FileListing,
+    device_counts,
+    eye_device_count,
+    file_listing,
+    name_facts,
+    plain,
+)
+
+FEATURES = (
+    "eye_device",  # Heidelberg .e2e/.vol/.sdb, Topcon .fds/.fda files
+    "other_oct_device",  # .oct (Bioptigen, Optovue, Thorlabs), .img without .hdr (Zeiss Cirrus)
+    "dicom",
+    "medical_volumes",  # NIfTI, MHA/MHD, NRRD, MGZ
+    "images",  # raster images: log10(1 + n) / 3, at most 1
+    "video",
+    "arrays",  # .mat .h5 .npy: may hold images, or not
+    "eye_names",  # image, device, video or archive names that name the eye (fundus_0001.jpg, macula, cornea)
+    "oct_names",  # such names with an OCT word (oct, bscan): OCT, of the eye or of another organ
+    "laterality",  # image or device names marked OD / OS / OU
+    "non_eye_names",  # names of another body site or modality (chest, CT, knee, ECG)
+    "genomics",
+    "no_images",  # complete listing: no image, device, medical, video or array file at all
+    "code_only",  # complete listing without images, holding code or model weights
+)
+# L2 on the weights (the log-loss is summed over records). Cross-validated log-loss on the
+# records with files keeps falling as the penalty shrinks (they are nearly separable: none
+# of our negatives has eye-named image files), so it is set where the largest likelihood
+# ratio stays near e^7 (about a thousand): what one piece of file evidence can be worth on
+# records no one has seen; 0.1 gave ratios up to e^12 (docs/classifier.md).
+PENALTY = 0.3
+DISAGREEMENT_LOGIT = math.log(3.0)
+MAX_REASONS = 6
+_EPS = 1e-6
+_PICTURED = (IMAGING, MEDICAL, VIDEO)
+
+
+@dataclass
+class FileEvidence:
+    """The file features of one record and the plain-text lines that describe them."""
+
+    values: np.ndarray  # one value per FEATURES entry
+    lines: dict[str, str] = field(default_factory=dict)  # feature -> plain-text description
+    known: bool = False
+    complete: bool = False
+    gaps: list[str] = field(default_factory=list)
+
+    def key(self) -> str:
+        """A short, stable digest of the features (a saved label is reused only when its
+        text and its file evidence are unchanged)."""
+        return ",".join(f"{v:.4g}" for v in self.values) + ("|c" if self.complete else "|i" if self.known else "|u")
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _files(n: int, what: str) -> str:
+    return f"{_n(n)} {what}{'' if n == 1 else 's'}"
+
+
+def file_evidence(record: Mapping[str, Any], listing: FileListing | None = None) -> FileEvidence:
+    """The :class:`FileEvidence` of a saved record, a results row or a labelled line."""
+    listing = listing or file_listing(record)
+    values = np.zeros(len(FEATURES))
+    lines: dict[str, str] = {}
+    ev = FileEvidence(values, lines, listing.known, listing.complete, list(listing.gaps))
+    if not listing.known:
+        return ev
+
+    def put(name: str, value: float, line: str) -> None:
+        values[FEATURES.index(name)] = value
+        lines[name] = line
+
+    counts = listing.counts
+    devices = device_counts(listing)
+    eye = eye_device_count(devices)
+    if eye:
+        top = sorted(((n, e) for e, n in devices.items() if e not in (".oct", ".img")), reverse=True)
+        put("eye_device", 1.0, "; ".join(f"{_n(n)} {e} file{'s' if n != 1 else ''} ({DEVICE_FORMATS[e]})"
+                                           for n, e in top[:2]))
+    other = {e: n for e, n in devices.items() if e in (".oct", ".img")}
+    if other:
+        put("other_oct_device", 1.0, "; ".join(f"{_n(n)} {e} file{'s' if n != 1 else ''} ({DEVICE_FORMATS[e]})"
+                                                 for e, n in sorted(other.items())))
+    dicom = listing.count(DICOM)
+    if dicom:
+        put("dicom", 1.0, f"{_files(dicom, 'DICOM file')} (any organ)")
+    volumes = listing.count(VOLUMES)
+    if volumes:
+        put("medical_volumes", 1.0, f"{_files(volumes, 'medical volume')} (NIfTI, MHA, NRRD)")
+    images = listing.of_category(IMAGING)
+    if images:
+        kinds = ", ".join(e for e, _ in sorted(((e, n) for e, n in counts.items()
+                                                if category_of_extension(e) == IMAGING), key=lambda kv: -kv[1])[:3])
+        put("images", min(1.0, math.log10(1 + images) / 3), f"{_files(images, 'image')} ({kinds})")
+    video = listing.of_category(VIDEO)
+    if video:
+        put("video", 1.0, _files(video, "video"))
+    arrays = listing.of_category(ARRAY)
+    if arrays:
+        put("arrays", 1.0, f"{_files(arrays, 'numeric array file')} (.mat, .h5, .npy: contents unknown)")
+    facts = name_facts(n for n in listing.names if _pictured(n))
+    if facts.eye:
+        words = ", ".join(w for w, _ in facts.eye_words.most_common(3))
+        put("eye_names", 1.0, f"file names name the eye ({words}): {_n(facts.eye)} of {_n(facts.read)} read, "
+                              f"e.g. {facts.eye_examples[0]}")
+    if facts.oct:
+        put("oct_names", 1.0, f"file names name OCT scans (oct, bscan): {_n(facts.oct)} of {_n(facts.read)} read")
+    if facts.laterality:
+        put("laterality", 1.0, f"{_n(facts.laterality)} image names marked OD / OS (right / left eye)")
+    every = name_facts(listing.names)
+    if every.non_eye:
+        words = ", ".join(w for w, _ in every.non_eye_words.most_common(3))
+        put("non_eye_names", 1.0, f"file names name another body site or modality ({words})")
+    genomics = listing.of_category(GENOMICS)
+    if genomics:
+        put("genomics", 1.0, _files(genomics, "genomics file"))
+    if listing.complete:
+        pictured = images + video + arrays + dicom + volumes + listing.of_category(MEDICAL) + sum(devices.values())
+        if not pictured:
+            code = listing.of_category(CODE) + listing.of_category(WEIGHTS)
+            put("no_images", 1.0, "complete listing: " + _contents(counts) + ", no images")
+            if code:
+                put("code_only", 1.0, f"complete listing: code or model weights ({_files(code, 'file')}), no data images")
+    return ev
+
+
+def _pictured(name: str) -> bool:
+    return category_of_extension(file_extension(name)) in (*_PICTURED, ARCHIVE) or file_extension(name) in DEVICE_FORMATS
+
+
+_KIND_WORDS = {TABLE: "table", DOCUMENT: "document", CODE: "code file", WEIGHTS: "model file", GENOMICS: "genomics file",
+               ARCHIVE: "archive"}
+
+
+def _contents(counts: Mapping[str, int]) -> str:
+    """"3 tables, 1 document" from extension counts."""
+    kinds: dict[str, int] = {}
+    for ext, n in counts.items():
+        kind = _KIND_WORDS.get(category_of_extension(ext) or "", "other file")
+        kinds[kind] = kinds.get(kind, 0) + n
+    parts = sorted(kinds.items(), key=lambda kv: -kv[1])
+    return ", ".join(_files(n, k) for k, n in parts[:3]) or "no files"
+
+
+def evidence_sha256() -> str:
+    """sha256 of what the file features are made of (their list, the penalty, the
+    extension table and the name word lists): an input of the default model."""
+    import hashlib
+    import json
+
+    from envision_spiders import filetypes, modality
+
+    spec = {"features": FEATURES, "penalty": PENALTY, "floors": "one per kind", "extensions": filetypes.EXTENSIONS,
+            "devices": filetypes.DEVICE_FORMATS, "eye_names": sorted(modality.EYE_NAME_WORDS),
+            "oct_names": sorted(modality.OCT_NAME_WORDS), "neutral": NEUTRAL,
+            "non_eye_names": sorted(modality.NON_EYE_NAME_WORDS), "laterality": sorted(modality.LATERALITY_WORDS),
+            "name_limit": modality.NAME_LIMIT}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def feature_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.array([file_evidence(r).values for r in records]).reshape(len(records), len(FEATURES))
+
+
+# ------------------------------------------------------------------ the combination
+# The text head's four kinds, its last ("everything else") split in two for the file
+# evidence: non-eye imaging (chest X-rays, skin photographs) and everything without images.
+FILE_KINDS = ("eye_imaging", "eye_software", "other_eye_data", "negative_imaging", "negative_other")
+POSITIVE = 0
+# Held at 1 (weight 0): generic image formats and OCT words cannot tell eye imaging from
+# other imaging. Fitted freely, "images" learnt from vague-titled records (which the text
+# model rates as unlikely eye imaging whatever their files) a ratio that lifted any image
+# set whose text was unsure, and OCT words in names would do the same for intravascular
+# OCT; only eye-specific evidence (Heidelberg and Topcon formats, eye words and OD/OS in
+# names) and other sites' names may move the balance between eye and non-eye imaging.
+NEUTRAL = {"negative_imaging": ("images", "video", "dicom", "medical_volumes", "arrays", "oct_names",
+                                "other_oct_device")}
+
+
+def _free_mask() -> np.ndarray:
+    mask = np.ones((len(FILE_KINDS), len(FEATURES)))
+    mask[POSITIVE] = 0
+    for kind, names in NEUTRAL.items():
+        for name in names:
+            mask[FILE_KINDS.index(kind), FEATURES.index(name)] = 0
+    return mask
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(p, dtype=float), _EPS, 1.0))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _split(kind_probabilities: np.ndarray, share: float) -> np.ndarray:
+    """P_text of the five file kinds: the text head's "everything else" split into an
+    imaging share and the rest (the split sums back to it, so no evidence, no change)."""
+    k = np.atleast_2d(np.asarray(kind_probabilities, dtype=float))
+    return np.column_stack([k[:, :3], k[:, 3] * share, k[:, 3] * (1.0 - share)])
+
+
+def _offsets(kind_probabilities: np.ndarray, share: float, floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """log(P_text(kind) + floor[kind]): with file evidence (a floor above 0) the text alone
+    cannot rule a kind out beyond what its floor allows. ``floor``: one row per record, or
+    one value per kind, or a number."""
+    return _log(_split(kind_probabilities, share) + np.asarray(floor, dtype=float))
+
+
+def floors(fitted: Mapping[str, Any]) -> np.ndarray:
+    """The fitted floor of each file kind (zeros when there is none)."""
+    value = np.asarray(fitted.get("floor", 0.0), dtype=float)
+    return np.broadcast_to(value, (len(FILE_KINDS),)).copy() if value.ndim == 0 else value
+
+
+def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: Sequence[int],
+                penalty: float = PENALTY) -> dict[str, Any]:
+    """Maximum-likelihood likelihood ratios of the file evidence (see the module doc):
+    ``{"weights": W (FILE_KINDS x features, eye imaging's row 0), "share": s, "floor": e}``
+    for ``log P(kind | text, files) = log(P_text(kind) + e[kind]) + W[kind] . f + const``
+    on records with file evidence (without any, the text model's own probabilities), with
+    the share of imaging among the text's "everything else" and one floor per kind fitted
+    with them; an L2 penalty on ``W``. scipy's L-BFGS (see the module doc for why not
+    scikit-learn)."""
+    from scipy.optimize import minimize
+
+    k = np.atleast_2d(np.asarray(kind_probabilities, dtype=float))
+    X = np.asarray(features, dtype=float)
+    y = np.asarray(targets, dtype=int)
+    n_kinds, n_features = len(FILE_KINDS), X.shape[1]
+    onehot = np.eye(n_kinds)[y]
+    free = _free_mask()[:, :n_features].astype(bool)
+    known = X.any(axis=1).astype(float)
+
+    n_free = int(free.sum())
+
+    def unpack(theta):
+        W = np.zeros((n_kinds, n_features))
+        W[free] = theta[:n_free]
+        return W, 1.0 / (1.0 + math.exp(-theta[n_free])), np.exp(theta[n_free + 1:])
+
+    def loss(theta):
+        W, share, floor = unpack(theta)
+        base = _split(k, share)
+        shifted = np.clip(base + known[:, None] * floor[None, :], _EPS, None)
+        z = np.log(shifted) + X @ W.T
+        q = _softmax(z)
+        z_max = z.max(axis=1, keepdims=True)
+        log_norm = z_max[:, 0] + np.log(np.exp(z - z_max).sum(axis=1))
+        w = theta[:n_free]
+        value = np.sum(log_norm - (z * onehot).sum(axis=1)) + 0.5 * penalty * w @ w
+        residual = q - onehot
+        grad_w = (residual.T @ X)[free] + penalty * w
+        # d log(P_split + e) / du through the split, s = sigmoid(u): P_neg * s (1 - s) / (P_img + e) ...
+        ds = share * (1.0 - share) * k[:, 3]
+        grad_u = np.sum(residual[:, 3] * ds / shifted[:, 3] - residual[:, 4] * ds / shifted[:, 4])
+        # e_kind = exp(v_kind): d z_kind / dv_kind = e_kind / (P_kind + e_kind), on records with file evidence
+        grad_v = np.sum(known[:, None] * residual * floor[None, :] / shifted, axis=0)
+        return value, np.concatenate([grad_w, [grad_u], grad_v])
+
+    start = np.concatenate([np.zeros(n_free), [0.0], np.full(n_kinds, math.log(1e-3))])
+    result = minimize(loss, start, jac=True, method="L-BFGS-B")
+    W, share, floor = unpack(result.x)
+    return {"weights": W, "share": share, "floor": floor}
+
+
+def kind_posterior(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
+                   floored: bool = False) -> np.ndarray:
+    """P(file kind | text, files) for each record (rows). The floor applies to records with
+    file evidence (to all with ``floored``)."""
+    W = np.asarray(fitted["weights"], dtype=float)
+    X = np.atleast_2d(np.asarray(features, dtype=float))
+    floor = np.where((X.any(axis=1) | floored)[:, None], floors(fitted)[None, :], 0.0)
+    return _softmax(_offsets(kind_probabilities, float(fitted["share"]), floor) + X @ W.T)
+
+
+def combine(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any]) -> np.ndarray:
+    """P(EYE_IMAGING) from the text model's kind probabilities and the file features."""
+    if len(kind_probabilities) == 0:
+        return np.zeros(0)
+    return kind_posterior(kind_probabilities, features, fitted)[:, POSITIVE]
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), _EPS), 1 - _EPS)
+    return math.log(p / (1 - p))
+
+
+def file_logit(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any]) -> float:
+    """How far one record's file evidence moved the log-odds of EYE_IMAGING: its
+    likelihood ratios alone, the text's floor held as in the combination (0 for a record
+    without file evidence)."""
+    x = np.asarray(features, dtype=float)
+    if not x.any():
+        return 0.0
+    rows = np.vstack([x, np.zeros_like(x)])
+    p = kind_posterior(np.tile(kind_probabilities, (2, 1)), rows, fitted, floored=True)[:, POSITIVE]
+    return _logit(p[0]) - _logit(p[1])
+
+
+def disagreement(text_probability: float, files: float) -> bool:
+    """The text says one label and the file evidence alone pushes the other way by at
+    least a likelihood ratio of 3."""
+    if text_probability >= 0.5:
+        return files <= -DISAGREEMENT_LOGIT
+    return files >= DISAGREEMENT_LOGIT
+
+
+def file_targets(records: Sequence[Mapping[str, Any]], labels: Sequence[int]) -> list[int]:
+    """Each labelled record's file kind: its ``kind`` (eye_imaging, eye_software,
+    other_eye_data; a "negative" is split by its ``imaging`` flag, else by whether its
+    listing holds images, video or medical files); without a kind, its label's."""
+    out = []
+    for r, label in zip(records, labels):
+        kind = r.get("kind") if isinstance(r, Mapping) else None
+        if label:
+            out.append(0)
+        elif kind in ("eye_software", "other_eye_data"):
+            out.append(FILE_KINDS.index(kind))
+        else:
+            imaging = r.get("imaging") if isinstance(r, Mapping) else None
+            if not isinstance(imaging, bool):
+                listing = file_listing(r)
+                imaging = bool(listing.of_category(IMAGING) + listing.of_category(MEDICAL) + listing.of_category(VIDEO))
+            out.append(FILE_KINDS.index("negative_imaging" if imaging else "negative_other"))
+    return out
+
+
+def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
+                 fitted: Mapping[str, Any]) -> list[tuple[float, dict[str, str]]]:
+    """(share of the log-odds, ``{"supports", "reason"}``) for each file feature that
+    fired: how much the log-odds of EYE_IMAGING drop when that one feature is taken away
+    (the text's floor held as in the combination)."""
+    values = evidence.values
+    active = [i for i, v in enumerate(values) if v and FEATURES[i] in evidence.lines]
+    if not active:
+        return []
+    rows = np.tile(values, (len(active) + 1, 1))
+    for row, i in enumerate(active, 1):
+        rows[row, i] = 0.0
+    p = kind_posterior(np.tile(kind_probabilities, (len(rows), 1)), rows, fitted, floored=True)[:, POSITIVE]
+    full = _logit(p[0])
+    out = []
+    for row, i in enumerate(active, 1):
+        share = full - _logit(p[row])
+        if abs(share) < 0.05:
+            continue
+        out.append((share, {"supports": "EYE_IMAGING" if share > 0 else "NEGATIVE",
+                            "reason": plain(evidence.lines[FEATURES[i]], 160)}))
+    return out
+
+
+# which way each kind of file evidence points, for models that cannot weigh it (a foreign
+# EyeImagingClassifier folder reads text only): those labels list the file lines, unweighed
+_DIRECTION = {"eye_device": 1, "other_oct_device": 1, "images": 1, "eye_names": 1, "oct_names": 1, "laterality": 1,
+              "medical_volumes": -1, "non_eye_names": -1, "genomics": -1, "no_images": -1, "code_only": -1}
+
+
+def describe_files(evidence: FileEvidence) -> list[tuple[float, dict[str, str]]]:
+    out = []
+    for i, name in enumerate(FEATURES):
+        direction = _DIRECTION.get(name, 0)
+        if evidence.values[i] and direction and name in evidence.lines:
+            out.append((0.0, {"supports": "EYE_IMAGING" if direction > 0 else "NEGATIVE",
+                              "reason": plain(evidence.lines[name], 160)}))
+    return out

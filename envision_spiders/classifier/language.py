@@ -1,0 +1,312 @@
+"""The field's language: what ophthalmologists write, turned into text the model can read.
+
+The model learns from about a thousand labelled texts, nearly all written out in full
+("optical coherence tomography of age-related macular degeneration"). Catalogue records
+are often terser: ``AMD OCT``, ``GA FAF images``, ``Heidelberg Spectralis raw exports``,
+``SD-OCT B-scans with intraretinal fluid``. A TF-IDF or embedding weight can only be
+learnt for words the training data uses, so instead of hand-weighting the short forms,
+:func:`analyse` rewrites a text into the form the model knows, and the model's learnt
+weights do the rest:
+
+* **Abbreviations** are expanded (``AMD`` -> ``age-related macular degeneration``). Those
+  with common meanings outside ophthalmology (DR digital radiography, GA gestational age
+  or genetic algorithm, MH mental health, RP reversed phase, FA fractional anisotropy,
+  CNV copy number variant, CFP cyan fluorescent protein, ...) are expanded only with
+  **ophthalmic context**: a word of :data:`EYE_WORDS`, an unambiguous abbreviation or a
+  device name elsewhere in the text. ``DTI FA maps`` stays as written; ``UWF-FA in PDR``
+  becomes fluorescein angiography in proliferative diabetic retinopathy.
+* **Device and vendor names** (Heidelberg Spectralis, Topcon Triton, Zeiss Cirrus, Optos,
+  Canon CR-2, Nidek, Optovue, ...) gain what they are (``ophthalmic OCT and retinal
+  imaging device``). Vendor names that also make other things (Topcon surveying
+  instruments, Zeiss microscopes, Canon cameras, cirrus clouds) count only with a model
+  name or ophthalmic context.
+* **Compound words** the word lists missed are matched by their parts: ``intraretinal``,
+  ``subretinal``, ``epiretinal``, ``retinography``, ``perifoveal``, ``choriocapillaris``,
+  ``intracoronary``, ``echocardiography``.
+* **Negation and passing mentions**: eye words governed by a negation ("optical coherence
+  tomography of the eye is not included", "no retinal images", "not an ophthalmic
+  dataset", "unlike retinal OCT") or named in passing ("adapted from a retinal vessel
+  method", "related work on retina scans") are taken out of the text the model reads; the
+  eye words that remain are what the record is about. A NegEx-style scope: a cue before a
+  term governs the next few words up to a clause boundary; a cue after it ("... is not
+  included") governs its clause.
+
+The rewritten text is :attr:`Analysis.model_text` (the text with negated spans removed,
+then the expansions appended); training and inference both go through it, and the
+lexicon's sha256 is an input of the model's fingerprint (:func:`lexicon_sha256`). The
+:class:`Analysis` also says what it found, in plain words, for a label's evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+# Words for the eye, its parts, its diseases and ophthalmic methods, compounds included.
+# Left out on purpose: "lens" and "iris" (cameras, flowers, biometrics), "vision"/"visual"
+# (psychophysics, computer vision), "pupil" (eye tracking), bare "kerat-" (keratinocytes),
+# "papillary" (thyroid), "orbit" (chemistry, astronomy), "oct" itself (an imaging method
+# of many organs: it is an abbreviation below).
+EYE_WORDS = re.compile(
+    r"\b(eyes?|ocular|intraocular|periocular|(?:intra|sub|epi|pre|peri|para|extra|chorio|vitreo|neuro)?retina[ls]?"
+    r"|retinopath\w*|retinograph\w*|retinoblastoma\w*|retinitis|retinoschisis|chorioretin\w*|fund(?:us|i)"
+    r"|funduscop\w*|fundoscop\w*|cornea[ls]?|macula[r]?|maculopath\w*|ophthalm\w*|optic (?:disc|disk|nerve|cup)s?"
+    r"|choroid\w*|chorio\w*|glaucoma\w*|vitreo\w*|vitreous|uvea[l]?|uveitis|sclera[l]?|scleritis|conjunctiv\w*"
+    r"|eyelids?|meibo\w*|kerato(?:conus|pathy|plasty|metry|meter)|keratitis|cataracts?|myopi\w*"
+    r"|(?:para|peri|sub)?fovea[l]?|drusen|papill?oedema|papilledema|peripapillary|anterior segment|slit[- ]lamp"
+    r"|gonioscop\w*|pachymetr\w*|pterygi\w*|strabism\w*|amblyop\w*|photoreceptors?|limbal|lacrimal)\b",
+    re.IGNORECASE,
+)
+
+# abbreviation -> expansion. UNAMBIGUOUS ones stand for ophthalmic terms in any record;
+# CONTEXTUAL ones only in a text with ophthalmic context (see the module doc). Matched
+# case-sensitively as whole words (``Dr`` or ``oct`` are not abbreviations). OCT and its
+# variants give context but are not expanded: they name a method used on many organs,
+# the training texts use the abbreviation as often as the words, and spelling it out
+# only made OCT of other organs look more like the retinal OCT the model knows
+# (cross-validation, docs/classifier.md). An expansion already in the text is not added.
+UNAMBIGUOUS = {
+    "nAMD": "neovascular age-related macular degeneration",
+    "wAMD": "wet age-related macular degeneration",
+    "ARMD": "age-related macular degeneration",
+    "NPDR": "non-proliferative diabetic retinopathy",
+    "BRVO": "branch retinal vein occlusion",
+    "CRVO": "central retinal vein occlusion",
+    "HRVO": "hemiretinal vein occlusion",
+    "RVO": "retinal vein occlusion",
+    "BRAO": "branch retinal artery occlusion",
+    "CRAO": "central retinal artery occlusion",
+    "CSCR": "central serous chorioretinopathy",
+    "CNVM": "choroidal neovascular membrane",
+    "DRIL": "disorganisation of the retinal inner layers",
+    "FTMH": "full-thickness macular hole",
+    "VMT": "vitreomacular traction",
+    "RNFL": "retinal nerve fibre layer",
+    "pRNFL": "peripapillary retinal nerve fibre layer",
+    "GCIPL": "ganglion cell and inner plexiform layer of the retina",
+    "GCC": "retinal ganglion cell complex",
+    "ONH": "optic nerve head",
+    "POAG": "primary open-angle glaucoma",
+    "PACG": "primary angle-closure glaucoma",
+    "XLRS": "X-linked retinoschisis",
+    "LHON": "Leber hereditary optic neuropathy",
+    "OCT": "",
+    "OCTA": "",
+    "OCT-A": "",
+    "SD-OCT": "",
+    "SS-OCT": "",
+    "SSOCT": "",
+    "SDOCT": "",
+    "TD-OCT": "",
+    "AS-OCT": "anterior segment optical coherence tomography",
+    "EDI-OCT": "",
+    "FAF": "fundus autofluorescence",
+    "ICGA": "indocyanine green angiography",
+    "UWF": "ultra-widefield retinal imaging",
+    "AOSLO": "adaptive optics scanning laser ophthalmoscopy",
+    "cSLO": "confocal scanning laser ophthalmoscopy",
+    "IVCM": "in vivo confocal microscopy of the cornea",
+    "BCVA": "best-corrected visual acuity of the eye",
+    "ETDRS": "early treatment diabetic retinopathy study",
+    "HVF": "Humphrey visual field of the eye",
+}
+CONTEXTUAL = {
+    "AMD": "age-related macular degeneration",
+    "DR": "diabetic retinopathy",
+    "PDR": "proliferative diabetic retinopathy",
+    "DME": "diabetic macular edema",
+    "DMO": "diabetic macular oedema",
+    "GA": "geographic atrophy of the retina",
+    "CNV": "choroidal neovascularisation",
+    "MNV": "macular neovascularisation",
+    "CSC": "central serous chorioretinopathy",
+    "PCV": "polypoidal choroidal vasculopathy",
+    "ERM": "epiretinal membrane",
+    "MH": "macular hole",
+    "RP": "retinitis pigmentosa",
+    "ROP": "retinopathy of prematurity",
+    "IRD": "inherited retinal disease",
+    "NTG": "normal-tension glaucoma",
+    "PRP": "panretinal photocoagulation",
+    "RPE": "retinal pigment epithelium",
+    "IRF": "intraretinal fluid",
+    "SRF": "subretinal fluid",
+    "PED": "pigment epithelial detachment",
+    "GCL": "retinal ganglion cell layer",
+    "ILM": "internal limiting membrane of the retina",
+    "IOP": "intraocular pressure",
+    "VA": "visual acuity",
+    "CFP": "colour fundus photography",
+    "FA": "fluorescein angiography",
+    "FFA": "fundus fluorescein angiography",
+    "ICG": "indocyanine green angiography",
+    "SLO": "scanning laser ophthalmoscopy",
+    "UBM": "ultrasound biomicroscopy of the eye",
+    "CCM": "corneal confocal microscopy",
+    "OD": "right eye",
+    "OS": "left eye",
+    "OU": "both eyes",
+}
+_ABBREVIATION = re.compile(
+    r"(?<!\w)(" + "|".join(re.escape(a) for a in sorted({**UNAMBIGUOUS, **CONTEXTUAL}, key=len, reverse=True)) + r")(?!\w)"
+)
+
+# Ophthalmic imaging devices: (pattern, name shown in evidence, what it is). Case-insensitive.
+DEVICES = (
+    (r"spectralis|heidelberg (?:engineering|retina angiograph|retina tomograph|hra|hrt)|\bhra ?\+ ?oct",
+     "Heidelberg Spectralis / HRA / HRT", "ophthalmic OCT and retinal imaging device"),
+    (r"topcon (?:triton|maestro\d?|dri|3d ?oct|trc|nw ?\d+|oct)", "Topcon", "ophthalmic OCT and fundus camera"),
+    (r"\btriton (?:ss-?oct|dri|oct)|maestro ?2\b", "Topcon Triton / Maestro", "ophthalmic OCT and fundus camera"),
+    (r"(?:zeiss )?cirrus(?: hd)?[- ]oct|zeiss cirrus|cirrus (?:5000|6000|4000|500|photo)",
+     "Zeiss Cirrus", "ophthalmic OCT device"),
+    (r"zeiss clarus|clarus (?:500|700)|visucam|plex ?elite|stratus oct|zeiss ff ?450",
+     "Zeiss Clarus / Visucam / PLEX Elite", "ophthalmic fundus camera and OCT"),
+    (r"\boptos\b|optomap", "Optos", "ultra-widefield retinal imaging device"),
+    (r"canon (?:cr|cx)[- ]?\d|canon cr[- ]?dgi", "Canon CR / CX", "non-mydriatic retinal fundus camera"),
+    (r"\bnidek\b", "Nidek", "ophthalmic imaging device"),
+    (r"optovue|rtvue|angiovue|\bivue\b", "Optovue", "ophthalmic OCT and OCT angiography device"),
+    (r"\bretcam\b", "RetCam", "paediatric retinal imaging camera"),
+    (r"pentacam", "Pentacam", "corneal Scheimpflug tomography device"),
+    (r"bioptigen", "Bioptigen", "ophthalmic OCT device"),
+    (r"3nethra|forus health", "Forus 3nethra", "retinal fundus camera"),
+)
+_DEVICES = tuple((re.compile(p, re.IGNORECASE), name, what) for p, name, what in DEVICES)
+
+# Negation and passing-mention cues (see the module doc). PRE cues govern up to
+# SCOPE_WORDS words after them; POST cues the clause before them.
+PRE_CUES = re.compile(
+    r"\b(?:no|not|without|neither|nor|excluding|except|unlike|instead of|rather than|other than|as opposed to"
+    r"|not to be confused with|unrelated to|irrespective of|adapted from|borrowed from|reused from"
+    r"|inspired by|originally (?:developed|designed|built|made|intended) for|first (?:developed|designed|built) for"
+    r"|(?:related|previous|prior|earlier|other) (?:work|studies|study) (?:on|in|with|of)|similar to|exclude[sd]?"
+    r"|avoid(?:s|ed|ing)?)\b",
+    re.IGNORECASE,
+)
+POST_CUES = re.compile(
+    r"\b(?:(?:is|are|was|were|be|been) (?:not|never) (?:included|part of|provided|shared|available|imaged|performed"
+    r"|recorded|collected|released|covered|assessed|captured|acquired|deposited|analysed|analyzed)"
+    r"|not (?:included|part of this|imaged|performed|recorded|collected)|(?:is|are|was|were) (?:excluded|masked"
+    r"|blacked out|removed|omitted)|cannot be (?:assessed|shared)|(?:was|were) planned but not)\b",
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(r"[.;:!?()\[\]]|\b(?:but|however|although|whereas|while)\b|, (?:and|which|who)\b", re.IGNORECASE)
+_ANAPHOR = re.compile(r"\s*(?:(?:those|these|such|the|their|its) (?:images|photographs|photos|scans|data|recordings)"
+                      r"|they|them|it)\b", re.IGNORECASE)
+SCOPE_WORDS = 6
+_WORD = re.compile(r"\S+")
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyse` found in a text."""
+
+    model_text: str  # what the model reads
+    eye_terms: list[str] = field(default_factory=list)  # eye words the model still reads
+    negated: list[str] = field(default_factory=list)  # negated or passing spans taken out
+    expansions: list[tuple[str, str]] = field(default_factory=list)  # (as written, expansion)
+    devices: list[tuple[str, str]] = field(default_factory=list)  # (name, what it is)
+    context: bool = False  # the text has ophthalmic context for contextual abbreviations
+
+
+def lexicon_sha256() -> str:
+    """sha256 of every list and pattern here: an input of the default model."""
+    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES,
+            "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
+            "anaphor": _ANAPHOR.pattern}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _negated_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of eye words governed by a negation or a passing-mention cue."""
+    if not EYE_WORDS.search(text) and not _ABBREVIATION.search(text):
+        return []
+    ends = [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]
+    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(text)]
+    terms = [(m.start(), m.end()) for m in EYE_WORDS.finditer(text)] + \
+            [(m.start(), m.end()) for m in _ABBREVIATION.finditer(text)]
+    spans = []
+    for cue in PRE_CUES.finditer(text):
+        stop = min(e for e in ends if e >= cue.end())
+        words = list(_WORD.finditer(text, cue.end(), stop))[:SCOPE_WORDS]
+        limit = words[-1].end() if words else cue.end()
+        hit = [t for t in terms if cue.end() <= t[0] and t[1] <= limit]
+        if hit:
+            spans.append((cue.start(), max(t[1] for t in hit)))
+    for cue in POST_CUES.finditer(text):
+        prior = [s for s in starts if s <= cue.start()]
+        begin = prior[-1]
+        # "retinal imaging was planned but not performed": the clause runs back past "but";
+        # "...fundus photography; those images are not included": back to the clause they name
+        if len(prior) > 1 and (re.search(r"\bbut\s*$", text[max(0, begin - 6):begin], re.IGNORECASE)
+                               or _ANAPHOR.match(text, begin)):
+            begin = prior[-2]
+        hit = [t for t in terms if begin <= t[0] and t[1] <= cue.start()]
+        if hit:
+            spans.append((begin, cue.end()))
+    # "non-ocular", "non-ophthalmic": the prefix negates its own word
+    for m in re.finditer(r"\bnon-?", text, re.IGNORECASE):
+        word = EYE_WORDS.match(text, m.end())
+        if word:
+            spans.append((m.start(), word.end()))
+    return _merge(spans)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
+
+
+def analyse(text: str) -> Analysis:
+    """The model text of ``text`` and what was found (see the module doc)."""
+    text = text or ""
+    spans = _negated_spans(text)
+    negated = [" ".join(text[a:b].split()) for a, b in spans]
+    kept = text
+    for a, b in reversed(spans):
+        kept = kept[:a] + " " + kept[b:]
+    kept = " ".join(kept.split())
+    devices = []
+    for pattern, name, what in _DEVICES:
+        if pattern.search(kept) and (name, what) not in devices:
+            devices.append((name, what))
+    abbreviations = [m.group(1) for m in _ABBREVIATION.finditer(kept)]
+    eye_terms = [m.group(0) for m in EYE_WORDS.finditer(kept)]
+    context = bool(eye_terms or devices or any(a in UNAMBIGUOUS for a in abbreviations))
+    expansions: list[tuple[str, str]] = []
+    seen = set()
+    lower = kept.lower()
+    for a in abbreviations:
+        expansion = UNAMBIGUOUS.get(a) if a in UNAMBIGUOUS else (CONTEXTUAL.get(a) if context else None)
+        if expansion and a not in seen and expansion.lower() not in lower:
+            seen.add(a)
+            expansions.append((a, expansion))
+    extra = [e for _, e in expansions] + [f"{name} {what}" for name, what in devices]
+    model_text = kept + (" | " + "; ".join(extra) if extra else "")
+    eye_terms += [m.group(0) for m in EYE_WORDS.finditer("; ".join(extra))]
+    return Analysis(model_text=model_text, eye_terms=eye_terms, negated=negated, expansions=expansions,
+                    devices=devices, context=context)
+
+
+def model_text(text: str) -> str:
+    return analyse(text).model_text
+
+
+def first_eye_signal(model_text: str, limit: int | None = None) -> int | None:
+    """Where the first sign of the eye is in a model text's own words (before the
+    appended expansions, within ``limit`` characters): an eye word, a device name, an
+    unambiguous abbreviation or a contextual one that was expanded. None if there is none."""
+    body, _, appended = model_text.partition(" | ")
+    if limit is not None:
+        body = body[:limit]
+    found = [m.start() for m in EYE_WORDS.finditer(body)]
+    found += [m.start() for pattern, _, _ in _DEVICES for m in pattern.finditer(body)]
+    found += [m.start() for m in _ABBREVIATION.finditer(body)
+              if m.group(1) in UNAMBIGUOUS or (CONTEXTUAL.get(m.group(1)) or "\0") in appended]
+    return min(found) if found else None

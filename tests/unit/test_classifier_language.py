@@ -1,0 +1,115 @@
+"""The field's language (envision_spiders.classifier.language): abbreviations with their
+context rules, device names, compound words, negation and passing mentions. Pure text
+functions: no model needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from envision_spiders.classifier import head
+from envision_spiders.classifier.language import EYE_WORDS, analyse, lexicon_sha256, model_text
+
+
+def expanded(text: str) -> dict[str, str]:
+    return dict(analyse(text).expansions)
+
+
+@pytest.mark.parametrize("text, abbreviation, expansion", [
+    ("AMD OCT", "AMD", "age-related macular degeneration"),
+    ("GA FAF images", "GA", "geographic atrophy of the retina"),
+    ("CNV OCTA scans", "CNV", "choroidal neovascularisation"),
+    ("UWF-FA in PDR", "FA", "fluorescein angiography"),
+    ("UWF-FA in PDR", "PDR", "proliferative diabetic retinopathy"),
+    ("MH and ERM on fundus photographs", "MH", "macular hole"),
+    ("nAMD cohort", "nAMD", "neovascular age-related macular degeneration"),
+])
+def test_abbreviations_expand_in_ophthalmic_context(text, abbreviation, expansion):
+    assert expanded(text)[abbreviation] == expansion
+    assert expansion in model_text(text)
+
+
+@pytest.mark.parametrize("text", [
+    "DTI FA maps of white matter", "CNV calls from exome sequencing", "GA estimation from fetal biometry",
+    "DR detector noise", "MH survey of students", "RP chromatography", "AMD processor benchmark",
+    "CFP-tagged proteins in yeast", "Dr. Smith's notes",
+])
+def test_ambiguous_abbreviations_need_context(text):
+    a = analyse(text)
+    assert not a.context and not a.expansions and a.model_text == text
+
+
+def test_case_matters_for_abbreviations():
+    assert not analyse("Collected in Oct 2020 by Dr Ga").expansions
+    assert not analyse("OCT4 staining").expansions
+
+
+@pytest.mark.parametrize("text, device", [
+    ("Heidelberg Spectralis raw exports", "Heidelberg"),
+    ("Topcon Maestro scans", "Topcon"),
+    ("Zeiss Cirrus HD-OCT cubes", "Zeiss Cirrus"),
+    ("Optos optomap images", "Optos"),
+    ("Canon CR-2 photographs", "Canon"),
+])
+def test_device_names_say_what_they_are(text, device):
+    a = analyse(text)
+    assert any(name.startswith(device) for name, _ in a.devices)
+    assert head.uses_eye_vocabulary(a.model_text)  # the expansion names the eye
+
+
+def test_vendor_names_alone_are_not_devices():
+    for text in ("Topcon total station survey of a quarry", "Cirrus cloud cover", "Canon EOS photographs of birds",
+                 "Zeiss microscope images of yeast"):
+        assert not analyse(text).devices, text
+
+
+@pytest.mark.parametrize("word", ["intraretinal", "subretinal", "epiretinal", "retinography", "retinographies",
+                                  "perifoveal", "choriocapillaris", "chorioretinopathy", "retinoblastoma"])
+def test_compound_words_name_the_eye(word):
+    assert EYE_WORDS.search(f"images of {word} findings")
+
+
+def test_non_eye_site_compounds():
+    assert head.names_non_eye_site("Intracoronary OCT pullbacks")
+    assert head.names_non_eye_site("Echocardiography videos")
+    assert head.names_non_eye_site("Diabetic foot ulcer photographs")
+    assert not head.names_non_eye_site("Handheld fundus camera images")
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("Intracoronary OCT pullbacks; optical coherence tomography of the eye is not included",
+     "eye", "Intracoronary OCT pullbacks"),
+    ("This is not an ophthalmic dataset: no retinal or other eye images are included.", "retinal", "dataset"),
+    ("Carotid ultrasound. Participants also had fundus photography; those images are not part of this deposit.",
+     "fundus", "Carotid ultrasound"),
+    ("Intravascular OCT of coronary arteries. Related work on retina scans used a similar protocol.",
+     "retina", "coronary arteries"),
+    ("Brain MRA. Retinal imaging was planned but not performed.", "Retinal", "Brain MRA"),
+    ("Skin lesions; the method was adapted from a retinal vessel segmentation method", "retinal", "Skin lesions"),
+    ("Images of non-ocular tissue", "ocular", "tissue"),
+])
+def test_negated_and_passing_eye_words_are_not_read(text, gone, kept):
+    a = analyse(text)
+    body = a.model_text.split(" | ")[0]
+    assert gone not in body and kept in body and a.negated
+    assert not head.uses_eye_vocabulary(body)
+
+
+def test_negation_keeps_what_the_record_is_about():
+    a = analyse("Fundus photographs of eyes with no diabetic retinopathy")
+    assert a.model_text.startswith("Fundus photographs of eyes") and head.uses_eye_vocabulary(a.model_text)
+    b = analyse("OCT scans, not fundus photographs")
+    assert "OCT scans" in b.model_text and "fundus" not in b.model_text.split(" | ")[0]
+
+
+def test_odd_input_never_raises():
+    for text in ("", " ", "no", "not", "(((", "is not included", "\u202e" * 50, "a" * 10_000):
+        analyse(text)
+
+
+def test_the_lexicon_is_a_model_input(monkeypatch):
+    from envision_spiders.classifier import language
+
+    before = lexicon_sha256()
+    monkeypatch.setitem(language.CONTEXTUAL, "XYZ", "something")
+    assert lexicon_sha256() != before
+    assert head.recipe_sha256() != ""
