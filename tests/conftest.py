@@ -426,7 +426,8 @@ class CachedEncoder:
 @pytest.fixture(scope="session")
 def example_embeddings() -> CachedEncoder:
     """The frozen backbone's embeddings of the classifier's examples (built-in and the
-    project's extras), computed once by the real Encoder (about a minute of CPU for ~1,000
+    project's extras, as written and as the text head reads them, and the records with
+    files), computed once by the real Encoder (about a minute of CPU for ~1,000
     texts) and kept with the test model (:func:`models_cache`: the same fingerprint covers
     the examples, the packages and the recipe), so cross-validation measures its folds and
     heads without encoding the same texts again in every session."""
@@ -435,9 +436,14 @@ def example_embeddings() -> CachedEncoder:
     import numpy as np
     from filelock import FileLock
 
-    from envision_spiders.classifier.data import builtin_examples, extra_examples
+    from envision_spiders.classifier.data import builtin_examples, extra_examples, file_examples
+    from envision_spiders.classifier.head import prepare_texts
+    from envision_spiders.classifier.text import record_text
 
-    texts = list(builtin_examples().texts) + list(extra_examples().texts)
+    raw = list(builtin_examples().texts) + list(extra_examples().texts)
+    # as cross-validation encodes them: the examples as written (the embedding head) and
+    # rewritten by the field's lexicon (the text head), and the records with files
+    texts = list(dict.fromkeys(raw + prepare_texts(raw) + prepare_texts([record_text(r) for r in file_examples().records])))
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
     root = models_cache()
     root.mkdir(parents=True, exist_ok=True)

@@ -127,8 +127,10 @@ def test_cross_validation_on_the_built_in_examples(example_embeddings, monkeypat
 
 
 @pytest.mark.slow
-def test_cross_validation_scores_the_records_with_files_by_text_and_combined():
+def test_cross_validation_scores_the_records_with_files_by_text_and_combined(example_embeddings, monkeypatch):
     from envision_spiders.classifier.data import file_examples
+
+    monkeypatch.setattr("envision_spiders.classifier.encoder.Encoder", example_embeddings)
 
     report = cross_validate(folds=2, seeds=(0,), methods=("text_head",))
     n = len(file_examples())

@@ -192,10 +192,12 @@ def test_sigterm_stops_the_run_promptly_and_it_is_still_summed_up(tmp_path, api)
         try:
             # a hang guard, not a timing: the line comes once the crawl waits
             for _ in range(3000):
-                if log.exists() and "rate-limited by 127.0.0.1" in log.read_text():
+                if log.exists() and "zenodo: rate-limited by " in log.read_text():
                     break
                 assert proc.poll() is None, (tmp_path / "out.txt").read_text()[-3000:]
                 time.sleep(0.1)
+            else:
+                pytest.fail("the crawl never said it was rate-limited: " + (tmp_path / "out.txt").read_text()[-3000:])
             proc.send_signal(signal.SIGTERM)
             returncode = proc.wait(timeout=300)
         finally:
