@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import vcr
@@ -378,10 +379,32 @@ def pytest_collection_finish(session):
     build's file lock."""
     if session.config.option.collectonly:
         return
-    if any("classifier_models" in getattr(item, "fixturenames", ()) for item in session.items):
+    names = [getattr(item, "fixturenames", ()) for item in session.items]
+    if any("classifier_models" in n for n in names):
         from envision_spiders.classifier import build_default_model
+        from envision_spiders.classifier.encoder import Encoder
 
-        build_default_model(models_cache())
+        # a cold build encodes every example the cross-validation tests need (as written,
+        # through the field's lexicon, the records with files): keep the encoder's answers
+        # instead of encoding them all again for example_embeddings
+        answers: dict[str, tuple] = {}
+        encode = Encoder.encode
+
+        def keeping(self, texts):
+            sentence, layers = encode(self, texts)
+            for text, s, l in zip(texts, sentence, layers):
+                answers.setdefault(text, (s, l))
+            return sentence, layers
+
+        with mock.patch.object(Encoder, "encode", keeping):
+            build_default_model(models_cache())
+        if answers and any("example_embeddings" in n for n in names):
+            texts = example_texts()
+            if all(t in answers for t in texts):
+                import numpy as np
+
+                save_embeddings(embeddings_path(texts), np.stack([answers[t][0] for t in texts]),
+                                np.stack([answers[t][1] for t in texts]))
 
 
 @pytest.fixture(scope="session")
@@ -423,39 +446,55 @@ class CachedEncoder:
         return self._sentence[rows], self._layers[rows]
 
 
-@pytest.fixture(scope="session")
-def example_embeddings() -> CachedEncoder:
-    """The frozen backbone's embeddings of the classifier's examples (built-in and the
-    project's extras, as written and as the text head reads them, and the records with
-    files), computed once by the real Encoder (about a minute of CPU for ~1,000
-    texts) and kept with the test model (:func:`models_cache`: the same fingerprint covers
-    the examples, the packages and the recipe), so cross-validation measures its folds and
-    heads without encoding the same texts again in every session."""
-    import hashlib
-
-    import numpy as np
-    from filelock import FileLock
-
+def example_texts() -> list[str]:
+    """The texts cross-validation encodes: the examples (built-in and the project's
+    extras) as written (the embedding head) and rewritten by the field's lexicon (the text
+    head), and the records with files as the text head reads them."""
     from envision_spiders.classifier.data import builtin_examples, extra_examples, file_examples
     from envision_spiders.classifier.head import prepare_texts
     from envision_spiders.classifier.text import record_text
 
     raw = list(builtin_examples().texts) + list(extra_examples().texts)
-    # as cross-validation encodes them: the examples as written (the embedding head) and
-    # rewritten by the field's lexicon (the text head), and the records with files
-    texts = list(dict.fromkeys(raw + prepare_texts(raw) + prepare_texts([record_text(r) for r in file_examples().records])))
+    files = prepare_texts([record_text(r) for r in file_examples().records])
+    return list(dict.fromkeys(raw + prepare_texts(raw) + files))
+
+
+def embeddings_path(texts: list[str]) -> Path:
+    import hashlib
+
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-    root = models_cache()
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"example-embeddings-{digest}.npz"
+    return models_cache() / f"example-embeddings-{digest}.npz"
+
+
+def save_embeddings(path: Path, sentence, layers) -> None:
+    """Written once (under a file lock, then renamed into place) by whichever process
+    has the embeddings first."""
+    import numpy as np
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not path.exists():
-            from envision_spiders.classifier.encoder import Encoder
-            from envision_spiders.classifier.model import _backbone_path
-
-            sentence, layers = Encoder(_backbone_path()).encode(texts)
-            tmp = path.with_suffix(".tmp.npz")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez(tmp, sentence=sentence, layers=layers)
             os.replace(tmp, path)
-        saved = np.load(path)
-        return CachedEncoder(texts, saved["sentence"], saved["layers"])
+
+
+@pytest.fixture(scope="session")
+def example_embeddings() -> CachedEncoder:
+    """The frozen backbone's embeddings of :func:`example_texts`, computed by the real
+    Encoder (by the default model's cold build, which encodes them anyway, or here: about
+    two minutes of CPU) and kept with the test model (:func:`models_cache`: the same
+    fingerprint covers the examples, the packages and the recipe), so cross-validation
+    measures its folds and heads without encoding the same texts again in every session."""
+    import numpy as np
+
+    texts = example_texts()
+    path = embeddings_path(texts)
+    if not path.exists():
+        from envision_spiders.classifier.encoder import Encoder
+        from envision_spiders.classifier.model import _backbone_path
+
+        save_embeddings(path, *Encoder(_backbone_path()).encode(texts))
+    saved = np.load(path)
+    return CachedEncoder(texts, saved["sentence"], saved["layers"])
