@@ -44,9 +44,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from envision_spiders.textutil import normalize_doi, parse_datetime
+from envision_spiders.storage import read_json
+from envision_spiders.textutil import normalize_doi, parse_datetime, strings
 
 # Lower is preferred as the canonical record of a group.
 SOURCE_TIER = {"zenodo": 0, "figshare": 0, "dryad": 0, "osf": 0, "datacite": 1, "kaggle": 2, "nei": 3}
@@ -280,4 +282,46 @@ def duplicate_of(groups: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         for m in g["members"]:
             if m["key"] != g["canonical"]:
                 out[m["key"]] = g["canonical"]
+    return out
+
+
+# ------------------------------------------------------------------ reading duplicates.json
+def duplicate_key(value: Any) -> str | None:
+    """The canonical record a ``duplicate_of`` names, as ``source:id``."""
+    if isinstance(value, Mapping):
+        if value.get("source") and value.get("source_id") not in (None, ""):
+            return record_key(value)
+        return None
+    if isinstance(value, str) and ":" in value:
+        return value
+    return None
+
+
+def read_duplicate_groups(results_dir: Path) -> list[dict[str, Any]]:
+    """Groups of ``duplicates.json`` as ``{"canonical": key, "members": [key...],
+    "rules": [...], "titles": {key: title}}`` (odd entries skipped)."""
+    path = results_dir / "duplicates.json"
+    data = read_json(path) if path.is_file() else None
+    groups = data.get("groups") if isinstance(data, Mapping) else data
+    out = []
+    for g in groups if isinstance(groups, list) else []:
+        if not isinstance(g, Mapping):
+            continue
+        members, titles = [], {}
+        for m in g.get("members") or []:
+            key = None
+            if isinstance(m, str):
+                key = m
+            elif isinstance(m, Mapping):
+                key = m.get("key") if isinstance(m.get("key"), str) else duplicate_key(m)
+                if key and isinstance(m.get("title"), str):
+                    titles[key] = m["title"]
+            if key and key not in members:
+                members.append(key)
+        canonical = g.get("canonical") if isinstance(g.get("canonical"), str) else (members[0] if members else None)
+        if canonical and canonical not in members:
+            members.insert(0, canonical)
+        if canonical and len(members) > 1:
+            rules = strings(g.get("rules")) or strings([g.get("rule")])
+            out.append({"canonical": canonical, "members": members, "rules": rules, "titles": titles})
     return out

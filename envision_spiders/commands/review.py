@@ -185,7 +185,7 @@ class Command(CheckedCommand, ScrapyCommand):
         return 1 if outcome.problems else status
 
     def groups(self) -> list:
-        from envision_spiders.report.gather import read_duplicate_groups
+        from envision_spiders.duplicates import read_duplicate_groups
 
         return read_duplicate_groups(self.results_dir)
 

@@ -75,7 +75,7 @@ def load_views(data_dir: Path) -> list[View]:
 
 def canonical_of(results_dir: Path) -> dict[str, str]:
     """key -> its group's canonical key, for records that are duplicates of another."""
-    from envision_spiders.report.gather import read_duplicate_groups
+    from envision_spiders.duplicates import read_duplicate_groups
 
     out = {}
     for g in read_duplicate_groups(results_dir):

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from envision_spiders.addf import SPDX_IDS
+from envision_spiders.duplicates import duplicate_key, read_duplicate_groups
 from envision_spiders.filetypes import (
     ARCHIVE,
     DEVICE_FORMATS,
@@ -159,17 +160,6 @@ def access_label(value: Any) -> str:
     return text or "unknown"
 
 
-def duplicate_key(value: Any) -> str | None:
-    """The canonical record a ``duplicate_of`` names, as ``source:id``."""
-    if isinstance(value, Mapping):
-        if value.get("source") and value.get("source_id") not in (None, ""):
-            return record_key(value["source"], value["source_id"])
-        return None
-    if isinstance(value, str) and ":" in value:
-        return value
-    return None
-
-
 def band(p: float | None, bands: tuple[tuple[str, float, float, str], ...]) -> str:
     """The name of the band ``lo <= p < hi`` that holds ``p`` ("none" for no band)."""
     if p is None:
@@ -210,36 +200,6 @@ def result_sources(results_dir: Path) -> list[str]:
         for p in results_dir.glob("*_eye_imaging.json"):
             names.add(p.name[: -len("_eye_imaging.json")])
     return sorted(n for n in names if n)
-
-
-def read_duplicate_groups(results_dir: Path) -> list[dict[str, Any]]:
-    """Groups of ``duplicates.json`` as ``{"canonical": key, "members": [key...],
-    "rules": [...], "titles": {key: title}}`` (odd entries skipped)."""
-    path = results_dir / "duplicates.json"
-    data = read_json(path) if path.is_file() else None
-    groups = data.get("groups") if isinstance(data, Mapping) else data
-    out = []
-    for g in groups if isinstance(groups, list) else []:
-        if not isinstance(g, Mapping):
-            continue
-        members, titles = [], {}
-        for m in g.get("members") or []:
-            key = None
-            if isinstance(m, str):
-                key = m
-            elif isinstance(m, Mapping):
-                key = m.get("key") if isinstance(m.get("key"), str) else duplicate_key(m)
-                if key and isinstance(m.get("title"), str):
-                    titles[key] = m["title"]
-            if key and key not in members:
-                members.append(key)
-        canonical = g.get("canonical") if isinstance(g.get("canonical"), str) else (members[0] if members else None)
-        if canonical and canonical not in members:
-            members.insert(0, canonical)
-        if canonical and len(members) > 1:
-            rules = strings(g.get("rules")) or strings([g.get("rule")])
-            out.append({"canonical": canonical, "members": members, "rules": rules, "titles": titles})
-    return out
 
 
 # ------------------------------------------------------------------ modalities

@@ -57,7 +57,7 @@ class Review:
         """The ledger under ``data_dir`` with the groups given, else those of
         ``results_dir/duplicates.json``."""
         if groups is None and results_dir is not None:
-            from envision_spiders.report.gather import read_duplicate_groups
+            from envision_spiders.duplicates import read_duplicate_groups
 
             groups = read_duplicate_groups(Path(results_dir))
         return cls(Ledger(data_dir).read(), groups or ())
