@@ -287,3 +287,14 @@ def strings(value: Any) -> list[str]:
 
 def utcnow_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def safe_url(value: Any) -> str:
+    """``value`` when it is an http(s) URL, else "" (a ``javascript:`` or ``data:`` link
+    from a hostile record never becomes a link)."""
+    if not isinstance(value, str):
+        return ""
+    url = value.strip()
+    if re.match(r"^https?://[^\s/]", url, re.IGNORECASE) and not re.search(r"[\s\x00-\x1f\x7f]", url):
+        return url
+    return ""

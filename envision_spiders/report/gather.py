@@ -65,7 +65,7 @@ from envision_spiders.funnel import Funnel, FunnelCounter
 from envision_spiders.review import Ledger, evidence_of
 from envision_spiders.review.pending import BORDERLINE, TIERS, catalogue_negatives, new_since, order, tier_of
 from envision_spiders.storage import read_json, record_path, safe_id
-from envision_spiders.textutil import parse_datetime, strings, utcnow_iso
+from envision_spiders.textutil import parse_datetime, safe_url, strings, utcnow_iso
 
 from .recallpage import read_extras
 
@@ -121,17 +121,6 @@ def _number(value: Any) -> float | None:
 def _text(value: Any, limit: int) -> str:
     text = " ".join(str(value).split()) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def safe_url(value: Any) -> str:
-    """``value`` when it is an http(s) URL, else "" (a ``javascript:`` or ``data:`` link
-    from a hostile record never becomes a link)."""
-    if not isinstance(value, str):
-        return ""
-    url = value.strip()
-    if re.match(r"^https?://[^\s/]", url, re.IGNORECASE) and not re.search(r"[\s\x00-\x1f\x7f]", url):
-        return url
-    return ""
 
 
 def landing_url(record: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envision_spiders.storage import read_json
+from envision_spiders.textutil import safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def esc(value: Any) -> str:
 
 
 def _link(url: Any, text: str) -> str:
-    from .gather import safe_url
-
     u = safe_url(url)
     return f'<a href="{esc(u)}" rel="noopener noreferrer">{esc(text)}</a>' if u else esc(text)
 

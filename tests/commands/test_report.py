@@ -19,10 +19,10 @@ from envision_spiders.report.gather import (
     HISTOGRAM_BINS,
     gather,
     license_label,
-    safe_url,
     snapshot_path,
 )
 from envision_spiders.report.render import ROW_FIELDS, csp_hash, embed_json, payload
+from envision_spiders.textutil import safe_url
 
 from tests.conftest import scrapy_in_process
 from tests.report_data import (
