@@ -437,12 +437,12 @@ REASONS_SHOWN = 6
 REASON_MAX = 200
 
 
-def reasons(record: Mapping[str, Any]) -> list[list[Any]]:
-    """A results row's ``evidence`` (or its classification's) as ``[[1 for EYE_IMAGING /
-    0 for NEGATIVE, plain text], ...]`` (odd entries skipped, texts cut; the page escapes
-    them again)."""
+def reasons(evidence: list[Mapping[str, str]]) -> list[list[Any]]:
+    """A record's evidence (``review.evidence_of``: odd entries already skipped) as
+    ``[[1 for EYE_IMAGING / 0 for NEGATIVE, plain text], ...]`` (texts cut; the page
+    escapes them again)."""
     out: list[list[Any]] = []
-    for e in evidence_of(record)[0]:
+    for e in evidence:
         text = _text(e["reason"], REASON_MAX)
         if text:
             out.append([1 if e["supports"] == EYE_IMAGING else 0, text])
@@ -458,7 +458,7 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
     p = _number(record.get("prob_eye_imaging"))
     size = _number(record.get("size_mb"))
     files = record.get("file_count")
-    _, disagreement = evidence_of(record)
+    evidence, disagreement = evidence_of(record)
     return {
         "key": record_key(source, record["source_id"]),
         "source": source,
@@ -470,7 +470,7 @@ def make_row(record: Mapping[str, Any], source: str, saved: Mapping[str, Any] | 
         "confidence": round(c, 4) if (c := _number(record.get("confidence"))) is not None else None,
         "modalities": tags,
         "modality_note": _text(modality_note, 600),
-        "reasons": reasons(record),
+        "reasons": reasons(evidence),
         "disagree": disagreement,
         "p_text": round(pt, 4) if (pt := _number(record.get("prob_text"))) is not None else None,
         "file_types": file_types_shown(counts, record.get("file_types") or []),
