@@ -201,17 +201,35 @@ def name_words(name: str) -> list[str]:
 
 @dataclass
 class NameFacts:
+    """What the names of a record's files and archive members say, read once.
+
+    The eye and OCT words and OD / OS count only in names of files that can hold a
+    picture (:func:`can_picture`: images, scans, video, device files, archives): a
+    ``fundus_grades.csv`` describes pictures, it is not one. Another body site counts in
+    any name (``chest_xray_labels.csv`` says what the dataset is about)."""
+
     read: int = 0  # names read
-    eye: int = 0  # names with an eye word
-    oct: int = 0  # names with an OCT word (oct, bscan)
-    laterality: int = 0  # names marked OD / OS / OU
-    non_eye: int = 0  # names with a word of another body site
+    pictured: int = 0  # of them, names of files that can hold a picture
+    eye: int = 0  # pictured names with an eye word
+    oct: int = 0  # pictured names with an OCT word (oct, bscan)
+    laterality: int = 0  # pictured image names marked OD / OS / OU
+    non_eye: int = 0  # names (any) with a word of another body site
     eye_examples: list[str] = field(default_factory=list)
     eye_words: Counter = field(default_factory=Counter)
     non_eye_words: Counter = field(default_factory=Counter)
 
 
+_IMAGE_CATEGORIES = (IMAGING, MEDICAL, VIDEO)
+
+
+def can_picture(ext: str) -> bool:
+    """Whether a file of this extension can hold a picture: an image, a medical scan, a
+    video, an ophthalmic device file, or an archive (whose members its name does not show)."""
+    return category_of_extension(ext) in (*_IMAGE_CATEGORIES, ARCHIVE) or ext in DEVICE_FORMATS
+
+
 def name_facts(names: Iterable[str], limit: int = NAME_LIMIT) -> NameFacts:
+    """:class:`NameFacts` of at most ``limit`` names, each read once."""
     facts = NameFacts()
     for i, name in enumerate(names):
         if i >= limit:
@@ -220,22 +238,26 @@ def name_facts(names: Iterable[str], limit: int = NAME_LIMIT) -> NameFacts:
             continue
         facts.read += 1
         words = name_words(name)
+        unique = set(words)
+        other = {w for w in unique if w in NON_EYE_NAME_WORDS}
+        if other:
+            facts.non_eye += 1
+            facts.non_eye_words.update(other)
         ext = file_extension(name)
-        pictured = category_of_extension(ext) in (IMAGING, MEDICAL, VIDEO)
-        eye = {w for w in words if w in EYE_NAME_WORDS and (pictured or w not in _WEAK_EYE_WORDS)}
+        if not can_picture(ext):
+            continue
+        facts.pictured += 1
+        image = category_of_extension(ext) in _IMAGE_CATEGORIES
+        eye = {w for w in unique if w in EYE_NAME_WORDS and (image or w not in _WEAK_EYE_WORDS)}
         if eye:
             facts.eye += 1
             facts.eye_words.update(eye)
             if len(facts.eye_examples) < 2:
                 facts.eye_examples.append(plain(basename(name), 48))
-        if OCT_NAME_WORDS & set(words):
+        if OCT_NAME_WORDS & unique:
             facts.oct += 1
-        if pictured and LATERALITY_WORDS & set(words):
+        if image and LATERALITY_WORDS & unique:
             facts.laterality += 1
-        other = {w for w in words if w in NON_EYE_NAME_WORDS}
-        if other:
-            facts.non_eye += 1
-            facts.non_eye_words.update(other)
     return facts
 
 

@@ -80,7 +80,6 @@ from envision_spiders.filetypes import (
     VIDEO,
     WEIGHTS,
     category_of_extension,
-    file_extension,
 )
 from envision_spiders.modality import (
     DICOM,
@@ -118,7 +117,6 @@ PENALTY = 0.3
 DISAGREEMENT_LOGIT = math.log(3.0)
 MAX_REASONS = 6
 _EPS = 1e-6
-_PICTURED = (IMAGING, MEDICAL, VIDEO)
 
 
 @dataclass
@@ -186,18 +184,17 @@ def file_evidence(record: Mapping[str, Any], listing: FileListing | None = None)
     arrays = listing.of_category(ARRAY)
     if arrays:
         put("arrays", 1.0, f"{_files(arrays, 'numeric array file')} (.mat, .h5, .npy: contents unknown)")
-    facts = name_facts(n for n in listing.names if _pictured(n))
+    facts = name_facts(listing.names)
     if facts.eye:
         words = ", ".join(w for w, _ in facts.eye_words.most_common(3))
-        put("eye_names", 1.0, f"file names name the eye ({words}): {_n(facts.eye)} of {_n(facts.read)} read, "
+        put("eye_names", 1.0, f"file names name the eye ({words}): {_n(facts.eye)} of {_n(facts.pictured)} read, "
                               f"e.g. {facts.eye_examples[0]}")
     if facts.oct:
-        put("oct_names", 1.0, f"file names name OCT scans (oct, bscan): {_n(facts.oct)} of {_n(facts.read)} read")
+        put("oct_names", 1.0, f"file names name OCT scans (oct, bscan): {_n(facts.oct)} of {_n(facts.pictured)} read")
     if facts.laterality:
         put("laterality", 1.0, f"{_n(facts.laterality)} image names marked OD / OS (right / left eye)")
-    every = name_facts(listing.names)
-    if every.non_eye:
-        words = ", ".join(w for w, _ in every.non_eye_words.most_common(3))
+    if facts.non_eye:
+        words = ", ".join(w for w, _ in facts.non_eye_words.most_common(3))
         put("non_eye_names", 1.0, f"file names name another body site or modality ({words})")
     genomics = listing.of_category(GENOMICS)
     if genomics:
@@ -210,10 +207,6 @@ def file_evidence(record: Mapping[str, Any], listing: FileListing | None = None)
             if code:
                 put("code_only", 1.0, f"complete listing: code or model weights ({_files(code, 'file')}), no data images")
     return ev
-
-
-def _pictured(name: str) -> bool:
-    return category_of_extension(file_extension(name)) in (*_PICTURED, ARCHIVE) or file_extension(name) in DEVICE_FORMATS
 
 
 _KIND_WORDS = {TABLE: "table", DOCUMENT: "document", CODE: "code file", WEIGHTS: "model file", GENOMICS: "genomics file",

@@ -76,6 +76,13 @@ def test_names_that_name_the_eye_or_another_site():
     assert name_words("OCT2017/CNV-1.jpeg")[:2] == ["oct", "2017"]
 
 
+def test_names_are_read_once_for_both_questions():
+    facts = name_facts(["fundus_grades.csv", "chest_xray_labels.csv", "fundus_01.jpg", "images.zip"])
+    assert facts.read == 4 and facts.pictured == 2  # the image and the archive
+    assert facts.eye == 1  # fundus_grades.csv describes pictures, it is not one
+    assert facts.non_eye == 1 and "chest" in facts.non_eye_words  # any name says what the data are about
+
+
 def test_devices_and_analyze_pairs():
     assert device_counts(file_listing({"files": [{"name": "a.e2e"}, {"name": "b.img"}]})) == {".e2e": 1, ".img": 1}
     analyze = file_listing({"files": [{"name": "brain.img"}, {"name": "brain.hdr"}]})
