@@ -13,13 +13,16 @@ weights do the rest:
   or genetic algorithm, MH mental health, RP reversed phase, FA fractional anisotropy,
   CNV copy number variant, CFP cyan fluorescent protein, ...) are expanded only with
   **ophthalmic context**: a word of :data:`EYE_WORDS`, an unambiguous abbreviation or a
-  device name elsewhere in the text. ``DTI FA maps`` stays as written; ``UWF-FA in PDR``
+  device or well-known eye dataset name elsewhere in the text. ``DTI FA maps`` stays as written; ``UWF-FA in PDR``
   becomes fluorescein angiography in proliferative diabetic retinopathy.
 * **Device and vendor names** (Heidelberg Spectralis, Topcon Triton, Zeiss Cirrus, Optos,
   Canon CR-2, Nidek, Optovue, ...) gain what they are (``ophthalmic OCT and retinal
   imaging device``). Vendor names that also make other things (Topcon surveying
   instruments, Zeiss microscopes, Canon cameras, cirrus clouds) count only with a model
   name or ophthalmic context.
+* **Well-known eye datasets** (IDRiD, Messidor, EyePACS, ODIR, REFUGE, OCTA-500, ...)
+  are read as what they are (``retinal fundus image database for diabetic retinopathy``):
+  catalogue titles of re-uploads are often a dataset's name and little more.
 * **Compound words** the word lists missed are matched by their parts: ``intraretinal``,
   ``subretinal``, ``epiretinal``, ``retinography``, ``perifoveal``, ``choriocapillaris``,
   ``intracoronary``, ``echocardiography``.
@@ -174,12 +177,63 @@ DEVICES = (
 )
 _DEVICES = tuple((re.compile(p, re.IGNORECASE), name, what) for p, name, what in DEVICES)
 
+# Well-known public eye imaging datasets, as catalogues name them: (pattern, name shown in
+# evidence, what it is). Catalogue titles of re-uploads and challenge data are often the
+# dataset's name and little else ("IDRiD", "Messidor-2", "ODIR-5K", "OCTA-500"); the model
+# cannot learn weights for names it never saw, so they are read as what they are, like the
+# devices. Case-insensitive where the name is distinctive; names that are also English
+# words or other acronyms (DRIVE, STARE, REFUGE, FIVES, OLIVES) only in capitals as
+# written by their authors; left out altogether where even that is ambiguous (HRF, ROC,
+# LAG, DDR, PALM, ADAM, GAMMA, ROSE). Each counts as ophthalmic context.
+DATASETS = (
+    (r"\bidrid\b", "IDRiD", "Indian diabetic retinopathy image dataset of retinal fundus photographs"),
+    (r"\bmessidor\b", "Messidor", "retinal fundus image database for diabetic retinopathy"),
+    (r"\beyepacs\b", "EyePACS", "diabetic retinopathy screening retinal fundus photographs"),
+    (r"\baptos\b", "APTOS", "tele-ophthalmology retinal fundus photographs of diabetic retinopathy"),
+    (r"\bodir\b", "ODIR", "ocular disease recognition dataset of retinal fundus photographs"),
+    (r"\brfmid\b", "RFMiD", "retinal fundus multi-disease image dataset"),
+    (r"\bdiaretdb ?[01]?\b", "DIARETDB", "diabetic retinopathy retinal fundus image database"),
+    (r"\be-?ophtha\b", "e-ophtha", "retinal fundus images of diabetic retinopathy lesions"),
+    (r"\bchase[_ -]?db ?1?\b", "CHASE_DB1", "retinal fundus images for retinal vessel segmentation"),
+    (r"\bdrions(?:[_ -]?db)?\b", "DRIONS-DB", "retinal fundus images of the optic nerve head"),
+    (r"\bdrhagis\b", "DRHAGIS", "retinal fundus images for vessel segmentation"),
+    (r"\b(?:inspire[_ -]?avr|vicavr)\b", "INSPIRE-AVR / VICAVR", "retinal fundus images of retinal arteries and veins"),
+    (r"\boriga(?:[_ -]?light)?\b", "ORIGA", "retinal fundus image database for glaucoma"),
+    (r"\bdrishti[_ -]?gs1?\b", "Drishti-GS", "retinal fundus images for optic disc and cup segmentation"),
+    (r"\brim[_ -]?one\b", "RIM-ONE", "retinal fundus images of the optic nerve head for glaucoma"),
+    (r"\bg1020\b", "G1020", "retinal fundus image dataset for glaucoma"),
+    (r"\bpapila\b", "PAPILA", "retinal fundus images of the optic disc for glaucoma"),
+    (r"\bacrima\b", "ACRIMA", "retinal fundus images for glaucoma"),
+    (r"\bairogs\b|\bjustraigs\b", "AIROGS / JustRAIGS", "glaucoma screening retinal fundus photographs"),
+    (r"\bdeepdrid\b", "DeepDRiD", "diabetic retinopathy retinal fundus and ultra-widefield images"),
+    (r"\bm?brset\b", "BRSET", "Brazilian ophthalmological retinal fundus photograph dataset"),
+    (r"\bjsiec\b", "JSIEC", "retinal fundus images of retinal conditions"),
+    (r"\bichallenge\b", "iChallenge", "ophthalmic image challenge of retinal fundus photographs"),
+    (r"\bi-?rop\b", "i-ROP", "retinal images of retinopathy of prematurity"),
+    (r"\bareds2?\b", "AREDS", "age-related eye disease study with retinal fundus photographs"),
+    (r"\bocta[_ -]?500\b", "OCTA-500", "retinal optical coherence tomography angiography dataset"),
+    (r"\boctid\b", "OCTID", "retinal optical coherence tomography image database"),
+    (r"\boctdl\b", "OCTDL", "retinal optical coherence tomography dataset"),
+    (r"\boct[_ -]?5k\b", "OCT5k", "retinal optical coherence tomography B-scans"),
+    (r"\baroi\b", "AROI", "annotated retinal optical coherence tomography images"),
+    (r"\bsustech[_ -]?sysu\b", "SUSTech-SYSU", "corneal ulcer slit-lamp images of the eye"),
+    (r"(?<!google )(?<!one)(?-i:\bDRIVE\b)", "DRIVE", "digital retinal images for vessel extraction: retinal fundus photographs"),
+    (r"(?-i:\bSTARE\b)", "STARE", "structured analysis of the retina: retinal fundus images"),
+    (r"(?-i:\bREFUGE2?\b)", "REFUGE", "retinal fundus glaucoma challenge images"),
+    (r"(?-i:\bFIVES\b)", "FIVES", "fundus image vessel segmentation dataset of the retina"),
+    (r"(?-i:\bOLIVES\b)", "OLIVES", "ophthalmic dataset of retinal OCT and fundus images"),
+    (r"(?-i:\bRETOUCH\b)", "RETOUCH", "retinal OCT fluid segmentation challenge"),
+    (r"(?-i:\bDRAC ?20\d\d\b)", "DRAC", "diabetic retinopathy analysis challenge of retinal OCT angiography"),
+)
+_DATASETS = tuple((re.compile(p, re.IGNORECASE), name, what) for p, name, what in DATASETS)
+
 # Negation and passing-mention cues (see the module doc). PRE cues govern up to
 # SCOPE_WORDS words after them; POST cues the clause before them.
 PRE_CUES = re.compile(
     r"\b(?:no|not|without|neither|nor|excluding|except|unlike|instead of|rather than|other than|as opposed to"
     r"|not to be confused with|unrelated to|irrespective of|adapted from|borrowed from|reused from"
-    r"|inspired by|originally (?:developed|designed|built|made|intended) for|first (?:developed|designed|built) for"
+    r"|inspired by|followed the|as in the|modell?ed on|analogous to|in the style of"
+    r"|originally (?:developed|designed|built|made|intended) for|first (?:developed|designed|built) for"
     r"|(?:related|previous|prior|earlier|other) (?:work|studies|study) (?:on|in|with|of)|similar to|exclude[sd]?"
     r"|avoid(?:s|ed|ing)?)\b",
     re.IGNORECASE,
@@ -207,12 +261,13 @@ class Analysis:
     negated: list[str] = field(default_factory=list)  # negated or passing spans taken out
     expansions: list[tuple[str, str]] = field(default_factory=list)  # (as written, expansion)
     devices: list[tuple[str, str]] = field(default_factory=list)  # (name, what it is)
+    datasets: list[tuple[str, str]] = field(default_factory=list)  # well-known eye datasets named: (name, what)
     context: bool = False  # the text has ophthalmic context for contextual abbreviations
 
 
 def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
-    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES,
+    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS,
             "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
             "anaphor": _ANAPHOR.pattern}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -220,12 +275,13 @@ def lexicon_sha256() -> str:
 
 def _negated_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of eye words governed by a negation or a passing-mention cue."""
-    if not EYE_WORDS.search(text) and not _ABBREVIATION.search(text):
+    # eye words, abbreviations, and the names of devices and datasets ("adapted from IDRiD")
+    terms = [(m.start(), m.end()) for pattern in (EYE_WORDS, _ABBREVIATION) for m in pattern.finditer(text)] + \
+            [(m.start(), m.end()) for pattern, _, _ in _DEVICES + _DATASETS for m in pattern.finditer(text)]
+    if not terms:
         return []
     ends = [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]
     starts = [0] + [m.end() for m in _CLAUSE_END.finditer(text)]
-    terms = [(m.start(), m.end()) for m in EYE_WORDS.finditer(text)] + \
-            [(m.start(), m.end()) for m in _ABBREVIATION.finditer(text)]
     spans = []
     for cue in PRE_CUES.finditer(text):
         stop = min(e for e in ends if e >= cue.end())
@@ -263,6 +319,15 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _named(table, text: str) -> list[tuple[str, str]]:
+    """(name, what it is) of each entry of a DEVICES-like table the text names, once."""
+    found: list[tuple[str, str]] = []
+    for pattern, name, what in table:
+        if (name, what) not in found and pattern.search(text):
+            found.append((name, what))
+    return found
+
+
 def analyse(text: str) -> Analysis:
     """The model text of ``text`` and what was found (see the module doc)."""
     text = text or ""
@@ -272,13 +337,10 @@ def analyse(text: str) -> Analysis:
     for a, b in reversed(spans):
         kept = kept[:a] + " " + kept[b:]
     kept = " ".join(kept.split())
-    devices = []
-    for pattern, name, what in _DEVICES:
-        if pattern.search(kept) and (name, what) not in devices:
-            devices.append((name, what))
+    devices, datasets = _named(_DEVICES, kept), _named(_DATASETS, kept)
     abbreviations = [m.group(1) for m in _ABBREVIATION.finditer(kept)]
     eye_terms = [m.group(0) for m in EYE_WORDS.finditer(kept)]
-    context = bool(eye_terms or devices or any(a in UNAMBIGUOUS for a in abbreviations))
+    context = bool(eye_terms or devices or datasets or any(a in UNAMBIGUOUS for a in abbreviations))
     expansions: list[tuple[str, str]] = []
     seen = set()
     lower = kept.lower()
@@ -287,11 +349,11 @@ def analyse(text: str) -> Analysis:
         if expansion and a not in seen and expansion.lower() not in lower:
             seen.add(a)
             expansions.append((a, expansion))
-    extra = [e for _, e in expansions] + [f"{name} {what}" for name, what in devices]
+    extra = [e for _, e in expansions] + [f"{name} {what}" for name, what in devices + datasets]
     model_text = kept + (" | " + "; ".join(extra) if extra else "")
     eye_terms += [m.group(0) for m in EYE_WORDS.finditer("; ".join(extra))]
     return Analysis(model_text=model_text, eye_terms=eye_terms, negated=negated, expansions=expansions,
-                    devices=devices, context=context)
+                    devices=devices, datasets=datasets, context=context)
 
 
 def model_text(text: str) -> str:
@@ -306,7 +368,7 @@ def first_eye_signal(model_text: str, limit: int | None = None) -> int | None:
     if limit is not None:
         body = body[:limit]
     found = [m.start() for m in EYE_WORDS.finditer(body)]
-    found += [m.start() for pattern, _, _ in _DEVICES for m in pattern.finditer(body)]
+    found += [m.start() for pattern, _, _ in _DEVICES + _DATASETS for m in pattern.finditer(body)]
     found += [m.start() for m in _ABBREVIATION.finditer(body)
               if m.group(1) in UNAMBIGUOUS or (CONTEXTUAL.get(m.group(1)) or "\0") in appended]
     return min(found) if found else None

@@ -62,6 +62,33 @@ def test_vendor_names_alone_are_not_devices():
         assert not analyse(text).devices, text
 
 
+@pytest.mark.parametrize("text, dataset", [
+    ("IDRiD localisation part", "IDRiD"),
+    ("messidor-2 with adjudicated grades", "Messidor"),
+    ("ODIR-5K", "ODIR"),
+    ("OCTA-500 projection maps", "OCTA-500"),
+    ("DRIVE: 40 images with vessel masks", "DRIVE"),
+])
+def test_well_known_eye_datasets_say_what_they_are(text, dataset):
+    a = analyse(text)
+    assert [name for name, _ in a.datasets] == [dataset]
+    assert head.uses_eye_vocabulary(a.model_text) and a.context  # read as eye imaging, context for abbreviations
+    assert "GA = geographic atrophy" in " ".join(f"{x} = {e}" for x, e in analyse(text + " GA").expansions)
+
+
+def test_devices_and_datasets_named_in_passing_or_negated_are_not_read():
+    for text in ("Coronary angiography frames; the labelling protocol followed the DRIVE benchmark",
+                 "Skin lesion masks from a network adapted from IDRiD", "No Spectralis exports are included"):
+        a = analyse(text)
+        assert not a.datasets and not a.devices and a.negated, text
+
+
+def test_dataset_names_that_are_also_words_count_only_as_their_authors_write_them():
+    for text in ("Test drive logs of electric cars", "Google DRIVE export of survey answers", "Stare-down contests",
+                 "Refuge camp census", "Origami crease patterns"):
+        assert not analyse(text).datasets, text
+
+
 @pytest.mark.parametrize("word", ["intraretinal", "subretinal", "epiretinal", "retinography", "retinographies",
                                   "perifoveal", "choriocapillaris", "chorioretinopathy", "retinoblastoma"])
 def test_compound_words_name_the_eye(word):
