@@ -385,26 +385,28 @@ def pytest_collection_finish(session):
         from envision_spiders.classifier.encoder import Encoder
 
         # a cold build encodes every example the cross-validation tests need (as written,
-        # through the field's lexicon, the records with files): keep the encoder's answers
-        # instead of encoding them all again for example_embeddings
-        answers: dict[str, tuple] = {}
+        # with the fp32 encoder; through the field's lexicon and the records with files, with
+        # the quantized one): keep the encoders' answers instead of encoding them all again
+        # for example_embeddings
+        answers: dict[bool, dict[str, object]] = {False: {}, True: {}}
         encode = Encoder.encode
 
         def keeping(self, texts):
             sentence, layers = encode(self, texts)
+            kept = answers[self.quantized]
             for text, s, l in zip(texts, sentence, layers):
-                answers.setdefault(text, (s, l))
+                kept.setdefault(text, l if self.quantized else s)
             return sentence, layers
 
         with mock.patch.object(Encoder, "encode", keeping):
             build_default_model(models_cache())
-        if answers and any("example_embeddings" in n for n in names):
-            texts = example_texts()
-            if all(t in answers for t in texts):
+        if any("example_embeddings" in n for n in names):
+            raw, lexical = example_texts()
+            if all(t in answers[False] for t in raw) and all(t in answers[True] for t in lexical):
                 import numpy as np
 
-                save_embeddings(embeddings_path(texts), np.stack([answers[t][0] for t in texts]),
-                                np.stack([answers[t][1] for t in texts]))
+                save_embeddings(embeddings_path(raw, lexical), np.stack([answers[False][t] for t in raw]),
+                                np.stack([answers[True][t] for t in lexical]))
 
 
 @pytest.fixture(scope="session")
@@ -429,40 +431,48 @@ def default_classifier(classifier_models):
 
 class CachedEncoder:
     """Stands in for :class:`envision_spiders.classifier.encoder.Encoder` with the real
-    encoder's own answers for the texts :func:`example_embeddings` computed them for; a
-    text it was not computed for fails the test (nothing is made up)."""
+    encoders' own answers for the texts :func:`example_embeddings` computed them for: the
+    sentence embedding of the texts as written (the fp32 encoder's: the embedding head's
+    input) and the last-layers embedding of the texts the text head reads (the quantized
+    encoder's). A part it was not computed for is NaN, so a head fitted on it fails, and a
+    text it knows neither way fails the test at once (nothing is made up)."""
 
-    def __init__(self, texts: list[str], sentence, layers) -> None:
-        self._rows = {text: i for i, text in enumerate(texts)}
-        self._sentence, self._layers = sentence, layers
+    def __init__(self, raw: list[str], sentence, lexical: list[str], layers) -> None:
+        import numpy as np
 
-    def __call__(self, model_dir=None, batch_size: int = 64) -> "CachedEncoder":
+        self._raw = {text: i for i, text in enumerate(raw)}
+        self._lexical = {text: i for i, text in enumerate(lexical)}
+        self._sentence = np.vstack([sentence, np.full((1, sentence.shape[1]), np.nan, dtype=sentence.dtype)])
+        self._layers = np.vstack([layers, np.full((1, layers.shape[1]), np.nan, dtype=layers.dtype)])
+
+    def __call__(self, model_dir=None, batch_size: int = 64, quantized: bool = False) -> "CachedEncoder":
         return self  # used where the code constructs Encoder(path)
 
     def encode(self, texts):
-        missing = [t[:60] for t in texts if t not in self._rows]
+        missing = [t[:60] for t in texts if t not in self._raw and t not in self._lexical]
         assert not missing, f"no cached embedding for {len(missing)} texts, e.g. {missing[:3]}"
-        rows = [self._rows[t] for t in texts]
-        return self._sentence[rows], self._layers[rows]
+        no_row = -1  # the NaN row
+        return (self._sentence[[self._raw.get(t, no_row) for t in texts]],
+                self._layers[[self._lexical.get(t, no_row) for t in texts]])
 
 
-def example_texts() -> list[str]:
+def example_texts() -> tuple[list[str], list[str]]:
     """The texts cross-validation encodes: the examples (built-in and the project's
-    extras) as written (the embedding head) and rewritten by the field's lexicon (the text
-    head), and the records with files as the text head reads them."""
+    extras) as written (the embedding head, fp32 encoder), and rewritten by the field's
+    lexicon with the records with files as the text head reads them (quantized encoder)."""
     from envision_spiders.classifier.data import builtin_examples, extra_examples, file_examples
     from envision_spiders.classifier.head import prepare_texts
     from envision_spiders.classifier.text import record_text
 
     raw = list(builtin_examples().texts) + list(extra_examples().texts)
     files = prepare_texts([record_text(r) for r in file_examples().records])
-    return list(dict.fromkeys(raw + prepare_texts(raw) + files))
+    return list(dict.fromkeys(raw)), list(dict.fromkeys(prepare_texts(raw) + files))
 
 
-def embeddings_path(texts: list[str]) -> Path:
+def embeddings_path(raw: list[str], lexical: list[str]) -> Path:
     import hashlib
 
-    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\x00".join(raw + ["\x01"] + lexical).encode()).hexdigest()[:16]
     return models_cache() / f"example-embeddings-{digest}.npz"
 
 
@@ -483,18 +493,19 @@ def save_embeddings(path: Path, sentence, layers) -> None:
 @pytest.fixture(scope="session")
 def example_embeddings() -> CachedEncoder:
     """The frozen backbone's embeddings of :func:`example_texts`, computed by the real
-    Encoder (by the default model's cold build, which encodes them anyway, or here: about
-    two minutes of CPU) and kept with the test model (:func:`models_cache`: the same
+    encoders (by the default model's cold build, which encodes them anyway, or here: a few
+    minutes of CPU) and kept with the test model (:func:`models_cache`: the same
     fingerprint covers the examples, the packages and the recipe), so cross-validation
     measures its folds and heads without encoding the same texts again in every session."""
     import numpy as np
 
-    texts = example_texts()
-    path = embeddings_path(texts)
+    raw, lexical = example_texts()
+    path = embeddings_path(raw, lexical)
     if not path.exists():
         from envision_spiders.classifier.encoder import Encoder
         from envision_spiders.classifier.model import _backbone_path
 
-        save_embeddings(path, *Encoder(_backbone_path()).encode(texts))
+        save_embeddings(path, Encoder(_backbone_path()).encode(raw)[0],
+                        Encoder(_backbone_path(), quantized=True).encode(lexical)[1])
     saved = np.load(path)
-    return CachedEncoder(texts, saved["sentence"], saved["layers"])
+    return CachedEncoder(raw, saved["sentence"], lexical, saved["layers"])

@@ -196,11 +196,13 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     prepared = prepare_texts(texts)
     with_files = "text_head" in methods
     fx = file_examples() if with_files else None
-    encoder = Encoder(_backbone_path())
+    # as the default model is built: the text head on the quantized backbone, the embedding
+    # head (and the near-duplicate groups) on the fp32 one EyeImagingClassifier runs
+    encoder = Encoder(_backbone_path(), quantized=True)
     say(f"Encoding {len(texts)} examples with the frozen backbone")
     _, layers = encoder.encode(prepared)
-    sentence = encoder.encode(texts)[0] if ({"embedding_head", "embedding_head_uncalibrated"} & set(methods)
-                                            or grouped) else None
+    sentence = Encoder(_backbone_path()).encode(texts)[0] if ({"embedding_head", "embedding_head_uncalibrated"}
+                                                              & set(methods) or grouped) else None
     if fx is not None:
         say(f"Encoding {len(fx)} records with files")
         f_records = list(fx.records)

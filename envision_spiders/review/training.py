@@ -137,7 +137,7 @@ def compare(curated, folds: int = 5, seed: int = 42, progress: Callable[[str], N
     kinds = list(base.kinds) + list(extra.kinds) + list(curated.kinds)
     labels = np.array(base.labels + extra.labels + curated.labels)
     say(f"Encoding {len(texts)} examples with the frozen backbone")
-    _, layers = Encoder(_backbone_path()).encode(texts)
+    _, layers = Encoder(_backbone_path(), quantized=True).encode(texts)  # as the text head is built
     cur = np.arange(n + n_extra, n + n_extra + n_cur)
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:

@@ -70,6 +70,38 @@ def test_envision_classifier_loads_the_folder_and_agrees_with_the_project_encode
     assert np.allclose(np.linalg.norm(layers, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_text_head_reads_the_quantized_encoder_whose_batches_run_side_by_side(classifier_models, default_classifier,
+                                                                                  monkeypatch):
+    from envision_spiders.classifier import encoder as encoder_mod
+
+    assert model_mod.input_versions()["text_encoder"] == encoder_mod.quantization()
+    assert default_classifier.encoder.quantized == (encoder_mod.quantization() == encoder_mod.INT8)
+    folder = model_mod.default_model_dir(classifier_models)
+    texts = [f"{t} ({i})" for i, t in enumerate(TEXTS * 6)]
+    quantized = encoder_mod.Encoder(folder, batch_size=4, quantized=True)
+    side_by_side = quantized.encode(texts)
+    monkeypatch.setattr(encoder_mod, "WORKERS", 1)
+    one_by_one = quantized.encode(texts)
+    assert np.array_equal(side_by_side[0], one_by_one[0]) and np.array_equal(side_by_side[1], one_by_one[1])
+    if quantized.quantized:  # near the fp32 embedding, not equal to it
+        cosine = (encoder_mod.Encoder(folder).encode(texts)[1] * side_by_side[1]).sum(axis=1)
+        assert 0.9 < cosine.min() and cosine.max() < 1 - 1e-6
+
+
+def test_a_torch_without_quantization_builds_an_fp32_text_encoder(monkeypatch):
+    from envision_spiders.classifier import encoder as encoder_mod
+
+    monkeypatch.setattr(encoder_mod, "_quantize_dynamic", lambda: (None, None))  # a torch that has it
+    before = model_mod.input_versions()
+    assert before["text_encoder"] == encoder_mod.INT8
+    monkeypatch.setattr(encoder_mod, "_quantize_dynamic", lambda: None)
+    assert encoder_mod.quantization() == "fp32"
+    sentinel = object()
+    assert encoder_mod.quantize(sentinel) is sentinel
+    after = model_mod.input_versions()
+    assert after["text_encoder"] == "fp32" and model_mod.fingerprint(after) != model_mod.fingerprint(before)
+
+
 def test_default_classifier_labels_and_probabilities(default_classifier):
     results = default_classifier.classify(TEXTS)
     assert [r["label"] for r in results[:2]] == ["EYE_IMAGING", "EYE_IMAGING"]
