@@ -88,8 +88,7 @@ class Encoder:
                                  model_kwargs={"dtype": torch.float32})
         st = st.half().float()
         st.eval()
-        self.st = st
-        first = st[0]
+        first = st[0]  # only its tokenizer and model are kept: quantized, the fp32 copy is freed
         self.tokenizer = first.tokenizer
         self.model = quantize(first.auto_model) if quantized else first.auto_model
         self.quantized = quantized and self.model is not first.auto_model

@@ -40,14 +40,17 @@ that never saw them. Why this form:
   evidence has a readable share: the log-odds lost when it is taken away, which orders
   the evidence lines a label carries.
 
-The floors ``e`` (one per kind, fitted with ``W``; used only for records with file
-evidence) say how far the text model can be wrong when files are there to correct it: a
+The floor ``e`` (fitted with ``W``; used only for records with file evidence) says how
+far the text model can be wrong about eye imaging when files are there to correct it: a
 vague "Supplementary data" is 1e-5 eye imaging to the text, and 412 .e2e files must still
-be able to make it one. One floor shared by every kind (the first version) also lifted
-every other kind for records whose text was sure, so a fundus dataset with one listed
-image fell from 0.999 to 0.78; fitted per kind, the floor is large for eye imaging and
-near 0 for the other kinds: files can rescue eye imaging the text missed, and a sure text
-keeps its probability unless its files speak against it (docs/classifier.md).
+be able to make it one. It is a floor of eye imaging only. One floor shared by every kind
+(the first version) also lifted every other kind for records whose text was sure, so a
+fundus dataset with one listed image fell from 0.999 to 0.78; one floor per kind (recipe
+4) fitted near 0 for the other kinds until records of eye data whose text reads like
+imaging joined the fit (recipe 5), and then took every sure fundus text with any file
+listing down to 0.96. For the other kinds the files speak through their likelihood
+ratios alone (a complete listing of tables against eye imaging), which the penalty keeps
+in proportion (docs/classifier.md).
 
 An L2 penalty (:data:`PENALTY`) keeps weights of rare features small. The fit uses scipy's
 L-BFGS on the penalised log-loss because scikit-learn's LogisticRegression has no offset
@@ -231,7 +234,7 @@ def evidence_sha256() -> str:
 
     from envision_spiders import filetypes, modality
 
-    spec = {"features": FEATURES, "penalty": PENALTY, "floors": "one per kind", "extensions": filetypes.EXTENSIONS,
+    spec = {"features": FEATURES, "penalty": PENALTY, "floors": "eye imaging only", "extensions": filetypes.EXTENSIONS,
             "devices": filetypes.DEVICE_FORMATS, "eye_names": sorted(modality.EYE_NAME_WORDS),
             "oct_names": sorted(modality.OCT_NAME_WORDS), "neutral": NEUTRAL,
             "non_eye_names": sorted(modality.NON_EYE_NAME_WORDS), "laterality": sorted(modality.LATERALITY_WORDS),
@@ -303,8 +306,8 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
     ``{"weights": W (FILE_KINDS x features, eye imaging's row 0), "share": s, "floor": e}``
     for ``log P(kind | text, files) = log(P_text(kind) + e[kind]) + W[kind] . f + const``
     on records with file evidence (without any, the text model's own probabilities), with
-    the share of imaging among the text's "everything else" and one floor per kind fitted
-    with them; an L2 penalty on ``W``. scipy's L-BFGS (see the module doc for why not
+    the share of imaging among the text's "everything else" and the floor of eye imaging
+    (``e``, zero for the other kinds) fitted with them; an L2 penalty on ``W``. scipy's L-BFGS (see the module doc for why not
     scikit-learn)."""
     from scipy.optimize import minimize
 
@@ -321,7 +324,9 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
     def unpack(theta):
         W = np.zeros((n_kinds, n_features))
         W[free] = theta[:n_free]
-        return W, 1.0 / (1.0 + math.exp(-theta[n_free])), np.exp(theta[n_free + 1:])
+        floor = np.zeros(n_kinds)
+        floor[POSITIVE] = math.exp(theta[n_free + 1])  # eye imaging only (module doc)
+        return W, 1.0 / (1.0 + math.exp(-theta[n_free])), floor
 
     def loss(theta):
         W, share, floor = unpack(theta)
@@ -338,11 +343,11 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
         # d log(P_split + e) / du through the split, s = sigmoid(u): P_neg * s (1 - s) / (P_img + e) ...
         ds = share * (1.0 - share) * k[:, 3]
         grad_u = np.sum(residual[:, 3] * ds / shifted[:, 3] - residual[:, 4] * ds / shifted[:, 4])
-        # e_kind = exp(v_kind): d z_kind / dv_kind = e_kind / (P_kind + e_kind), on records with file evidence
-        grad_v = np.sum(known[:, None] * residual * floor[None, :] / shifted, axis=0)
-        return value, np.concatenate([grad_w, [grad_u], grad_v])
+        # e = exp(v): d z_eye / dv = e / (P_eye + e), on records with file evidence
+        grad_v = np.sum(known * residual[:, POSITIVE] * floor[POSITIVE] / shifted[:, POSITIVE])
+        return value, np.concatenate([grad_w, [grad_u], [grad_v]])
 
-    start = np.concatenate([np.zeros(n_free), [0.0], np.full(n_kinds, math.log(1e-3))])
+    start = np.concatenate([np.zeros(n_free), [0.0], [math.log(1e-3)]])
     result = minimize(loss, start, jac=True, method="L-BFGS-B")
     W, share, floor = unpack(result.x)
     return {"weights": W, "share": share, "floor": floor}
