@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import resource
 import statistics
@@ -83,6 +84,7 @@ def main() -> int:
 
     from envision_spiders.classifier import build_default_model, default_model_dir, load_classifier
     from envision_spiders.classifier.data import import_envision_classifier
+    from envision_spiders.classifier.model import MANIFEST
 
     with tempfile.TemporaryDirectory(prefix="bench-classify-") as tmp:
         build_s = None
@@ -96,8 +98,10 @@ def main() -> int:
             build_default_model(root)
             build_s = None if args.models_root else time.perf_counter() - t0
             model_dir = default_model_dir(root)
+            model_id = json.loads((model_dir / MANIFEST).read_text())["model_id"]
             model_name = ("the project's default classifier (docs/classifier.md), "
-                          + (f"reused from {args.models_root}" if args.models_root else "built for this run"))
+                          + ("reused from an already built models folder (`--models-root`)" if args.models_root
+                             else "built for this run") + f"; model `{model_id}`")
         data = {"model": model_name, "build_s": build_s, "threads": torch.get_num_threads(), "runs": []}
         if not args.model:
             t0 = time.perf_counter()
