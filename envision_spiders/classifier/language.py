@@ -226,6 +226,7 @@ DATASETS = (
     (r"(?-i:\bDRAC ?20\d\d\b)", "DRAC", "diabetic retinopathy analysis challenge of retinal OCT angiography"),
 )
 _DATASETS = tuple((re.compile(p, re.IGNORECASE), name, what) for p, name, what in DATASETS)
+_NAMED = _DEVICES + _DATASETS  # names of ophthalmic things: each is a sign of the eye
 
 # Negation and passing-mention cues (see the module doc). PRE cues govern up to
 # SCOPE_WORDS words after them; POST cues the clause before them.
@@ -245,6 +246,7 @@ POST_CUES = re.compile(
     r"|blacked out|removed|omitted)|cannot be (?:assessed|shared)|(?:was|were) planned but not)\b",
     re.IGNORECASE,
 )
+_NON_PREFIX = re.compile(r"\bnon-?", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?()\[\]]|\b(?:but|however|although|whereas|while)\b|, (?:and|which|who)\b", re.IGNORECASE)
 _ANAPHOR = re.compile(r"\s*(?:(?:those|these|such|the|their|its) (?:images|photographs|photos|scans|data|recordings)"
                       r"|they|them|it)\b", re.IGNORECASE)
@@ -275,22 +277,26 @@ def lexicon_sha256() -> str:
 
 def _negated_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of eye words governed by a negation or a passing-mention cue."""
+    pre, post = list(PRE_CUES.finditer(text)), list(POST_CUES.finditer(text))
+    prefixed = list(_NON_PREFIX.finditer(text))
+    if not (pre or post or prefixed):  # most texts: no cue, nothing to look up
+        return []
     # eye words, abbreviations, and the names of devices and datasets ("adapted from IDRiD")
     terms = [(m.start(), m.end()) for pattern in (EYE_WORDS, _ABBREVIATION) for m in pattern.finditer(text)] + \
-            [(m.start(), m.end()) for pattern, _, _ in _DEVICES + _DATASETS for m in pattern.finditer(text)]
+            [(m.start(), m.end()) for pattern, _, _ in _NAMED for m in pattern.finditer(text)]
     if not terms:
         return []
     ends = [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]
     starts = [0] + [m.end() for m in _CLAUSE_END.finditer(text)]
     spans = []
-    for cue in PRE_CUES.finditer(text):
+    for cue in pre:
         stop = min(e for e in ends if e >= cue.end())
         words = list(_WORD.finditer(text, cue.end(), stop))[:SCOPE_WORDS]
         limit = words[-1].end() if words else cue.end()
         hit = [t for t in terms if cue.end() <= t[0] and t[1] <= limit]
         if hit:
             spans.append((cue.start(), max(t[1] for t in hit)))
-    for cue in POST_CUES.finditer(text):
+    for cue in post:
         prior = [s for s in starts if s <= cue.start()]
         begin = prior[-1]
         # "retinal imaging was planned but not performed": the clause runs back past "but";
@@ -302,7 +308,7 @@ def _negated_spans(text: str) -> list[tuple[int, int]]:
         if hit:
             spans.append((begin, cue.end()))
     # "non-ocular", "non-ophthalmic": the prefix negates its own word
-    for m in re.finditer(r"\bnon-?", text, re.IGNORECASE):
+    for m in prefixed:
         word = EYE_WORDS.match(text, m.end())
         if word:
             spans.append((m.start(), word.end()))
@@ -368,7 +374,7 @@ def first_eye_signal(model_text: str, limit: int | None = None) -> int | None:
     if limit is not None:
         body = body[:limit]
     found = [m.start() for m in EYE_WORDS.finditer(body)]
-    found += [m.start() for pattern, _, _ in _DEVICES + _DATASETS for m in pattern.finditer(body)]
+    found += [m.start() for pattern, _, _ in _NAMED for m in pattern.finditer(body)]
     found += [m.start() for m in _ABBREVIATION.finditer(body)
               if m.group(1) in UNAMBIGUOUS or (CONTEXTUAL.get(m.group(1)) or "\0") in appended]
     return min(found) if found else None
