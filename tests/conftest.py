@@ -336,6 +336,12 @@ def saved_records(data_dir: Path, source: str) -> dict[str, dict]:
     return {json.loads(p.read_text())["source_id"]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
+def saved_mtimes(data_dir: Path, source: str) -> dict[str, int]:
+    """When each saved record of a source was last written (file name -> mtime in ns): two
+    snapshots around a re-run show which records it rewrote."""
+    return {p.name: p.stat().st_mtime_ns for p in (data_dir / "metadata" / source).glob("*.json")}
+
+
 def make_spider(spidercls, data_dir: Path, *, open_state: bool = True, spider_kwargs: dict | None = None, **settings: Any):
     """A spider bound to a crawler with the project's settings, for callback tests."""
     from scrapy.utils.project import get_project_settings

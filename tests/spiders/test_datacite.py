@@ -39,7 +39,7 @@ from envision_spiders.mapping.datacite import (
 )
 from envision_spiders.storage import record_path
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, saved_mtimes, saved_records
 
 EMAIL = "curator@example.org"
 
@@ -510,15 +510,14 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
 def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_path):
     api.generate("datacite", 80, seed=4)
     assert crawl_in_process(api, "datacite", tmp_path).returncode == 0
-    folder = tmp_path / "metadata" / "datacite"
-    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    before = saved_mtimes(tmp_path, "datacite")
     api.state.reset_counters()
     result = crawl_in_process(api, "datacite", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert len(log) == 47 + len(FUNDER_SEARCHES), "one search page per term and per funder search, nothing else"
     assert all("updated%3A%5B" in e["path_qs"] for e in log), "incremental: updated:[since TO *]"
-    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
+    assert saved_mtimes(tmp_path, "datacite") == before
     # changed records come back and are refreshed; the rest stay untouched
     changed = api.modify("datacite", 0.2)
     assert changed > 0
@@ -529,7 +528,7 @@ def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_p
     records = saved_records(tmp_path, "datacite")
     refreshed = {d for d, r in records.items() if r["title"].endswith("(revised)")}
     assert refreshed == revised & set(expected_records(api)) and refreshed
-    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    after = saved_mtimes(tmp_path, "datacite")
     untouched = {n for n in before if after[n] == before[n]}
     assert untouched == {n for n in before if n[:-5] not in {d.replace("/", "_") for d in refreshed}}
     assert last_summary(tmp_path, "datacite")["changed"] == len(refreshed)

@@ -41,7 +41,7 @@ from envision_spiders.credentials import dryad_token_url, site_root
 from envision_spiders.textutil import checksum
 from envision_spiders.storage import safe_id
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_mtimes, saved_records
 
 ROOT = "https://datadryad.org/api/v2"
 VERSION_RECORD = sample("dryad/dataset_versions_2026-07.json")["_embedded"]["stash:versions"][0]
@@ -713,14 +713,14 @@ def test_full_crawl_then_incremental_runs_that_cost_only_searches(api, tmp_path)
     assert listings == len(expected) + sum(1 for r in records.values() if r["file_count"] > 100)
 
     # second run: only the searches, with modifiedSince; nothing on disk is rewritten
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "dryad").glob("*.json")}
+    before = saved_mtimes(tmp_path, "dryad")
     api.state.reset_counters()
     result = crawl_in_process(api, "dryad", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(e["path"] == "/dryad/api/v2/search" for e in log), "only search pages"
     assert all(re.search(r"modifiedSince=\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\dZ", e["path_qs"]) for e in log)
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "dryad").glob("*.json")} == before
+    assert saved_mtimes(tmp_path, "dryad") == before
 
     # new versions published: exactly those are fetched again, from their new version
     latest = {doi: st.datasets["doi:" + doi]["latest"] for doi in expected}

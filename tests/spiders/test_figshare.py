@@ -35,7 +35,7 @@ from envision_spiders.mapping.figshare import (
     version_stamp,
 )
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_mtimes, saved_records
 
 API = "https://api.figshare.com/v2"
 
@@ -442,14 +442,13 @@ def test_second_run_costs_only_searches_and_refreshes_what_changed(api, tmp_path
 
     api.generate("figshare", 80, seed=4)
     assert crawl_in_process(api, "figshare", tmp_path).returncode == 0
-    folder = tmp_path / "metadata" / "figshare"
-    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    before = saved_mtimes(tmp_path, "figshare")
     api.state.reset_counters()
     assert crawl_in_process(api, "figshare", tmp_path).returncode == 0
     assert request_kinds(api) == {"search": 47}
     bodies = state_of(api.state).searches[-47:]
     assert all(b["modified_since"] == b["modified_since"][:10] and b["item_type"] == 3 for b in bodies), "incremental: modified_since"
-    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before, "nothing rewritten"
+    assert saved_mtimes(tmp_path, "figshare") == before, "nothing rewritten"
     # a server that returns everything again (an old since): hits are checked against the disk
     api.state.reset_counters()
     assert crawl_in_process(api, "figshare", tmp_path, "-a", "since=2000-01-01").returncode == 0

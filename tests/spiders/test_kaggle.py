@@ -33,7 +33,7 @@ from envision_spiders.mapping.kaggle import (
 from envision_spiders.storage import atomic_write_json, record_path
 from envision_spiders.textutil import iso, parse_datetime
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_mtimes, saved_records
 
 API = "https://www.kaggle.com/api/v1"
 CREDENTIAL_VARIABLES = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME")
@@ -486,14 +486,14 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     assert mirrors and all(r["extra"]["subtitle"] for r in mirrors)
 
     # second run: the search pages only, stopping at the last run's date; nothing rewritten
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "kaggle").glob("*.json")}
+    before = saved_mtimes(tmp_path, "kaggle")
     api.state.reset_counters()
     result = crawl_in_process(api, "kaggle", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(re.search(r"/kaggle/api/v1/datasets/list\?", e["path_qs"]) for e in log), "only search pages"
     assert len(log) == 47, "every term stops on its first page: nothing changed since"
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "kaggle").glob("*.json")} == before
+    assert saved_mtimes(tmp_path, "kaggle") == before
 
     # changed datasets (newer lastUpdated, on top of the "updated" order) are fetched again
     changed = api.modify("kaggle", 0.1)

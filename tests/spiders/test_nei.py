@@ -29,7 +29,7 @@ from envision_spiders.mapping.nei import Project, split_terms
 from envision_spiders.storage import atomic_write_json, record_path
 from pipelines.persist import accumulate
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, replay, sample, saved_mtimes, saved_records
 
 API = "https://api.reporter.nih.gov/v2"
 SEARCH = f"{API}/projects/search"
@@ -396,14 +396,13 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     assert len(log) == 47, "every term fits one page of one query"
 
     # second run: only the searches, only recent fiscal years, nothing rewritten
-    folder = tmp_path / "metadata" / "nei"
-    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    before = saved_mtimes(tmp_path, "nei")
     api.state.reset_counters()
     state_of(api.state).searches.clear()
     assert crawl_in_process(api, "nei", tmp_path).returncode == 0
     fy = fiscal_year_of(date.today())
     assert all(c["fiscal_years"] == [fy - 1, fy] for c in state_of(api.state).searches)
-    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
+    assert saved_mtimes(tmp_path, "nei") == before
 
     # a new fiscal year of some grants: those records show it, keeping their older years
     changed = api.modify("nei", 0.1)
@@ -413,7 +412,7 @@ def test_full_crawl_then_incremental_runs(api, tmp_path):
     check_saved(records, expected_projects(api))
     continued = [r for r in records.values() if r["title"].endswith("(continued)")]
     assert continued and all(len(r["extra"]["fiscal_years"]) >= 2 for r in continued)
-    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    after = saved_mtimes(tmp_path, "nei")
     assert sum(after[n] != before[n] for n in before) == len(continued)
 
 

@@ -34,7 +34,7 @@ from envision_spiders.mapping.osf import (
 )
 from envision_spiders.textutil import parse_datetime
 
-from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import crawl_in_process, last_summary, make_spider, sample, saved_mtimes, saved_records
 
 TEST_API = "https://api.test.osf.io/v2"
 
@@ -511,14 +511,14 @@ def test_full_crawl_saves_every_public_node_once_with_files_and_terms(api, tmp_p
 def test_second_run_costs_only_the_searches(api, tmp_path):
     api.generate("osf", 40, seed=4)
     assert crawl_in_process(api, "osf", tmp_path).returncode == 0
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "osf").glob("*.json")}
+    before = saved_mtimes(tmp_path, "osf")
     api.state.reset_counters()
     result = crawl_in_process(api, "osf", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api_entries(api)
     assert len(log) == 47 * 2, "one search page per query, nothing else"
     assert all("filter%5Bdate_modified%5D%5Bgte%5D=" in e["path_qs"] for e in log)
-    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "osf").glob("*.json")}
+    after = saved_mtimes(tmp_path, "osf")
     assert after == before
     # changed nodes are found by the date filter, listed again and rewritten
     changed = api.modify("osf", 0.25)

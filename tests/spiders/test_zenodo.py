@@ -27,7 +27,7 @@ from envision_spiders.spiders.zenodo import (
 )
 from envision_spiders.mapping.zenodo import map_files
 
-from tests.conftest import ROOT, crawl_env, crawl_in_process, last_summary, make_spider, sample, saved_records
+from tests.conftest import ROOT, crawl_env, crawl_in_process, last_summary, make_spider, sample, saved_mtimes, saved_records
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -260,14 +260,14 @@ def test_full_crawl_saves_every_dataset_once_with_all_its_terms(api, tmp_path):
 def test_second_run_asks_only_for_changes_and_skips_unchanged_records(api, tmp_path):
     api.generate("zenodo", 80, seed=4)
     assert crawl_in_process(api, "zenodo", tmp_path).returncode == 0
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "zenodo").glob("*.json")}
+    before = saved_mtimes(tmp_path, "zenodo")
     api.state.reset_counters()
     result = crawl_in_process(api, "zenodo", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = api.state.entries()
     assert log and all(re.search(r"/zenodo/api/records\?", e["path_qs"]) for e in log), "only search pages"
     assert all("updated%3A%5B" in e["path_qs"] for e in log), "incremental: updated:[since TO *]"
-    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "metadata" / "zenodo").glob("*.json")}
+    after = saved_mtimes(tmp_path, "zenodo")
     assert after == before, "unchanged records are left untouched on disk"
     # a full run refreshes everything it finds
     changed = api.modify("zenodo", 0.1)
