@@ -102,6 +102,36 @@ def test_a_torch_without_quantization_builds_an_fp32_text_encoder(monkeypatch):
     assert after["text_encoder"] == "fp32" and model_mod.fingerprint(after) != model_mod.fingerprint(before)
 
 
+def test_the_heads_fit_with_one_blas_thread(monkeypatch):
+    """scipy's L-BFGS-B spends most of a fit in BLAS calls when BLAS has several threads
+    (head._one_blas_thread): both logistic regressions of the build fit on one; outside a
+    fit BLAS keeps its threads."""
+    from threadpoolctl import threadpool_info
+
+    from envision_spiders.classifier import head
+    from envision_spiders.classifier.data import KINDS, POSITIVE_KIND
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    real_fit = head.LogisticRegression.fit
+
+    def fit(self, X, y, *args, **kwargs):
+        seen.append(blas_threads())
+        return real_fit(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(head.LogisticRegression, "fit", fit)
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    texts = [f"retinal fundus photographs {i}" if i % 2 else f"soil samples {i}" for i in range(40)]
+    kinds = [POSITIVE_KIND if i % 2 else next(k for k in KINDS if k != POSITIVE_KIND) for i in range(40)]
+    head.fit_text_head(texts, rng.normal(size=(40, 8)), kinds, calibrate=False)
+    head.fit_embedding_head(rng.normal(size=(40, 8)), [i % 2 for i in range(40)], calibrate=False)
+    assert len(seen) == 2 and all(s == {1} for s in seen), seen
+    assert blas_threads() == before
+
+
 def test_default_classifier_labels_and_probabilities(default_classifier):
     results = default_classifier.classify(TEXTS)
     assert [r["label"] for r in results[:2]] == ["EYE_IMAGING", "EYE_IMAGING"]
