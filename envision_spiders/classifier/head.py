@@ -375,7 +375,9 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
 
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    expanded = {e.lower() for _, e in analysis.expansions} | {f"{n} {w}".lower() for n, w in analysis.devices + analysis.datasets}
+    named = analysis.named
+    rewritten = bool(analysis.expansions or named)  # the lexicon appended what it read
+    expanded = {e.lower() for _, e in analysis.expansions} | {f"{n} {w}".lower() for n, w in named}
     expansion_words = set(" ".join(expanded).split())
     body = analysis.model_text.split(" | ")[0].lower()
     from_expansions = 0.0
@@ -391,12 +393,11 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
         if chosen:
             line(sum(s for _, s in chosen), "words in the text: " + ", ".join(f"'{t}'" for t, _ in chosen))
     eye = contributions.get("eye_flag", 0.0)
-    if eye and (analysis.expansions or analysis.devices or analysis.datasets) and not EYE_VOCABULARY.search(body):
+    if eye and rewritten and not EYE_VOCABULARY.search(body):
         # the text's own words do not name the eye: the flag fired on the expansions
         from_expansions, eye = from_expansions + eye, 0.0
-    if analysis.expansions or analysis.devices or analysis.datasets:
-        parts = ([f"{a} = {e}" for a, e in analysis.expansions[:4]]
-                 + [f"{n}: {w}" for n, w in (analysis.devices + analysis.datasets)[:2]])
+    if rewritten:
+        parts = [f"{a} = {e}" for a, e in analysis.expansions[:4]] + [f"{n}: {w}" for n, w in named[:2]]
         line(from_expansions, "read as: " + "; ".join(parts))
     if eye:
         terms = list(dict.fromkeys(t.lower() for t in analysis.eye_terms))[:4]

@@ -266,6 +266,11 @@ class Analysis:
     datasets: list[tuple[str, str]] = field(default_factory=list)  # well-known eye datasets named: (name, what)
     context: bool = False  # the text has ophthalmic context for contextual abbreviations
 
+    @property
+    def named(self) -> list[tuple[str, str]]:
+        """The devices and datasets named: (name, what it is)."""
+        return self.devices + self.datasets
+
 
 def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
@@ -286,8 +291,9 @@ def _negated_spans(text: str) -> list[tuple[int, int]]:
             [(m.start(), m.end()) for pattern, _, _ in _NAMED for m in pattern.finditer(text)]
     if not terms:
         return []
-    ends = [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]
-    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(text)]
+    clauses = list(_CLAUSE_END.finditer(text))
+    ends = [m.start() for m in clauses] + [len(text)]
+    starts = [0] + [m.end() for m in clauses]
     spans = []
     for cue in pre:
         stop = min(e for e in ends if e >= cue.end())
