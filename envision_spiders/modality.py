@@ -164,9 +164,9 @@ def plain(text: Any, limit: int = 60) -> str:
 # ``RET012OD.jpg`` -> ret, 012, od; ``patient1_OS_bscan_064.png`` -> patient, 1, os, bscan, 064.
 _NAME_TOKENS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 # Left out: "eye" (eye-tracking cameras write eye0.mp4, face sets crop left_eye.png),
-# "iris"/"pupil" (biometrics, eye tracking), "disc" (intervertebral discs).
+# "iris"/"pupil" (biometrics, eye tracking). "disc" is weak (below).
 EYE_NAME_WORDS = frozenset({
-    "ocular", "fundus", "fundi", "retina", "retinal", "retinography",
+    "ocular", "optic", "fundus", "fundi", "retina", "retinal", "retinography",
     "macula", "macular", "fovea", "foveal", "cornea", "corneal", "slitlamp", "faf", "ffa", "icga", "drusen",
     "glaucoma", "cataract", "keratoconus", "optomap", "spectralis", "cirrus", "topcon", "optos", "choroid",
     "choroidal", "vitreous", "rnfl", "gcl", "gcipl", "onh", "meibography", "ophthalmic", "ophthalmology", "retcam",
@@ -183,8 +183,10 @@ NON_EYE_NAME_WORDS = frozenset({
     "endoscopy", "dental", "tooth", "teeth", "bone", "hand", "foot", "ear", "otoscopy", "fetal", "fetus", "cervix",
     "abdomen",
 })
-# words that count only in the name of an image, device or video file (none at present)
-_WEAK_EYE_WORDS: frozenset[str] = frozenset()
+# eye words that count only in the name of a picture (a raster image: .jpg, .png, .tif):
+# "disc" names optic disc photographs (0001_disc.jpg), but intervertebral discs in
+# spine scans too, which are DICOM or NIfTI volumes
+WEAK_EYE_WORDS = frozenset({"disc"})
 
 
 def name_words(name: str) -> list[str]:
@@ -247,8 +249,9 @@ def name_facts(names: Iterable[str], limit: int = NAME_LIMIT) -> NameFacts:
         if not can_picture(ext):
             continue
         facts.pictured += 1
-        image = category_of_extension(ext) in _IMAGE_CATEGORIES
-        eye = {w for w in unique if w in EYE_NAME_WORDS and (image or w not in _WEAK_EYE_WORDS)}
+        category = category_of_extension(ext)
+        image = category in _IMAGE_CATEGORIES
+        eye = {w for w in unique if w in EYE_NAME_WORDS or (w in WEAK_EYE_WORDS and category == IMAGING)}
         if eye:
             facts.eye += 1
             facts.eye_words.update(eye)

@@ -236,6 +236,7 @@ def evidence_sha256() -> str:
 
     spec = {"features": FEATURES, "penalty": PENALTY, "floors": "eye imaging only", "extensions": filetypes.EXTENSIONS,
             "devices": filetypes.DEVICE_FORMATS, "eye_names": sorted(modality.EYE_NAME_WORDS),
+            "weak_eye_names": sorted(modality.WEAK_EYE_WORDS),
             "oct_names": sorted(modality.OCT_NAME_WORDS), "neutral": NEUTRAL,
             "non_eye_names": sorted(modality.NON_EYE_NAME_WORDS), "laterality": sorted(modality.LATERALITY_WORDS),
             "name_limit": modality.NAME_LIMIT}

@@ -76,6 +76,14 @@ def test_names_that_name_the_eye_or_another_site():
     assert name_words("OCT2017/CNV-1.jpeg")[:2] == ["oct", "2017"]
 
 
+def test_optic_names_the_eye_and_disc_only_in_a_picture_name():
+    facts = name_facts(["optic_nerve_head_01.dcm", "0001_disc.jpg", "disc/0002_disc.png", "disc_L4L5.dcm",
+                        "L4_disc.nii.gz", "disc_grades.csv", "disc_scans.zip"])
+    # the optic nerve in any picture; "disc" in raster images only (spine discs are volumes)
+    assert facts.eye == 3 and facts.eye_words == {"optic": 1, "disc": 2}
+    assert facts.eye_examples == ["optic_nerve_head_01.dcm", "0001_disc.jpg"]
+
+
 def test_names_are_read_once_for_both_questions():
     facts = name_facts(["fundus_grades.csv", "chest_xray_labels.csv", "fundus_01.jpg", "images.zip"])
     assert facts.read == 4 and facts.pictured == 2  # the image and the archive
