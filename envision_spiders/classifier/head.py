@@ -8,10 +8,11 @@ works with envision-classifier alone, outside this project.
 better model. It reads each text through the field's lexicon (:func:`prepare_texts`,
 :mod:`.language`: abbreviations and device names spelt out, negated eye words taken
 out). Its features are word and character TF-IDF of that text, the last-layers
-embedding (:mod:`.encoder`) and two flags: whether the text uses any word of
-:data:`EYE_VOCABULARY`, and whether its first ``lead_chars`` characters (the title, as a
-rule: the subject of a record is named there) name a body site or imaging target other
-than the eye before any sign of the eye (:data:`NON_EYE_SITE`, :func:`site_before_eye`).
+embedding (:mod:`.encoder`) and three flags: whether the text uses any word of
+:data:`EYE_VOCABULARY`, whether its first ``lead_chars`` characters (the title, as a
+rule: the subject of a record is named there) do, and whether they name a body site or
+imaging target other than the eye before any sign of the eye (:data:`NON_EYE_SITE`,
+:func:`site_before_eye`).
 A multinomial logistic regression learns the four
 kinds of the training examples (eye imaging, eye software, other eye data, other negatives) and
 P(EYE_IMAGING) is the probability of the first kind. In 5-fold cross-validation on the
@@ -96,7 +97,7 @@ TEXT_HEAD_PARAMS = {
     "eye_vocabulary_weight": 3.0,  # and the EYE_VOCABULARY flag (0 or 1) by this
     "non_eye_site_weight": 0.0,  # the NON_EYE_SITE flag (0 or 1), 0: not used
     "lead_chars": 100,  # how much of the text the lead flags read
-    "lead_eye_weight": 0.0,  # EYE_VOCABULARY in the lead, 0: not used
+    "lead_eye_weight": 3.0,  # EYE_VOCABULARY in the lead (since the model after recipe 5)
     "lead_site_weight": 0.0,  # NON_EYE_SITE in the lead, 0: not used (recipe 3: 3.0)
     "site_first_weight": 3.0,  # NON_EYE_SITE in the lead before any sign of the eye (site_before_eye)
     "C": 10.0,
@@ -312,8 +313,8 @@ def _platt_slope(state: dict[str, Any]) -> float:
 def text_contributions(state: dict[str, Any], texts: Sequence[str], layers: np.ndarray,
                        features: Any = None) -> list[dict[str, Any]]:
     """For each (prepared) text, how its features moved the calibrated log-odds of
-    EYE_IMAGING: ``{"words": [(term, share), ...], "wording": share, "eye_flag": share,
-    "site_flag": share}``. Gradient times input of the multinomial model: the derivative of
+    EYE_IMAGING: ``{"words": [(term, share), ...], "wording": share}`` and a share for each
+    flag that fired (``eye_flag``, ``eye_flag_lead``, ``site_first``...). Gradient times input of the multinomial model: the derivative of
     ``logit P(eye)`` along each feature, ``w_eye - sum_k P_k / (1 - P_eye) w_k``, times the
     feature's value, scaled by the Platt slope. The word shares are exact for a linear
     model at this point; they are what "the text terms that weighed most" are."""
@@ -392,7 +393,8 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
         chosen = [(t, s) for t, s in plain_words if s * sign > 0][:WORDS_SHOWN]
         if chosen:
             line(sum(s for _, s in chosen), "words in the text: " + ", ".join(f"'{t}'" for t, _ in chosen))
-    eye = contributions.get("eye_flag", 0.0)
+    eye = contributions.get("eye_flag", 0.0) + contributions.get("eye_flag_lead", 0.0)
+    in_title = bool(contributions.get("eye_flag_lead", 0.0))
     if eye and rewritten and not EYE_VOCABULARY.search(body):
         # the text's own words do not name the eye: the flag fired on the expansions
         from_expansions, eye = from_expansions + eye, 0.0
@@ -401,7 +403,8 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
         line(from_expansions, "read as: " + "; ".join(parts))
     if eye:
         terms = list(dict.fromkeys(t.lower() for t in analysis.eye_terms))[:4]
-        line(eye, "the text names the eye" + (f" ({', '.join(terms)})" if terms else ""))
+        line(eye, ("the title names the eye" if in_title else "the text names the eye")
+             + (f" ({', '.join(terms)})" if terms else ""))
     site = contributions.get("site_flag", 0.0) + contributions.get("site_first", 0.0)
     if site:
         found = list(dict.fromkeys(m.group(0).lower() for m in NON_EYE_SITE.finditer(lead)))[:3]
