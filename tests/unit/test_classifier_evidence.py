@@ -121,6 +121,20 @@ def test_reasons_are_signed_by_their_share_of_the_log_odds():
     assert share == pytest.approx(np.log(p / (1 - p)) - np.log(0.6 / 0.4))
 
 
+def test_the_only_file_line_carries_the_floor_it_brings():
+    images = file_evidence({"files": [{"name": f"img_{i:05d}.png"} for i in range(12_000)]})
+    W = np.zeros((len(FILE_KINDS), len(FEATURES)))  # images weigh nothing against any kind
+    fitted = {"weights": W, "share": 0.5, "floor": np.array([0.2] + [0.0] * (len(FILE_KINDS) - 1))}
+    p = combine(kinds(0.05), images.values[None, :], fitted)[0]
+    assert p > 0.15  # the floor alone lifts a doubtful text once there are files to judge by
+    ((share, reason),) = file_reasons(images, kinds(0.05)[0], fitted)
+    assert reason["supports"] == "EYE_IMAGING" and "12,000 images" in reason["reason"]
+    assert share == pytest.approx(np.log(p / (1 - p)) - np.log(0.05 / 0.95))
+    # beside other evidence, a line keeps only its own weight: here none, so it is not shown
+    both = file_evidence({"files": [{"name": "img_00001.png"}, {"name": "chest_labels.csv"}]})
+    assert [r["reason"] for _, r in file_reasons(both, kinds(0.05)[0], fitted)] == []
+
+
 def test_file_targets_split_the_negatives_by_imaging():
     records = [{"kind": "eye_imaging"}, {"kind": "other_eye_data"}, {"kind": "negative", "imaging": True},
                {"kind": "negative", "imaging": False}, {"files": [{"name": "x.png"}]}, {"files": [{"name": "x.csv"}]}]

@@ -273,7 +273,8 @@ def test_flag_columns_follow_their_weights():
     # columns: eye vocabulary, non-eye site, eye vocabulary in the lead, non-eye site in the lead, a site before
     # any sign of the eye in the lead
     assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0, 0.0], [3.0, 2.0, 0.0, 4.0, 5.0]]
-    assert flag_features(texts, TEXT_HEAD_PARAMS).tolist() == [[3.0, 0.0], [3.0, 3.0]]  # what the model uses
+    # what the model uses: the eye in the text, the eye in the lead (both short texts are all lead), a site first
+    assert flag_features(texts, TEXT_HEAD_PARAMS).tolist() == [[3.0, 3.0, 0.0], [3.0, 3.0, 3.0]]
 
 
 def test_a_changed_text_head_recipe_changes_the_fingerprint(monkeypatch):
@@ -310,6 +311,18 @@ def test_a_label_carries_its_reasons_and_the_text_probability(default_classifier
     assert c["prob_text"] == c["prob_eye_imaging"], "no files: the text decides alone"
     assert any("age-related macular degeneration" in e["reason"] for e in c["evidence"])
     assert set(c) >= {"files_sha256", "text_sha256", "model_id", "classified_at"}
+
+
+def test_the_eye_named_in_the_title_is_a_reason_of_its_own(default_classifier):
+    late = ("Images from a multi-centre screening programme collected between 2015 and 2019 across eleven "
+            "sites and several camera models, graded for diabetic retinopathy")
+    titled, untitled = default_classifier.classify_records([{"title": "Fundus photographs of glaucoma patients"},
+                                                            {"title": late}])
+    reasons = [e["reason"] for e in titled["evidence"]]
+    assert any(r.startswith("the title names the eye (fundus") for r in reasons), reasons
+    reasons = [e["reason"] for e in untitled["evidence"]]
+    assert not any(r.startswith("the title names the eye") for r in reasons), reasons
+    assert any(r.startswith("the text names the eye") for r in reasons), reasons
 
 
 def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
