@@ -104,7 +104,8 @@ class Encoder:
         torch releases the GIL in its operators, and with batches this small two passes
         side by side keep two cores busier than one pass on two threads (about 1.15 times
         the records per second on two cores, bench section 5). Each batch's numbers do not
-        depend on the thread it ran on."""
+        depend on the thread it ran on; quantized, a text's numbers depend a little on the
+        other texts of its batch (one activation scale per batch: docs/classifier.md)."""
         n = len(texts)
         sentence = np.zeros((n, self.dimension), dtype=np.float32)
         layers = np.zeros((n, LAYERS * self.dimension), dtype=np.float32)
