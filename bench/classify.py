@@ -123,9 +123,9 @@ def main() -> int:
             data["cpu_s"] = statistics.median(cpus)
             data["ceiling"] = len(recs) / data["cpu_s"] * (os.cpu_count() or 1)
             # the encoder alone, on the texts the path gives it (the rest is the path's Python work)
-            from envision_spiders.classifier.language import analyse
+            from envision_spiders.classifier.head import prepare_texts
             from envision_spiders.classifier.text import record_text
-            prepared = [analyse(record_text(r)).model_text for r in recs]
+            prepared = prepare_texts([record_text(r) for r in recs])
             encoder_walls = []
             for _ in range(REPEATS):
                 t = time.perf_counter()

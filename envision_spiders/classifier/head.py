@@ -314,9 +314,10 @@ def text_contributions(state: dict[str, Any], texts: Sequence[str], layers: np.n
                        features: Any = None) -> list[dict[str, Any]]:
     """For each (prepared) text, how its features moved the calibrated log-odds of
     EYE_IMAGING: ``{"words": [(term, share), ...], "wording": share}`` and a share for each
-    flag that fired (``eye_flag``, ``eye_flag_lead``, ``site_first``...). Gradient times input of the multinomial model: the derivative of
-    ``logit P(eye)`` along each feature, ``w_eye - sum_k P_k / (1 - P_eye) w_k``, times the
-    feature's value, scaled by the Platt slope. The word shares are exact for a linear
+    flag that fired (``eye_flag``, ``eye_flag_lead``, ``site_first``...). Gradient times
+    input of the multinomial model: the derivative of ``logit P(eye)`` along each feature,
+    ``w_eye - sum_k P_k / (1 - P_eye) w_k``, times the feature's value, scaled by the Platt
+    slope. The word shares are exact for a linear
     model at this point; they are what "the text terms that weighed most" are."""
     texts = list(texts)
     X = text_features(state, texts, layers) if features is None else features
