@@ -14,6 +14,7 @@ from envision_spiders.classifier.evaluate import (
     cross_validate,
     evaluate_file,
     format_report,
+    intervals,
     metrics,
     parse_label,
     read_labelled,
@@ -55,6 +56,37 @@ def test_calibration_error_and_reliability_table():
     assert expected_calibration_error(p, y) == pytest.approx((2 * 0.325 + 0.1) / 3)
     assert expected_calibration_error([1.0, 0.0], [1, 0]) == 0.0  # 1.0 falls in the last bin
     assert expected_calibration_error([], []) == 0.0
+
+
+def test_intervals_hold_the_figures_and_narrow_with_more_records():
+    rng = np.random.default_rng(3)
+
+    def sample(n):
+        p = rng.uniform(size=n)
+        return p, (rng.uniform(size=n) < p).astype(int)
+
+    small, large = sample(150), sample(3000)
+    a, b = intervals(*small), intervals(*large)
+    m = metrics(*small)
+    for key, value in (("eye_imaging_f1", m["per_class"]["EYE_IMAGING"]["f1"]),
+                       ("eye_imaging_precision", m["per_class"]["EYE_IMAGING"]["precision"]),
+                       ("eye_imaging_recall", m["per_class"]["EYE_IMAGING"]["recall"]), ("ece", m["ece"])):
+        lo, hi = a[key]
+        assert lo <= value <= hi, key
+        assert b[key][1] - b[key][0] < (hi - lo) / 2, key  # 20 times the records: about a quarter the width
+    assert intervals(*small) == a, "seeded: the same file gives the same intervals"
+
+
+def test_title_only_recall_gets_the_wilson_interval_and_one_class_no_bootstrap():
+    # 54 of 62 title-only eye records found: Wilson's closed form
+    p = [0.9] * 54 + [0.1] * 8 + [0.1] * 40
+    y = [1] * 62 + [0] * 40
+    lo, hi = intervals(p, y, title_only_mask=[True] * 62 + [False] * 40)["title_only_recall"]
+    k, n, z = 54, 62, 1.959964
+    centre, half = (k + z * z / 2) / (n + z * z), z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    assert (lo, hi) == (pytest.approx(centre - half, abs=1e-4), pytest.approx(centre + half, abs=1e-4))
+    only_negatives = intervals([0.2, 0.9], [0, 0])
+    assert only_negatives == {"level": 0.95}, "no F1 to resample without a positive"
 
 
 def test_labels_in_every_spelling():
@@ -106,6 +138,7 @@ def test_a_labelled_file_with_files_reports_the_text_alone_and_the_decision(tmp_
     assert combined["title_only_eye_imaging"] == 3 and combined["title_only_recall"] == 1.0
     assert all(p["disagreement"] for p in report["predictions"][:3])
     assert "recall on title-only eye imaging" in format_report(report)
+    assert "title-only recall" in format_report(report) and report["methods"]["combined"]["intervals"]["title_only_recall"]
 
 
 @pytest.mark.slow
