@@ -88,15 +88,15 @@ NON_EYE_SITE = re.compile(
     re.IGNORECASE,
 )
 
-# Words for software, code and trained models: what the eye software kind is written with (53 of its 60
-# training examples use one; 27 of the 378 eye imaging ones do). A linear model over n-grams cannot say
+# Words for software, code and trained models: what the eye software kind is written with. Words other
+# fields use too are left out: "source" (swept-source OCT), "program" (a screening programme), "tool",
+# "application", "release". A linear model over n-grams cannot say
 # "at least one of these", and without it short eye dataset titles that share a software title's words
 # ("... optic nerve head segmentation") were read as software.
 SOFTWARE = re.compile(
     r"\b(code|codes|software|packages?|librar(?:y|ies)|toolbox|toolkit|plug-?ins?|macros?|scripts?|notebooks?"
     r"|implementation|repository|github|gitlab|pip|api|weights|checkpoints?|pytorch|tensorflow|keras|onnx|matlab"
-    r"|python|apps?|application|tools?|program|source|pre-?trained|trained models?|gui|cli|command[- ]line"
-    r"|installer|executable|release)\b",
+    r"|python|pre-?trained|trained models?|gui|cli|command[- ]line|installer|executable)\b",
     re.IGNORECASE,
 )
 
