@@ -8,11 +8,11 @@ works with envision-classifier alone, outside this project.
 better model. It reads each text through the field's lexicon (:func:`prepare_texts`,
 :mod:`.language`: abbreviations and device names spelt out, negated eye words taken
 out). Its features are word and character TF-IDF of that text, the last-layers
-embedding (:mod:`.encoder`) and three flags: whether the text uses any word of
+embedding (:mod:`.encoder`) and four flags: whether the text uses any word of
 :data:`EYE_VOCABULARY`, whether its first ``lead_chars`` characters (the title, as a
-rule: the subject of a record is named there) do, and whether they name a body site or
+rule: the subject of a record is named there) do, whether they name a body site or
 imaging target other than the eye before any sign of the eye (:data:`NON_EYE_SITE`,
-:func:`site_before_eye`).
+:func:`site_before_eye`), and whether the text names software (:data:`SOFTWARE`).
 A multinomial logistic regression learns the four
 kinds of the training examples (eye imaging, eye software, other eye data, other negatives) and
 P(EYE_IMAGING) is the probability of the first kind. In 5-fold cross-validation on the
@@ -35,6 +35,12 @@ systemic data (HbA1c, brain MRI, kidney function). Since recipe 4 it fires only 
 site comes before any sign of the eye ("Diabetic foot ulcer photographs from a diabetic
 retinopathy clinic", not "Retinal photographs and kidney function"): in cross-validation
 that beat the flag on any site in the opening (docs/classifier.md).
+
+Why the software flag: eye software (code, trained weights, plugins) is the negative
+kind whose words are nearest eye imaging, and the training titles of eye software are
+short, like catalogue titles of eye datasets; without the flag the head read short eye
+dataset titles that share their words ("... optic nerve head segmentation") as software.
+The flag lets the head ask for a software word before it says software.
 
 Every label says why: :func:`text_contributions` splits the text's share of the
 log-odds among its words, flags and wording, and :func:`text_reasons` turns the largest
@@ -90,9 +96,7 @@ NON_EYE_SITE = re.compile(
 
 # Words for software, code and trained models: what the eye software kind is written with. Words other
 # fields use too are left out: "source" (swept-source OCT), "program" (a screening programme), "tool",
-# "application", "release". A linear model over n-grams cannot say
-# "at least one of these", and without it short eye dataset titles that share a software title's words
-# ("... optic nerve head segmentation") were read as software.
+# "application", "release" (see the module's docstring for why the flag).
 SOFTWARE = re.compile(
     r"\b(code|codes|software|packages?|librar(?:y|ies)|toolbox|toolkit|plug-?ins?|macros?|scripts?|notebooks?"
     r"|implementation|repository|github|gitlab|pip|api|weights|checkpoints?|pytorch|tensorflow|keras|onnx|matlab"
