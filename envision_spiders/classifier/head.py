@@ -8,11 +8,11 @@ works with envision-classifier alone, outside this project.
 better model. It reads each text through the field's lexicon (:func:`prepare_texts`,
 :mod:`.language`: abbreviations and device names spelt out, negated eye words taken
 out). Its features are word and character TF-IDF of that text, the last-layers
-embedding (:mod:`.encoder`) and three flags: whether the text uses any word of
+embedding (:mod:`.encoder`) and four flags: whether the text uses any word of
 :data:`EYE_VOCABULARY`, whether its first ``lead_chars`` characters (the title, as a
-rule: the subject of a record is named there) do, and whether they name a body site or
+rule: the subject of a record is named there) do, whether they name a body site or
 imaging target other than the eye before any sign of the eye (:data:`NON_EYE_SITE`,
-:func:`site_before_eye`).
+:func:`site_before_eye`), and whether the text names software (:data:`SOFTWARE`).
 A multinomial logistic regression learns the four
 kinds of the training examples (eye imaging, eye software, other eye data, other negatives) and
 P(EYE_IMAGING) is the probability of the first kind. In 5-fold cross-validation on the
@@ -35,6 +35,12 @@ systemic data (HbA1c, brain MRI, kidney function). Since recipe 4 it fires only 
 site comes before any sign of the eye ("Diabetic foot ulcer photographs from a diabetic
 retinopathy clinic", not "Retinal photographs and kidney function"): in cross-validation
 that beat the flag on any site in the opening (docs/classifier.md).
+
+Why the software flag: eye software (code, trained weights, plugins) is the negative
+kind whose words are nearest eye imaging, and the training titles of eye software are
+short, like catalogue titles of eye datasets; without the flag the head read short eye
+dataset titles that share their words ("... optic nerve head segmentation") as software.
+The flag lets the head ask for a software word before it says software.
 
 Every label says why: :func:`text_contributions` splits the text's share of the
 log-odds among its words, flags and wording, and :func:`text_reasons` turns the largest
@@ -88,6 +94,16 @@ NON_EYE_SITE = re.compile(
     re.IGNORECASE,
 )
 
+# Words for software, code and trained models: what the eye software kind is written with. Words other
+# fields use too are left out: "source" (swept-source OCT), "program" (a screening programme), "tool",
+# "application", "release" (see the module's docstring for why the flag).
+SOFTWARE = re.compile(
+    r"\b(code|codes|software|packages?|librar(?:y|ies)|toolbox|toolkit|plug-?ins?|macros?|scripts?|notebooks?"
+    r"|implementation|repository|github|gitlab|pip|api|weights|checkpoints?|pytorch|tensorflow|keras|onnx|matlab"
+    r"|python|pre-?trained|trained models?|gui|cli|command[- ]line|installer|executable)\b",
+    re.IGNORECASE,
+)
+
 # Chosen by 5-fold cross-validation on the built-in examples (docs/classifier.md).
 TEXT_HEAD_PARAMS = {
     "word_ngrams": (1, 2),
@@ -100,6 +116,7 @@ TEXT_HEAD_PARAMS = {
     "lead_eye_weight": 3.0,  # EYE_VOCABULARY in the lead (since the model after recipe 5)
     "lead_site_weight": 0.0,  # NON_EYE_SITE in the lead, 0: not used (recipe 3: 3.0)
     "site_first_weight": 3.0,  # NON_EYE_SITE in the lead before any sign of the eye (site_before_eye)
+    "software_weight": 3.0,  # SOFTWARE anywhere in the text (since the model after recipe 5)
     "C": 10.0,
 }
 EMBEDDING_HEAD_C = 10.0
@@ -110,7 +127,7 @@ _EPS = 1e-6
 def recipe_sha256() -> str:
     """sha256 of the text head's parameters and word lists: an input of the default model."""
     spec = {"params": TEXT_HEAD_PARAMS, "eye_vocabulary": EYE_VOCABULARY.pattern,
-            "non_eye_site": NON_EYE_SITE.pattern, "format": HEAD_FORMAT, "lexicon": lexicon_sha256()}
+            "non_eye_site": NON_EYE_SITE.pattern, "software": SOFTWARE.pattern, "format": HEAD_FORMAT, "lexicon": lexicon_sha256()}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -155,6 +172,10 @@ def names_non_eye_site(text: str) -> bool:
     return NON_EYE_SITE.search(text) is not None
 
 
+def names_software(text: str) -> bool:
+    return SOFTWARE.search(text) is not None
+
+
 def site_before_eye(text: str, lead: int = 100) -> bool:
     """The opening of a model text names another body site before any sign of the eye
     (or with none): the record is about that site ("Intracoronary OCT ...", "Diabetic foot
@@ -175,7 +196,8 @@ def flag_features(texts: Sequence[str], params: dict[str, Any]) -> np.ndarray:
                (params.get("non_eye_site_weight", 0.0), names_non_eye_site, False),
                (params.get("lead_eye_weight", 0.0), uses_eye_vocabulary, True),
                (params.get("lead_site_weight", 0.0), names_non_eye_site, True),
-               (params.get("site_first_weight", 0.0), lambda t: site_before_eye(t, lead), False)]
+               (params.get("site_first_weight", 0.0), lambda t: site_before_eye(t, lead), False),
+               (params.get("software_weight", 0.0), names_software, False)]
     columns = [c for c in columns if c[0]]
     return np.array([[weight * float(test(t[:lead] if in_lead else t)) for weight, test, in_lead in columns]
                      for t in texts]).reshape(len(texts), len(columns))
@@ -362,7 +384,7 @@ def _flag_names(params: dict[str, Any]) -> list[str]:
     """Names of the flag columns, in the order :func:`flag_features` writes them."""
     columns = [("eye_flag", params["eye_vocabulary_weight"]), ("site_flag_text", params.get("non_eye_site_weight", 0.0)),
                ("eye_flag_lead", params.get("lead_eye_weight", 0.0)), ("site_flag", params.get("lead_site_weight", 0.0)),
-               ("site_first", params.get("site_first_weight", 0.0))]
+               ("site_first", params.get("site_first_weight", 0.0)), ("software", params.get("software_weight", 0.0))]
     return [name for name, weight in columns if weight]
 
 
@@ -410,6 +432,9 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
     if site:
         found = list(dict.fromkeys(m.group(0).lower() for m in NON_EYE_SITE.finditer(lead)))[:3]
         line(site, "the title names another body site" + (f" ({', '.join(found)})" if found else ""))
+    if contributions.get("software"):
+        found = list(dict.fromkeys(m.group(0).lower() for m in SOFTWARE.finditer(analysis.model_text)))[:3]
+        line(contributions["software"], "the text names software" + (f" ({', '.join(found)})" if found else ""))
     line(contributions["wording"], "the wording as a whole, compared with the average training text")
     if analysis.negated:
         quoted = "; ".join(f'"{s[:70]}"' for s in analysis.negated[:2])

@@ -264,17 +264,30 @@ def test_non_eye_site_flag(text, expected):
 def test_flag_columns_follow_their_weights():
     from envision_spiders.classifier.head import TEXT_HEAD_PARAMS, flag_features
 
-    texts = ["Retinal OCT with a note on coronary arteries", "Coronary OCT pullbacks, retina mentioned"]
+    texts = ["Retinal OCT with a note on coronary arteries", "Coronary OCT pullbacks, retina mentioned, MATLAB code"]
     only_eye = {**TEXT_HEAD_PARAMS, "non_eye_site_weight": 0.0, "lead_eye_weight": 0.0, "lead_site_weight": 0.0,
-                "site_first_weight": 0.0}
+                "site_first_weight": 0.0, "software_weight": 0.0}
     assert flag_features(texts, only_eye).tolist() == [[3.0], [3.0]]
     every = {**only_eye, "non_eye_site_weight": 2.0, "lead_eye_weight": 1.0, "lead_site_weight": 4.0, "lead_chars": 12,
-             "site_first_weight": 5.0}
+             "site_first_weight": 5.0, "software_weight": 6.0}
     # columns: eye vocabulary, non-eye site, eye vocabulary in the lead, non-eye site in the lead, a site before
-    # any sign of the eye in the lead
-    assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0, 0.0], [3.0, 2.0, 0.0, 4.0, 5.0]]
-    # what the model uses: the eye in the text, the eye in the lead (both short texts are all lead), a site first
-    assert flag_features(texts, TEXT_HEAD_PARAMS).tolist() == [[3.0, 3.0, 0.0], [3.0, 3.0, 3.0]]
+    # any sign of the eye in the lead, software
+    assert flag_features(texts, every).tolist() == [[3.0, 2.0, 1.0, 0.0, 0.0, 0.0], [3.0, 2.0, 0.0, 4.0, 5.0, 6.0]]
+    # what the model uses: the eye in the text, the eye in the lead (both short texts are all lead), a site first,
+    # software
+    assert flag_features(texts, TEXT_HEAD_PARAMS).tolist() == [[3.0, 3.0, 0.0, 0.0], [3.0, 3.0, 3.0, 3.0]]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("MATLAB toolbox for OCT layer segmentation", True), ("Pretrained PyTorch weights", True),
+    ("Source code on GitHub", True), ("ImageJ plug-in and macros", True), ("Jupyter notebooks", True),
+    ("Swept-source OCT volumes of the choroid", False), ("Images from a national screening program", False),
+    ("A tool-free grading protocol; data release 2", False), ("Fundus photographs with grades", False),
+])
+def test_software_flag(text, expected):
+    from envision_spiders.classifier.head import names_software
+
+    assert names_software(text) is expected
 
 
 def test_a_changed_text_head_recipe_changes_the_fingerprint(monkeypatch):
@@ -325,7 +338,18 @@ def test_the_eye_named_in_the_title_is_a_reason_of_its_own(default_classifier):
     assert any(r.startswith("the text names the eye") for r in reasons), reasons
 
 
-def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
+def test_software_named_in_the_text_is_a_reason_of_its_own(default_classifier):
+    code, data = default_classifier.classify_records([
+        {"title": "Python package with pretrained weights for fundus vessel segmentation"},
+        {"title": "Swept-source OCT volumes of the choroid in pathological myopia"}])
+    reasons = {e["reason"]: e["supports"] for e in code["evidence"]}
+    assert any(r.startswith("the text names software (python, package") and s == "NEGATIVE"
+               for r, s in reasons.items()), reasons
+    assert code["label"] == "NEGATIVE" and data["label"] == "EYE_IMAGING"
+    assert not any(e["reason"].startswith("the text names software") for e in data["evidence"])
+
+
+
     vague = {"title": "Supplementary data", "description": "Data for the manuscript."}
     with_files = {**vague, "files": [{"name": "export.zip"}],
                   "archives": [archive_entry("export.zip", {".e2e": 412}, [f"{i:06d}.E2E" for i in range(50)])]}
