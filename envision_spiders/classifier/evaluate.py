@@ -45,9 +45,8 @@ METHODS = ("text_head", "text_head_uncalibrated", "embedding_head", "embedding_h
 # alone and with the file evidence weights fitted on the other folds' records
 FILE_METHODS = ("file_examples_text", "file_examples_combined")
 METHOD_TITLES = {
-    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary and "
-                 "non-eye-site (title) flags, "
-                 "4-kind LR, Platt-calibrated",
+    "text_head": "default model (envision_head.joblib): TF-IDF + last-4-layers MiniLM + eye-vocabulary, "
+                 "non-eye-site (title) and software flags, 4-kind LR, Platt-calibrated",
     "text_head_uncalibrated": "the same before calibration",
     "embedding_head": "model_head.pkl (EyeImagingClassifier): MiniLM sentence embedding, LR, Platt-calibrated",
     "embedding_head_uncalibrated": "the same before calibration: frozen MiniLM + LR(C=10)",
