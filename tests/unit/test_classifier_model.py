@@ -349,7 +349,7 @@ def test_software_named_in_the_text_is_a_reason_of_its_own(default_classifier):
     assert not any(e["reason"].startswith("the text names software") for e in data["evidence"])
 
 
-
+def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
     vague = {"title": "Supplementary data", "description": "Data for the manuscript."}
     with_files = {**vague, "files": [{"name": "export.zip"}],
                   "archives": [archive_entry("export.zip", {".e2e": 412}, [f"{i:06d}.E2E" for i in range(50)])]}
