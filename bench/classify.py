@@ -41,6 +41,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine_line, save_json, table, write_section  # noqa: E402
+from envision_spiders.classifier.head import prepare_texts  # noqa: E402
+from envision_spiders.classifier.text import record_text  # noqa: E402
 from envision_spiders.commands.classify import BATCH as CLASSIFY_BATCH  # noqa: E402
 
 REPEATS = 3  # passes of the project's path; the median is reported
@@ -123,8 +125,6 @@ def main() -> int:
             data["cpu_s"] = statistics.median(cpus)
             data["ceiling"] = len(recs) / data["cpu_s"] * (os.cpu_count() or 1)
             # the encoder alone, on the texts the path gives it (the rest is the path's Python work)
-            from envision_spiders.classifier.head import prepare_texts
-            from envision_spiders.classifier.text import record_text
             prepared = prepare_texts([record_text(r) for r in recs])
             encoder_walls = []
             for _ in range(REPEATS):

@@ -43,14 +43,16 @@ def reliability_table(probabilities: Sequence[float], labels: Sequence[int], bin
     return rows
 
 
-def expected_calibration_error(probabilities: Sequence[float], labels: Sequence[int], bins: int = DEFAULT_BINS) -> float:
+def expected_calibration_error(probabilities, labels, bins: int = DEFAULT_BINS):
+    """The count-weighted mean gap of the bins: a bin's count times the gap between its mean
+    prediction and its share of positives is the gap between its sums. Along the last axis,
+    so that rows of resampled predictions (the bootstrap of :mod:`.evaluate`) are scored at
+    once; a float for one row."""
     p = np.asarray(probabilities, dtype=float)
     y = np.asarray(labels, dtype=float)
-    if not len(p):
+    if not p.shape[-1]:
         return 0.0
     idx = _bin_index(p, bins)
-    total = 0.0
-    for b in np.unique(idx):
-        mask = idx == b
-        total += mask.sum() * abs(p[mask].mean() - y[mask].mean())
-    return float(total / len(p))
+    gaps = sum(np.abs(np.where(idx == b, p - y, 0.0).sum(axis=-1)) for b in range(bins))
+    ece = gaps / p.shape[-1]
+    return float(ece) if np.ndim(ece) == 0 else ece

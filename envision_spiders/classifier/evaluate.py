@@ -122,21 +122,18 @@ INTERVAL_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 
 
-def _headline(p: np.ndarray, y: np.ndarray, bins: int = DEFAULT_BINS, axis: int = -1) -> np.ndarray:
-    """EYE_IMAGING F1, precision, recall and the ECE of (resampled) predictions along
-    ``axis``, as :func:`metrics` computes them (0 where a ratio has nothing to divide by);
-    the ECE's count-weighted gap of a bin is the gap between its sums."""
+def _headline(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """EYE_IMAGING F1, precision, recall and the ECE of (resampled) predictions along the
+    last axis, as :func:`metrics` computes them (0 where a ratio has nothing to divide by)."""
     pred, pos = p >= THRESHOLD, y > 0.5
-    tp = (pred & pos).sum(axis)
-    fp = (pred & ~pos).sum(axis)
-    fn = (~pred & pos).sum(axis)
+    tp = (pred & pos).sum(-1)
+    fp = (pred & ~pos).sum(-1)
+    fn = (~pred & pos).sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
         f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    gaps = sum(np.abs(np.where(idx == b, p - y, 0.0).sum(axis)) for b in range(bins))
-    return np.stack([f1, precision, recall, gaps / p.shape[axis]])
+    return np.stack([f1, precision, recall, expected_calibration_error(p, y)])
 
 
 def intervals(probabilities: Sequence[float], labels: Sequence[int],
@@ -153,7 +150,7 @@ def intervals(probabilities: Sequence[float], labels: Sequence[int],
     y = np.asarray(labels, dtype=float)
     out: dict[str, Any] = {"level": INTERVAL_LEVEL}
     if len(p) >= 2 and 0 < y.sum() < len(y):
-        ci = bootstrap((p, y), lambda a, b, axis=-1: _headline(a, b, axis=axis), paired=True, vectorized=True,
+        ci = bootstrap((p, y), lambda a, b, axis=-1: _headline(a, b), paired=True, vectorized=True,
                        n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=INTERVAL_LEVEL, method="percentile",
                        rng=np.random.default_rng(seed)).confidence_interval
         for i, name in enumerate(("eye_imaging_f1", "eye_imaging_precision", "eye_imaging_recall", "ece")):
