@@ -449,14 +449,15 @@ def fit_file_weights(state: dict[str, Any], encoder: Any, records: Sequence[Any]
     """The file evidence's likelihood ratios (:mod:`.evidence`), fitted on labelled
     records with files that the text head in ``state`` never saw, so their text
     probabilities are out of sample."""
-    from .evidence import FEATURES, FILE_KINDS, PENALTY, feature_matrix, file_targets, fit_weights
+    from .evidence import FEATURES, FILE_KINDS, PENALTY, feature_matrix, file_targets, fit_files
     from .text import record_text
 
     penalty = PENALTY if penalty is None else penalty
     prepared = prepare_texts([record_text(r) for r in records])
     _, layers = encoder.encode(prepared)
     kinds = predict_text_kinds(state, prepared, layers)
-    fitted = fit_weights(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty)
+    fitted = fit_files(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty)
     return {"features": list(FEATURES), "kinds": list(FILE_KINDS), "weights": np.round(fitted["weights"], 6).tolist(),
             "share": round(float(fitted["share"]), 6), "floor": [round(float(v), 8) for v in fitted["floor"]],
+            "stretch": None if fitted["stretch"] is None else round(float(fitted["stretch"]), 6),
             "penalty": penalty, "examples": len(records)}

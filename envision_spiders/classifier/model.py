@@ -242,6 +242,7 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
             "file_examples": {"count": len(files), "positives": int(sum(files.labels))},
             "file_evidence": {"share_of_imaging_among_other_records": head["files"]["share"],
                               "text_floor_with_files": dict(zip(head["files"]["kinds"], head["files"]["floor"])),
+                              "stretch_of_the_files_move": head["files"]["stretch"],
                               "weights": {kind: dict(zip(head["files"]["features"], row))
                                           for kind, row in zip(head["files"]["kinds"], head["files"]["weights"])}},
             "heads": {
@@ -424,7 +425,7 @@ class EnvisionClassifier(Classifier):
                 or KINDS.index(POSITIVE_KIND) != POSITIVE):
             raise ModelError(f"{folder / TEXT_HEAD} has no file evidence weights this version can use")
         self.files = {"weights": np.array(files["weights"], dtype=float), "share": float(files["share"]),
-                      "floor": np.array(files["floor"], dtype=float)}
+                      "floor": np.array(files["floor"], dtype=float), "stretch": files.get("stretch")}
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons

@@ -17,7 +17,10 @@ from envision_spiders.classifier.evidence import (
     feature_matrix,
     file_evidence,
     file_reasons,
+    file_logit,
     file_targets,
+    fit_files,
+    fit_stretch,
     fit_weights,
 )
 
@@ -46,6 +49,24 @@ def test_device_formats_names_and_counts():
     named = file_evidence({"files": [{"name": f"fundus_{i:04d}.jpg"} for i in range(100)]})
     assert value(named, "eye_names") == 1 and 0.6 < value(named, "images") <= 1
     assert "fundus" in named.lines["eye_names"]
+
+
+def test_eye_words_that_name_another_organ_count_only_beside_a_text_that_does_not():
+    stills = [{"name": f"endo/fundus_varices_{i:03d}.jpg"} for i in range(70)]
+    gastric = file_evidence({"title": "Fundus varices in retroflexion", "description": "GOV2 varices of the stomach",
+                             "files": stills})
+    assert value(gastric, "eye_names") == 0 and "eye_names" not in gastric.lines
+    assert value(gastric, "images") > 0  # the images still count, as images
+    eye = file_evidence({"title": "Fundus photographs", "description": "Diabetic retinopathy grades", "files": stills})
+    assert value(eye, "eye_names") == 1 and "(fundus)" in eye.lines["eye_names"]
+    kidney = file_evidence({"title": "Confocal images of the macula densa in mouse kidney",
+                            "files": [{"name": f"macula_{i}.tif"} for i in range(24)]})
+    assert value(kidney, "eye_names") == 0
+    # a word that names only the eye still counts, whatever the text names
+    mixed = file_evidence({"title": "Gastric and retinal images", "description": "stomach",
+                           "files": stills + [{"name": "retina_001.png"}]})
+    assert value(mixed, "eye_names") == 1 and "(retina)" in mixed.lines["eye_names"]
+    assert "fundus" not in mixed.lines["eye_names"].split(":")[0]
 
 
 def test_only_a_complete_listing_says_no_images():
@@ -103,6 +124,59 @@ def test_weights_are_fitted_likelihood_ratios_per_kind():
     without = kind_posterior(kinds([0.5]), np.zeros((1, len(FEATURES))), fitted, floored=True)[0]  # same floors
     imaging = FILE_KINDS.index("negative_imaging")
     assert with_images[0] / with_images[imaging] == pytest.approx(without[0] / without[imaging])
+
+
+def shrunk_evidence(n=600, seed=3):
+    """Records whose images and table listings nearly decide the label while the text says
+    0.5: the penalised likelihood ratios cannot reach the truth, so the combination is
+    under-confident, as it is on the project's records with files."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, len(FEATURES)))
+    device, tables = FEATURES.index("eye_device"), FEATURES.index("no_images")
+    half = n // 2
+    X[:half, device] = 1
+    X[half:, tables] = 1
+    targets = np.concatenate([np.where(rng.random(half) < 0.97, 0, 2), np.where(rng.random(n - half) < 0.03, 0, 2)])
+    return kinds(np.full(n, 0.5)), X, targets
+
+
+def test_the_stretch_undoes_likelihood_ratios_the_penalty_shrank():
+    k, X, targets = shrunk_evidence()
+    penalised = fit_weights(k, X, targets, penalty=200.0)
+    a = fit_stretch(k, X, targets, penalty=200.0)
+    assert a > 1.5
+    fitted = fit_files(k, X, targets, penalty=200.0)
+    assert fitted["stretch"] == pytest.approx(a)
+    before, after = combine(k, X, penalised), combine(k, X, fitted)
+    truth = (targets == 0).astype(float)
+    half = len(truth) // 2
+    for part in (slice(None, half), slice(half, None)):
+        assert abs(after[part].mean() - truth[part].mean()) < abs(before[part].mean() - truth[part].mean())
+    # the reason lines and the disagreement flag read the same stretched move
+    assert file_logit(k[0], X[0], fitted) == pytest.approx(a * file_logit(k[0], X[0], penalised))
+    assert fit_stretch(k, X, targets) < a  # the project's penalty shrinks less
+
+
+def test_the_stretch_moves_only_what_the_files_moved():
+    W = np.zeros((len(FILE_KINDS), len(FEATURES)))
+    W[FILE_KINDS.index("other_eye_data"), FEATURES.index("no_images")] = 1.0
+    fitted = {"weights": W, "share": 0.5, "stretch": 3.0}
+    p = np.array([0.03, 0.5, 0.97])
+    assert np.allclose(combine(kinds(p), np.zeros((3, len(FEATURES))), fitted), p)  # no evidence, no change
+    images = file_evidence({"files": [{"name": "img_1.png"}]}).values  # weighs nothing: not stretched
+    assert combine(kinds(0.6), images[None, :], fitted)[0] == pytest.approx(0.6)
+    tables = file_evidence({"files": [{"name": "a.csv"}]}).values
+    plain = combine(kinds(0.6), tables[None, :], {**fitted, "stretch": None})[0]
+    stretched = combine(kinds(0.6), tables[None, :], fitted)[0]
+    z = np.log(0.6 / 0.4)
+    assert np.log(stretched / (1 - stretched)) - z == pytest.approx(3 * (np.log(plain / (1 - plain)) - z))
+
+
+def test_no_stretch_without_enough_records_of_each_label():
+    k, X, targets = shrunk_evidence(n=600)
+    targets = np.where(np.arange(len(targets)) < 5, 0, 2)  # five eye records among 600
+    assert fit_stretch(k, X, targets) is None
+    assert fit_files(k, X, targets)["stretch"] is None
 
 
 def test_disagreement_needs_a_likelihood_ratio_of_three():
