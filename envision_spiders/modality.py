@@ -187,22 +187,24 @@ NON_EYE_NAME_WORDS = frozenset({
 # "disc" names optic disc photographs (0001_disc.jpg), but intervertebral discs in
 # spine scans too, which are DICOM or NIfTI volumes
 WEAK_EYE_WORDS = frozenset({"disc"})
-# eye words of names that name another organ too: the stomach's and the uterus's fundus,
-# the kidney's macula densa and the inner ear's maculae. For the classifier they name the
-# eye only when the record's own text does not name that other organ
+# eye words that name another organ too: the stomach's and the uterus's fundus, the
+# kidney's macula densa and the inner ear's maculae. For the classifier they name the eye
+# only when the record's own text does not name that other organ, in file names
 # (``fundus_varices_001.jpg`` in a record of gastric varices; :func:`eye_words_in_context`)
+# and in the text itself (``classifier.language``)
 _FUNDUS_ELSEWHERE = re.compile(r"\b(stomach|gastr\w*|endoscop\w*|varices|uter(?:us|ine)|gallbladder)\b", re.IGNORECASE)
-AMBIGUOUS_EYE_NAME_WORDS = {
+AMBIGUOUS_EYE_WORDS = {
     "fundus": _FUNDUS_ELSEWHERE,
     "fundi": _FUNDUS_ELSEWHERE,
-    "macula": re.compile(r"\b(kidneys?|renal|densa|utricl\w*|saccul\w*|vestibul\w*)\b", re.IGNORECASE),
+    # not "kidney" or "renal": eye studies of kidney disease image the macula too
+    "macula": re.compile(r"\b(densa|utric\w*|saccul\w*|vestibul\w*)\b", re.IGNORECASE),
 }
 
 
 def eye_words_in_context(words: Iterable[str], text: str | None) -> set[str]:
     """Those of a record's eye name words that still name the eye beside its text."""
     text = text or ""
-    return {w for w in words if w not in AMBIGUOUS_EYE_NAME_WORDS or not AMBIGUOUS_EYE_NAME_WORDS[w].search(text)}
+    return {w for w in words if w not in AMBIGUOUS_EYE_WORDS or not AMBIGUOUS_EYE_WORDS[w].search(text)}
 
 
 def name_words(name: str) -> list[str]:

@@ -260,7 +260,7 @@ def evidence_sha256() -> str:
             "stretch": ["files' move, out of fold", CALIBRATION_FOLDS, CALIBRATION_SEED, STRETCH_BOUNDS], "extensions": filetypes.EXTENSIONS,
             "devices": filetypes.DEVICE_FORMATS, "eye_names": sorted(modality.EYE_NAME_WORDS),
             "weak_eye_names": sorted(modality.WEAK_EYE_WORDS),
-            "ambiguous_eye_names": {w: r.pattern for w, r in modality.AMBIGUOUS_EYE_NAME_WORDS.items()},
+            "ambiguous_eye_names": {w: r.pattern for w, r in modality.AMBIGUOUS_EYE_WORDS.items()},
             "oct_names": sorted(modality.OCT_NAME_WORDS), "neutral": NEUTRAL,
             "non_eye_names": sorted(modality.NON_EYE_NAME_WORDS), "laterality": sorted(modality.LATERALITY_WORDS),
             "name_limit": modality.NAME_LIMIT}

@@ -440,6 +440,10 @@ def text_reasons(contributions: dict[str, Any], analysis: Any, lead: str) -> lis
         quoted = "; ".join(f'"{s[:70]}"' for s in analysis.negated[:2])
         out.append((-MIN_REASON_LOGIT, {"supports": "NEGATIVE",
                                         "reason": f"eye words read as negated or in passing, not counted: {quoted}"}))
+    if analysis.other_organ:
+        out.append((-MIN_REASON_LOGIT, {"supports": "NEGATIVE",
+                                        "reason": "eye words that name another organ here, not counted: "
+                                                  + ", ".join(analysis.other_organ[:3])}))
     return out
 
 

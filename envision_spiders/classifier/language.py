@@ -33,6 +33,10 @@ weights do the rest:
   eye words that remain are what the record is about. A NegEx-style scope: a cue before a
   term governs the next few words up to a clause boundary; a cue after it ("... is not
   included") governs its clause.
+* **Words of two organs**: "fundus" and "macula" name the stomach's fundus and the
+  kidney's macula densa too; beside a word for that other organ (stomach, gastric,
+  varices; kidney, renal, densa...) they are taken out as well, by the rule file names
+  follow (:data:`envision_spiders.modality.AMBIGUOUS_EYE_WORDS`).
 
 The rewritten text is :attr:`Analysis.model_text` (the text with negated spans removed,
 then the expansions appended); training and inference both go through it, and the
@@ -46,6 +50,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+
+from envision_spiders.modality import AMBIGUOUS_EYE_WORDS
 
 # Words for the eye, its parts, its diseases and ophthalmic methods, compounds included.
 # Left out on purpose: "lens" and "iris" (cameras, flowers, biometrics), "vision"/"visual"
@@ -261,6 +267,7 @@ class Analysis:
     model_text: str  # what the model reads
     eye_terms: list[str] = field(default_factory=list)  # eye words the model still reads
     negated: list[str] = field(default_factory=list)  # negated or passing spans taken out
+    other_organ: list[str] = field(default_factory=list)  # eye words naming another organ here, taken out
     expansions: list[tuple[str, str]] = field(default_factory=list)  # (as written, expansion)
     devices: list[tuple[str, str]] = field(default_factory=list)  # (name, what it is)
     datasets: list[tuple[str, str]] = field(default_factory=list)  # well-known eye datasets named: (name, what)
@@ -276,7 +283,7 @@ def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
     spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS,
             "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
-            "anaphor": _ANAPHOR.pattern}
+            "anaphor": _ANAPHOR.pattern, "other_organ": {w: r.pattern for w, r in AMBIGUOUS_EYE_WORDS.items()}}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -340,11 +347,34 @@ def _named(table, text: str) -> list[tuple[str, str]]:
     return found
 
 
+_TWO_ORGAN = re.compile(r"\b(" + "|".join(AMBIGUOUS_EYE_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _other_organ_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of eye words that name another organ in this text: "fundus" beside the
+    stomach, "macula" beside the kidney (:data:`envision_spiders.modality.AMBIGUOUS_EYE_WORDS`,
+    the same rule as for file names)."""
+    return [(m.start(), m.end()) for m in _TWO_ORGAN.finditer(text)
+            if AMBIGUOUS_EYE_WORDS[m.group(1).lower()].search(text)]
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def analyse(text: str) -> Analysis:
     """The model text of ``text`` and what was found (see the module doc)."""
     text = text or ""
-    spans = _negated_spans(text)
-    negated = [" ".join(text[a:b].split()) for a, b in spans]
+    negated_spans, organ_spans = _negated_spans(text), _other_organ_spans(text)
+    negated = [" ".join(text[a:b].split()) for a, b in negated_spans]
+    other_organ = list(dict.fromkeys(text[a:b].lower() for a, b in organ_spans))
+    spans = _merged(negated_spans + organ_spans)
     kept = text
     for a, b in reversed(spans):
         kept = kept[:a] + " " + kept[b:]
@@ -364,7 +394,8 @@ def analyse(text: str) -> Analysis:
     extra = [e for _, e in expansions] + [f"{name} {what}" for name, what in devices + datasets]
     model_text = kept + (" | " + "; ".join(extra) if extra else "")
     eye_terms += [m.group(0) for m in EYE_WORDS.finditer("; ".join(extra))]
-    return Analysis(model_text=model_text, eye_terms=eye_terms, negated=negated, expansions=expansions,
+    return Analysis(model_text=model_text, eye_terms=eye_terms, negated=negated, other_organ=other_organ,
+                    expansions=expansions,
                     devices=devices, datasets=datasets, context=context)
 
 

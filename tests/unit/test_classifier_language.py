@@ -128,6 +128,30 @@ def test_negation_keeps_what_the_record_is_about():
     assert "OCT scans" in b.model_text and "fundus" not in b.model_text.split(" | ")[0]
 
 
+@pytest.mark.parametrize("text, word", [
+    ("Fundus varices in retroflexion: stills of the stomach before injection", "fundus"),
+    ("Fundic gland polyps: endoscopy images of the gastric fundus", "fundus"),
+    ("Uterine fundus height on third-trimester ultrasound", "fundus"),
+    ("Confocal images of the macula densa in mouse kidney", "macula"),
+    ("Hair cells of the utricular macula, zebrafish inner ear", "macula"),
+])
+def test_eye_words_that_name_another_organ_here_are_not_read(text, word):
+    a = analyse(text)
+    body = a.model_text.split(" | ")[0]
+    assert word not in body.lower() and a.other_organ == [word]
+    assert not head.uses_eye_vocabulary(body)
+
+
+@pytest.mark.parametrize("text", [
+    "Fundus photographs of patients with chronic kidney disease",
+    "Macular OCT in renal failure and the kidney",
+    "Fundus images and cardiovascular risk",
+])
+def test_the_same_words_beside_other_organs_that_have_no_fundus_or_macula_still_name_the_eye(text):
+    a = analyse(text)
+    assert a.other_organ == [] and head.uses_eye_vocabulary(a.model_text)
+
+
 def test_odd_input_never_raises():
     for text in ("", " ", "no", "not", "(((", "is not included", "\u202e" * 50, "a" * 10_000):
         analyse(text)
@@ -139,4 +163,9 @@ def test_the_lexicon_is_a_model_input(monkeypatch):
     before = lexicon_sha256()
     monkeypatch.setitem(language.CONTEXTUAL, "XYZ", "something")
     assert lexicon_sha256() != before
+    changed = lexicon_sha256()
+    from envision_spiders import modality
+
+    monkeypatch.setitem(modality.AMBIGUOUS_EYE_WORDS, "disc", modality.AMBIGUOUS_EYE_WORDS["fundus"])
+    assert lexicon_sha256() != changed
     assert head.recipe_sha256() != ""

@@ -349,6 +349,19 @@ def test_software_named_in_the_text_is_a_reason_of_its_own(default_classifier):
     assert not any(e["reason"].startswith("the text names software") for e in data["evidence"])
 
 
+def test_a_word_of_two_organs_beside_the_other_one_is_a_reason_against(default_classifier):
+    gastric, eye = default_classifier.classify_records([
+        {"title": "Fundus varices in retroflexion", "description": "Endoscopy stills of the stomach",
+         "files": [{"name": f"fundus_{i:03d}.jpg"} for i in range(40)]},
+        {"title": "Fundus photographs", "description": "Colour photographs of the retina",
+         "files": [{"name": f"fundus_{i:03d}.jpg"} for i in range(40)]}])
+    reasons = {e["reason"]: e["supports"] for e in gastric["evidence"]}
+    assert reasons.get("eye words that name another organ here, not counted: fundus") == "NEGATIVE", reasons
+    assert not any(r.startswith("file names name the eye") for r in reasons), reasons
+    assert gastric["label"] == "NEGATIVE" and eye["label"] == "EYE_IMAGING"
+    assert any(e["reason"].startswith("file names name the eye (fundus)") for e in eye["evidence"])
+
+
 def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
     vague = {"title": "Supplementary data", "description": "Data for the manuscript."}
     with_files = {**vague, "files": [{"name": "export.zip"}],
