@@ -201,10 +201,16 @@ AMBIGUOUS_EYE_WORDS = {
 }
 
 
+def names_other_organ(word: str, text: str | None) -> bool:
+    """``word`` (lower case) is an eye word of :data:`AMBIGUOUS_EYE_WORDS` and ``text`` names
+    the other organ it can belong to."""
+    other = AMBIGUOUS_EYE_WORDS.get(word)
+    return other is not None and other.search(text or "") is not None
+
+
 def eye_words_in_context(words: Iterable[str], text: str | None) -> set[str]:
     """Those of a record's eye name words that still name the eye beside its text."""
-    text = text or ""
-    return {w for w in words if w not in AMBIGUOUS_EYE_WORDS or not AMBIGUOUS_EYE_WORDS[w].search(text)}
+    return {w for w in words if not names_other_organ(w, text)}
 
 
 def name_words(name: str) -> list[str]:

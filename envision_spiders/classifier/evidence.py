@@ -457,8 +457,7 @@ def combine(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mappin
 
 
 def _logit(p: float) -> float:
-    p = min(max(float(p), _EPS), 1 - _EPS)
-    return math.log(p / (1 - p))
+    return float(_logits(p))
 
 
 def file_logit(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any]) -> float:

@@ -35,8 +35,8 @@ weights do the rest:
   included") governs its clause.
 * **Words of two organs**: "fundus" and "macula" name the stomach's fundus and the
   kidney's macula densa too; beside a word for that other organ (stomach, gastric,
-  varices; kidney, renal, densa...) they are taken out as well, by the rule file names
-  follow (:data:`envision_spiders.modality.AMBIGUOUS_EYE_WORDS`).
+  varices; densa, utricle...) they are taken out as well, by the rule file names
+  follow (:func:`envision_spiders.modality.names_other_organ`).
 
 The rewritten text is :attr:`Analysis.model_text` (the text with negated spans removed,
 then the expansions appended); training and inference both go through it, and the
@@ -51,7 +51,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from envision_spiders.modality import AMBIGUOUS_EYE_WORDS
+from envision_spiders.modality import AMBIGUOUS_EYE_WORDS, names_other_organ
 
 # Words for the eye, its parts, its diseases and ophthalmic methods, compounds included.
 # Left out on purpose: "lens" and "iris" (cameras, flowers, biometrics), "vision"/"visual"
@@ -352,10 +352,9 @@ _TWO_ORGAN = re.compile(r"\b(" + "|".join(AMBIGUOUS_EYE_WORDS) + r")\b", re.IGNO
 
 def _other_organ_spans(text: str) -> list[tuple[int, int]]:
     """Spans of eye words that name another organ in this text: "fundus" beside the
-    stomach, "macula" beside the kidney (:data:`envision_spiders.modality.AMBIGUOUS_EYE_WORDS`,
-    the same rule as for file names)."""
-    return [(m.start(), m.end()) for m in _TWO_ORGAN.finditer(text)
-            if AMBIGUOUS_EYE_WORDS[m.group(1).lower()].search(text)]
+    stomach, "macula" in "macula densa" (:func:`envision_spiders.modality.names_other_organ`,
+    the rule file names follow)."""
+    return [(m.start(), m.end()) for m in _TWO_ORGAN.finditer(text) if names_other_organ(m.group(1).lower(), text)]
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
