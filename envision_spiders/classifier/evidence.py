@@ -58,6 +58,15 @@ An L2 penalty (:data:`PENALTY`) keeps weights of rare features small. The fit us
 L-BFGS on the penalised log-loss because scikit-learn's LogisticRegression has no offset
 term (hand-written: about fifteen lines; :func:`fit_weights`).
 
+The floor is for a text that may be wrong, and a text that does not say what it holds
+("Supplementary data S1", "Images for the manuscript") may be wrong about anything. A text
+that names its subject ("Breast ultrasound images", "Galaxy images for morphology
+classification") is rarely wrong about it, and one floor for both lifted the second kind,
+with its plain image files, to about 0.2. So the floor of each record falls with the
+number ``s`` of its text's subject words (:func:`envision_spiders.classifier.head.specificity`):
+``e exp(-d s)``, the decay ``d`` fitted with the rest (bounded at 0: the floor never rises
+with the words).
+
 **The stretch.** The penalty that keeps a rare feature's ratio in proportion also keeps
 the files of an eye record known mainly by them from saying all they say: fitted with it,
 such records stopped at 0.7 to 0.9 though all of them were eye imaging. So the files' move
@@ -257,7 +266,8 @@ def evidence_sha256() -> str:
     from envision_spiders import filetypes, modality
 
     spec = {"features": FEATURES, "penalty": PENALTY, "floors": "eye imaging only",
-            "stretch": ["files' move, out of fold", CALIBRATION_FOLDS, CALIBRATION_SEED, STRETCH_BOUNDS], "extensions": filetypes.EXTENSIONS,
+            "stretch": ["files' move, out of fold", CALIBRATION_FOLDS, CALIBRATION_SEED, STRETCH_BOUNDS],
+            "floor_decay": "exp(-d * subject words)", "extensions": filetypes.EXTENSIONS,
             "devices": filetypes.DEVICE_FORMATS, "eye_names": sorted(modality.EYE_NAME_WORDS),
             "weak_eye_names": sorted(modality.WEAK_EYE_WORDS),
             "ambiguous_eye_names": {w: r.pattern for w, r in modality.AMBIGUOUS_EYE_WORDS.items()},
@@ -325,14 +335,31 @@ def floors(fitted: Mapping[str, Any]) -> np.ndarray:
     return np.broadcast_to(value, (len(FILE_KINDS),)).copy() if value.ndim == 0 else value
 
 
+def _specificity(n: int, specificity: Any) -> np.ndarray:
+    """One number per record: how much its text says about its subject (head.specificity);
+    zeros when none is given."""
+    if specificity is None:
+        return np.zeros(n)
+    out = np.asarray(specificity, dtype=float).reshape(-1)
+    return np.broadcast_to(out, (n,)) if out.size == 1 else out
+
+
+def record_floors(fitted: Mapping[str, Any], specificity: Any, n: int) -> np.ndarray:
+    """The floor of each kind for each record: the fitted floor times ``exp(-decay * s)``,
+    ``s`` the text's specificity (module doc)."""
+    decay = float(fitted.get("floor_decay", 0.0) or 0.0)
+    return floors(fitted)[None, :] * np.exp(-decay * _specificity(n, specificity))[:, None]
+
+
 def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: Sequence[int],
-                penalty: float = PENALTY) -> dict[str, Any]:
+                penalty: float = PENALTY, specificity: Any = None) -> dict[str, Any]:
     """Maximum-likelihood likelihood ratios of the file evidence (see the module doc):
-    ``{"weights": W (FILE_KINDS x features, eye imaging's row 0), "share": s, "floor": e}``
-    for ``log P(kind | text, files) = log(P_text(kind) + e[kind]) + W[kind] . f + const``
+    ``{"weights": W (FILE_KINDS x features, eye imaging's row 0), "share": s, "floor": e,
+    "floor_decay": d}`` for ``log P(kind | text, files) = log(P_text(kind) + e[kind] exp(-d s)) + W[kind] . f + const``
     on records with file evidence (without any, the text model's own probabilities), with
-    the share of imaging among the text's "everything else" and the floor of eye imaging
-    (``e``, zero for the other kinds) fitted with them; an L2 penalty on ``W``. scipy's L-BFGS (see the module doc for why not
+    the share of imaging among the text's "everything else", the floor of eye imaging
+    (``e``, zero for the other kinds) and its decay with the text's specificity ``s``
+    fitted with them; an L2 penalty on ``W``. scipy's L-BFGS (see the module doc for why not
     scikit-learn)."""
     from scipy.optimize import minimize
 
@@ -342,7 +369,8 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
     n_kinds, n_features = len(FILE_KINDS), X.shape[1]
     onehot = np.eye(n_kinds)[y]
     free = _free_mask()[:, :n_features].astype(bool)
-    known = X.any(axis=1).astype(float)
+    known = X.any(axis=1).astype(float)  # where the floor applies
+    spec = _specificity(len(X), specificity)
 
     n_free = int(free.sum())
 
@@ -351,12 +379,15 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
         W[free] = theta[:n_free]
         floor = np.zeros(n_kinds)
         floor[POSITIVE] = math.exp(theta[n_free + 1])  # eye imaging only (module doc)
-        return W, 1.0 / (1.0 + math.exp(-theta[n_free])), floor
+        return W, 1.0 / (1.0 + math.exp(-theta[n_free])), floor, theta[n_free + 2]
 
     def loss(theta):
-        W, share, floor = unpack(theta)
+        W, share, floor, decay = unpack(theta)
         base = _split(k, share)
-        shifted = np.clip(base + known[:, None] * floor[None, :], _EPS, None)
+        each = known * floor[POSITIVE] * np.exp(-decay * spec)  # each record's floor of eye imaging
+        shifted = base.copy()
+        shifted[:, POSITIVE] += each
+        shifted = np.clip(shifted, _EPS, None)
         z = np.log(shifted) + X @ W.T
         q = _softmax(z)
         z_max = z.max(axis=1, keepdims=True)
@@ -368,39 +399,42 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
         # d log(P_split + e) / du through the split, s = sigmoid(u): P_neg * s (1 - s) / (P_img + e) ...
         ds = share * (1.0 - share) * k[:, 3]
         grad_u = np.sum(residual[:, 3] * ds / shifted[:, 3] - residual[:, 4] * ds / shifted[:, 4])
-        # e = exp(v): d z_eye / dv = e / (P_eye + e), on records with file evidence
-        grad_v = np.sum(known * residual[:, POSITIVE] * floor[POSITIVE] / shifted[:, POSITIVE])
-        return value, np.concatenate([grad_w, [grad_u], [grad_v]])
+        # floor e exp(-d s), e = exp(v): d z_eye / dv = floor / (P_eye + floor); d z_eye / dd = -s times that
+        share_of_floor = residual[:, POSITIVE] * each / shifted[:, POSITIVE]
+        return value, np.concatenate([grad_w, [grad_u], [share_of_floor.sum()], [-(share_of_floor * spec).sum()]])
 
-    start = np.concatenate([np.zeros(n_free), [0.0], [math.log(1e-3)]])
-    result = minimize(loss, start, jac=True, method="L-BFGS-B")
-    W, share, floor = unpack(result.x)
-    return {"weights": W, "share": share, "floor": floor}
+    start = np.concatenate([np.zeros(n_free), [0.0], [math.log(1e-3)], [0.0]])
+    bounds = [(None, None)] * (n_free + 2) + [(0.0, None)]  # the floor may only fall as the text says more
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    W, share, floor, decay = unpack(result.x)
+    return {"weights": W, "share": share, "floor": floor, "floor_decay": float(decay)}
 
 
 def kind_posterior(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
-                   floored: bool = False) -> np.ndarray:
+                   floored: bool = False, specificity: Any = None) -> np.ndarray:
     """P(file kind | text, files) for each record (rows), before the stretch of the files' move. The
-    floor applies to records with file evidence (to all with ``floored``)."""
+    floor applies to records with file evidence (to all with ``floored``), except those
+    each falling with its text's ``specificity`` (:func:`record_floors`)."""
     W = np.asarray(fitted["weights"], dtype=float)
     X = np.atleast_2d(np.asarray(features, dtype=float))
-    floor = np.where((X.any(axis=1) | floored)[:, None], floors(fitted)[None, :], 0.0)
+    apply = X.any(axis=1) | floored
+    floor = np.where(apply[:, None], record_floors(fitted, specificity, len(X)), 0.0)
     return _softmax(_offsets(kind_probabilities, float(fitted["share"]), floor) + X @ W.T)
 
 
 def eye_probability(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
-                    floored: bool = False) -> np.ndarray:
+                    floored: bool = False, specificity: Any = None) -> np.ndarray:
     """P(EYE_IMAGING | text, files) for each record. With a fitted ``stretch`` a, the
     files' move of the log-odds (the combination's log-odds ``z1`` less those of the same
     record with its features zeroed and the floor held, ``z0``) is stretched:
     ``z0 + a (z1 - z0)``; records without file evidence keep the text's probability."""
     X = np.atleast_2d(np.asarray(features, dtype=float))
     k = np.atleast_2d(np.asarray(kind_probabilities, dtype=float))
-    p = kind_posterior(k, X, fitted, floored)[:, POSITIVE]
+    p = kind_posterior(k, X, fitted, floored, specificity)[:, POSITIVE]
     stretch = fitted.get("stretch")
     if stretch is None or float(stretch) == 1.0:
         return p
-    held = kind_posterior(k, np.zeros_like(X), fitted, floored=True)[:, POSITIVE]
+    held = kind_posterior(k, np.zeros_like(X), fitted, True, specificity)[:, POSITIVE]
     z1, z0 = _logits(p), _logits(held)
     return np.where(X.any(axis=1) | floored, 1.0 / (1.0 + np.exp(-(z0 + float(stretch) * (z1 - z0)))), p)
 
@@ -411,7 +445,7 @@ def _logits(p: np.ndarray) -> np.ndarray:
 
 
 def fit_stretch(kind_probabilities: np.ndarray, features: np.ndarray, targets: Sequence[int],
-                penalty: float = PENALTY) -> float | None:
+                penalty: float = PENALTY, specificity: Any = None) -> float | None:
     """The factor ``a`` of :func:`eye_probability` by maximum likelihood (bounded to
     :data:`STRETCH_BOUNDS`) on the records with file evidence, each combined by likelihood
     ratios fitted without it (:data:`CALIBRATION_FOLDS` folds). None when there are too
@@ -424,13 +458,14 @@ def fit_stretch(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
     t = np.asarray(targets, dtype=int)
     y = (t == POSITIVE).astype(int)
     known = X.any(axis=1)
+    spec = _specificity(len(X), specificity)
     if min(int(y[known].sum()), int((1 - y[known]).sum())) < 2 * CALIBRATION_FOLDS:
         return None
     z1, z0 = np.zeros(len(t)), np.zeros(len(t))
     for train, test in StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=CALIBRATION_SEED).split(X, y):
-        fitted = fit_weights(k[train], X[train], t[train], penalty)
-        z1[test] = _logits(kind_posterior(k[test], X[test], fitted)[:, POSITIVE])
-        z0[test] = _logits(kind_posterior(k[test], np.zeros_like(X[test]), fitted, floored=True)[:, POSITIVE])
+        fitted = fit_weights(k[train], X[train], t[train], penalty, spec[train])
+        z1[test] = _logits(kind_posterior(k[test], X[test], fitted, False, spec[test])[:, POSITIVE])
+        z0[test] = _logits(kind_posterior(k[test], np.zeros_like(X[test]), fitted, True, spec[test])[:, POSITIVE])
     z1, z0, y = z1[known], z0[known], y[known]
 
     def loss(a):
@@ -441,26 +476,29 @@ def fit_stretch(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
 
 
 def fit_files(kind_probabilities: np.ndarray, features: np.ndarray, targets: Sequence[int],
-              penalty: float = PENALTY) -> dict[str, Any]:
+              penalty: float = PENALTY, specificity: Any = None) -> dict[str, Any]:
     """Everything the combination needs: :func:`fit_weights` on all the records, and the
     stretch of the files' move (:func:`fit_stretch`) on out-of-fold combinations of them."""
-    fitted = fit_weights(kind_probabilities, features, targets, penalty)
-    fitted["stretch"] = fit_stretch(kind_probabilities, features, targets, penalty)
+    fitted = fit_weights(kind_probabilities, features, targets, penalty, specificity)
+    fitted["stretch"] = fit_stretch(kind_probabilities, features, targets, penalty, specificity)
     return fitted
 
 
-def combine(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any]) -> np.ndarray:
-    """P(EYE_IMAGING) from the text model's kind probabilities and the file features."""
+def combine(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
+            specificity: Any = None) -> np.ndarray:
+    """P(EYE_IMAGING) from the text model's kind probabilities and the file features
+    (``specificity``: each record's number of subject words, :func:`record_floors`)."""
     if len(kind_probabilities) == 0:
         return np.zeros(0)
-    return eye_probability(kind_probabilities, features, fitted)
+    return eye_probability(kind_probabilities, features, fitted, specificity=specificity)
 
 
 def _logit(p: float) -> float:
     return float(_logits(p))
 
 
-def file_logit(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any]) -> float:
+def file_logit(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
+               specificity: float = 0.0) -> float:
     """How far one record's file evidence moved the log-odds of EYE_IMAGING: its
     likelihood ratios alone, the text's floor held as in the combination (0 for a record
     without file evidence)."""
@@ -468,7 +506,7 @@ def file_logit(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Map
     if not x.any():
         return 0.0
     rows = np.vstack([x, np.zeros_like(x)])
-    p = eye_probability(np.tile(kind_probabilities, (2, 1)), rows, fitted, floored=True)
+    p = eye_probability(np.tile(kind_probabilities, (2, 1)), rows, fitted, floored=True, specificity=specificity)
     return _logit(p[0]) - _logit(p[1])
 
 
@@ -501,7 +539,7 @@ def file_targets(records: Sequence[Mapping[str, Any]], labels: Sequence[int]) ->
 
 
 def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
-                 fitted: Mapping[str, Any]) -> list[tuple[float, dict[str, str]]]:
+                 fitted: Mapping[str, Any], specificity: float = 0.0) -> list[tuple[float, dict[str, str]]]:
     """(share of the log-odds, ``{"supports", "reason"}``) for each file feature that
     fired: how much the log-odds of EYE_IMAGING drop when that one feature is taken away,
     as the combination would weigh what is left. Taking away a record's only piece of
@@ -515,7 +553,7 @@ def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
     rows = np.tile(values, (len(active) + 1, 1))
     for row, i in enumerate(active, 1):
         rows[row, i] = 0.0
-    p = eye_probability(np.tile(kind_probabilities, (len(rows), 1)), rows, fitted)
+    p = eye_probability(np.tile(kind_probabilities, (len(rows), 1)), rows, fitted, specificity=specificity)
     full = _logit(p[0])
     out = []
     for row, i in enumerate(active, 1):

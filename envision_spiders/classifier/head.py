@@ -67,7 +67,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from .data import KINDS, POSITIVE_KIND
-from .language import EYE_WORDS, first_eye_signal, lexicon_sha256, model_text
+from .language import EYE_WORDS, first_eye_signal, lexicon_sha256, model_text, subject_words
 
 HEAD_FORMAT = 1
 SEED = 42
@@ -122,6 +122,7 @@ TEXT_HEAD_PARAMS = {
 EMBEDDING_HEAD_C = 10.0
 
 _EPS = 1e-6
+SPECIFICITY_CAP = 10  # words that name a subject, counted up to this many
 
 
 def recipe_sha256() -> str:
@@ -174,6 +175,13 @@ def names_non_eye_site(text: str) -> bool:
 
 def names_software(text: str) -> bool:
     return SOFTWARE.search(text) is not None
+
+
+def specificity(state: dict[str, Any], texts: Sequence[str]) -> np.ndarray:
+    """For each (prepared) text, how much it says about what it holds: the number of its
+    distinct words that are neither stop words nor words any dataset uses (language.subject_words),
+    capped at SPECIFICITY_CAP; the file evidence's floor of eye imaging falls with it (:mod:`.evidence`)."""
+    return np.array([min(len(subject_words(t)), SPECIFICITY_CAP) for t in texts], dtype=float)
 
 
 def site_before_eye(text: str, lead: int = 100) -> bool:
@@ -460,8 +468,9 @@ def fit_file_weights(state: dict[str, Any], encoder: Any, records: Sequence[Any]
     prepared = prepare_texts([record_text(r) for r in records])
     _, layers = encoder.encode(prepared)
     kinds = predict_text_kinds(state, prepared, layers)
-    fitted = fit_files(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty)
+    fitted = fit_files(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty,
+                       specificity=specificity(state, prepared))
     return {"features": list(FEATURES), "kinds": list(FILE_KINDS), "weights": np.round(fitted["weights"], 6).tolist(),
             "share": round(float(fitted["share"]), 6), "floor": [round(float(v), 8) for v in fitted["floor"]],
             "stretch": None if fitted["stretch"] is None else round(float(fitted["stretch"]), 6),
-            "penalty": penalty, "examples": len(records)}
+            "floor_decay": round(float(fitted["floor_decay"]), 6), "penalty": penalty, "examples": len(records)}

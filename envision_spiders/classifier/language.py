@@ -279,11 +279,47 @@ class Analysis:
         return self.devices + self.datasets
 
 
+# Words any dataset's title or description uses, whatever it holds: with scikit-learn's
+# English stop words, what is left of a text after them names its subject ("Breast
+# ultrasound images" names breast and ultrasound; "Supplementary data S1", "Images for the
+# manuscript", "Data from: a deep learning approach" name nothing). The file evidence's
+# floor of eye imaging falls with how many subject words a text has (head.specificity):
+# the floor is there for texts that do not say what they hold.
+GENERIC_WORDS = frozenset("""
+data dataset datasets database set sets subset supplementary supplemental supporting supplement material materials
+file files folder folders archive archives archived zip tar upload uploaded uploads export exported download
+raw processed image images imaging scan scans scanned photo photos photograph photographs picture pictures
+frame frames video videos figure figures fig figs panel panels table tables source version revised final draft
+part parts batch batches pilot thesis chapter dissertation manuscript manuscripts paper papers article publication
+journal submission revision review reviewer project projects study studies cohort collection collections
+annotated annotation annotations label labels labelled labeled analysis analyses analysed analyzed clinical
+replication reproduction reproducible package results result method methods experiment experiments experimental
+repository sample samples measurement measurements record records test train training validation split
+deep learning machine model models approach detection classification segmentation dataset_final
+early disease diseases progression patient patients participant participants subject subjects
+site sites center centre centres centers hospital clinic anonymised anonymized deidentified identified
+related changes change age animal human case cases report reports follow longitudinal visit visits baseline
+group groups control controls year years day days month months time point points new old additional various
+contains containing include includes including provided provides used using use available accompanying associated
+described describe presented obtained acquired collected taken underlying related described
+""".split())
+_SUBJECT_WORD = re.compile(r"[a-z]{3,}")
+
+
+def subject_words(text: str) -> set[str]:
+    """The distinct words of a text that say what it holds: not stop words, not
+    :data:`GENERIC_WORDS`, not numbers or identifiers."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return {w for w in _SUBJECT_WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and w not in GENERIC_WORDS}
+
+
 def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
     spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS,
             "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
-            "anaphor": _ANAPHOR.pattern, "other_organ": {w: r.pattern for w, r in AMBIGUOUS_EYE_WORDS.items()}}
+            "anaphor": _ANAPHOR.pattern, "other_organ": {w: r.pattern for w, r in AMBIGUOUS_EYE_WORDS.items()},
+            "generic": sorted(GENERIC_WORDS), "subject_word": _SUBJECT_WORD.pattern}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 

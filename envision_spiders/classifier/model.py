@@ -243,6 +243,7 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
             "file_evidence": {"share_of_imaging_among_other_records": head["files"]["share"],
                               "text_floor_with_files": dict(zip(head["files"]["kinds"], head["files"]["floor"])),
                               "stretch_of_the_files_move": head["files"]["stretch"],
+                              "floor_decay_per_subject_word": head["files"].get("floor_decay", 0.0),
                               "weights": {kind: dict(zip(head["files"]["features"], row))
                                           for kind, row in zip(head["files"]["kinds"], head["files"]["weights"])}},
             "heads": {
@@ -425,11 +426,12 @@ class EnvisionClassifier(Classifier):
                 or KINDS.index(POSITIVE_KIND) != POSITIVE):
             raise ModelError(f"{folder / TEXT_HEAD} has no file evidence weights this version can use")
         self.files = {"weights": np.array(files["weights"], dtype=float), "share": float(files["share"]),
-                      "floor": np.array(files["floor"], dtype=float), "stretch": files.get("stretch")}
+                      "floor": np.array(files["floor"], dtype=float), "stretch": files.get("stretch"),
+                      "floor_decay": files.get("floor_decay", 0.0)}
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons
-        from .head import predict_text_kinds, text_contributions, text_features, text_reasons
+        from .head import specificity, predict_text_kinds, text_contributions, text_features, text_reasons
         from .language import analyse
 
         analyses = [analyse(i.text) for i in inputs]
@@ -438,16 +440,17 @@ class EnvisionClassifier(Classifier):
         X = text_features(self.head, prepared, layers)
         kinds = predict_text_kinds(self.head, prepared, layers, X)
         features = np.array([i.files.values for i in inputs])
-        p = combine(kinds, features, self.files)
+        spec = specificity(self.head, prepared)
+        p = combine(kinds, features, self.files, spec)
         shares = text_contributions(self.head, prepared, layers, X)
         lead_chars = int(self.head["params"].get("lead_chars", 100))
         out = []
         for i, inp in enumerate(inputs):
             known = bool(inp.files.values.any())
-            reasons = file_reasons(inp.files, kinds[i], self.files) if known else []
+            reasons = file_reasons(inp.files, kinds[i], self.files, float(spec[i])) if known else []
             if inp.text:
                 reasons += text_reasons(shares[i], analyses[i], prepared[i][:lead_chars])
-            moved = file_logit(kinds[i], inp.files.values, self.files)
+            moved = file_logit(kinds[i], inp.files.values, self.files, float(spec[i]))
             out.append(Decision(float(kinds[i, 0]), float(p[i]), moved, reasons))
         return out
 

@@ -209,6 +209,43 @@ def test_the_only_file_line_carries_the_floor_it_brings():
     assert [r["reason"] for _, r in file_reasons(both, kinds(0.05)[0], fitted)] == []
 
 
+def test_the_floor_falls_with_the_words_that_name_a_subject():
+    from envision_spiders.classifier.head import specificity
+    from envision_spiders.classifier.language import model_text
+
+    images = file_evidence({"files": [{"name": f"img_{i:05d}.png"} for i in range(500)]}).values[None, :]
+    W = np.zeros((len(FILE_KINDS), len(FEATURES)))
+    fitted = {"weights": W, "share": 0.5, "floor": np.array([0.2] + [0.0] * (len(FILE_KINDS) - 1)),
+              "stretch": 2.0, "floor_decay": 1.0}
+    lifted, kept = combine(kinds([0.01, 0.01]), np.vstack([images, images]), fitted, np.array([0.0, 6.0]))
+    assert lifted > 0.15 and kept < 0.015
+    texts = [model_text(t) for t in ("Supplementary data S1-S3", "Data for: manuscript under review, images",
+                                     "Chest X-ray images of 300 patients", "Galaxy images for morphology classification")]
+    assert specificity({"params": {}}, texts).tolist() == [0.0, 0.0, 2.0, 2.0]  # chest, ray; galaxy, morphology
+
+
+@pytest.mark.parametrize("specific_eye_rate, decays", [(0.0, True), (0.5, False)])
+def test_the_decay_of_the_floor_is_fitted(specific_eye_rate, decays):
+    """Vague texts with images are eye imaging half the time; texts that name a subject
+    are eye imaging at ``specific_eye_rate``: the floor falls with the subject words only
+    when they say something about the label."""
+    rng = np.random.default_rng(7)
+    n = 400
+    X = np.zeros((n, len(FEATURES)))
+    X[:, FEATURES.index("images")] = 1
+    vague = np.arange(n) < n // 2
+    words = np.where(vague, 0.0, 5.0)
+    rate = np.where(vague, 0.5, specific_eye_rate)
+    targets = np.where(rng.random(n) < rate, 0, 3)
+    fitted = fit_weights(kinds(np.full(n, 0.01)), X, targets, specificity=words)
+    p = combine(kinds(np.full(n, 0.01)), X, {**fitted, "stretch": None}, words)
+    assert abs(p[vague].mean() - 0.5) < 0.1
+    if decays:
+        assert fitted["floor_decay"] > 0.5 and p[~vague].max() < 0.05
+    else:
+        assert fitted["floor_decay"] < 0.1 and abs(p[~vague].mean() - 0.5) < 0.1
+
+
 def test_file_targets_split_the_negatives_by_imaging():
     records = [{"kind": "eye_imaging"}, {"kind": "other_eye_data"}, {"kind": "negative", "imaging": True},
                {"kind": "negative", "imaging": False}, {"files": [{"name": "x.png"}]}, {"files": [{"name": "x.csv"}]}]
