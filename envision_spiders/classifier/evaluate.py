@@ -221,7 +221,7 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
     from .data import builtin_examples, extra_examples, file_examples
     from .encoder import Encoder
     from .evidence import POSITIVE, combine, feature_matrix, file_targets, fit_files
-    from .head import fit_embedding_head, fit_text_head, specificity, predict_text_head, predict_text_kinds, prepare_texts
+    from .head import fit_embedding_head, fit_text_head, predict_text_head, predict_text_kinds, prepare_texts, specificity
     from .model import _backbone_path, _quiet_loading
     from .text import record_text
 
@@ -287,7 +287,7 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
                     # the text head never trains on these records: every one is out of sample
                     f_train, f_test = f_split
                     p_kinds = predict_text_kinds(state, f_prepared, f_layers)
-                    spec = specificity(state, f_prepared)
+                    spec = specificity(f_prepared)
                     fitted = fit_files(p_kinds[f_train], f_features[f_train], f_targets[f_train],
                                        specificity=spec[f_train])
                     f_oof["file_examples_text"][f_test] = p_kinds[f_test, POSITIVE]

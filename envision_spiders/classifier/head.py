@@ -177,7 +177,7 @@ def names_software(text: str) -> bool:
     return SOFTWARE.search(text) is not None
 
 
-def specificity(state: dict[str, Any], texts: Sequence[str]) -> np.ndarray:
+def specificity(texts: Sequence[str]) -> np.ndarray:
     """For each (prepared) text, how much it says about what it holds: the number of its
     distinct words that are neither stop words nor words any dataset uses (language.subject_words),
     capped at SPECIFICITY_CAP; the file evidence's floor of eye imaging falls with it (:mod:`.evidence`)."""
@@ -469,7 +469,7 @@ def fit_file_weights(state: dict[str, Any], encoder: Any, records: Sequence[Any]
     _, layers = encoder.encode(prepared)
     kinds = predict_text_kinds(state, prepared, layers)
     fitted = fit_files(kinds, feature_matrix(records), file_targets(records, labels), penalty=penalty,
-                       specificity=specificity(state, prepared))
+                       specificity=specificity(prepared))
     return {"features": list(FEATURES), "kinds": list(FILE_KINDS), "weights": np.round(fitted["weights"], 6).tolist(),
             "share": round(float(fitted["share"]), 6), "floor": [round(float(v), 8) for v in fitted["floor"]],
             "stretch": None if fitted["stretch"] is None else round(float(fitted["stretch"]), 6),

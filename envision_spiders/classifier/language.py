@@ -301,7 +301,7 @@ site sites center centre centres centers hospital clinic anonymised anonymized d
 related changes change age animal human case cases report reports follow longitudinal visit visits baseline
 group groups control controls year years day days month months time point points new old additional various
 contains containing include includes including provided provides used using use available accompanying associated
-described describe presented obtained acquired collected taken underlying related described
+described describe presented obtained acquired collected taken underlying
 """.split())
 _SUBJECT_WORD = re.compile(r"[a-z]{3,}")
 

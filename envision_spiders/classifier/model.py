@@ -431,7 +431,7 @@ class EnvisionClassifier(Classifier):
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons
-        from .head import specificity, predict_text_kinds, text_contributions, text_features, text_reasons
+        from .head import predict_text_kinds, specificity, text_contributions, text_features, text_reasons
         from .language import analyse
 
         analyses = [analyse(i.text) for i in inputs]
@@ -440,7 +440,7 @@ class EnvisionClassifier(Classifier):
         X = text_features(self.head, prepared, layers)
         kinds = predict_text_kinds(self.head, prepared, layers, X)
         features = np.array([i.files.values for i in inputs])
-        spec = specificity(self.head, prepared)
+        spec = specificity(prepared)
         p = combine(kinds, features, self.files, spec)
         shares = text_contributions(self.head, prepared, layers, X)
         lead_chars = int(self.head["params"].get("lead_chars", 100))

@@ -221,7 +221,7 @@ def test_the_floor_falls_with_the_words_that_name_a_subject():
     assert lifted > 0.15 and kept < 0.015
     texts = [model_text(t) for t in ("Supplementary data S1-S3", "Data for: manuscript under review, images",
                                      "Chest X-ray images of 300 patients", "Galaxy images for morphology classification")]
-    assert specificity({"params": {}}, texts).tolist() == [0.0, 0.0, 2.0, 2.0]  # chest, ray; galaxy, morphology
+    assert specificity(texts).tolist() == [0.0, 0.0, 2.0, 2.0]  # chest, ray; galaxy, morphology
 
 
 @pytest.mark.parametrize("specific_eye_rate, decays", [(0.0, True), (0.5, False)])
