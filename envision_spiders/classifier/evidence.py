@@ -413,8 +413,8 @@ def fit_weights(kind_probabilities: np.ndarray, features: np.ndarray, targets: S
 def kind_posterior(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mapping[str, Any],
                    floored: bool = False, specificity: Any = None) -> np.ndarray:
     """P(file kind | text, files) for each record (rows), before the stretch of the files' move. The
-    floor applies to records with file evidence (to all with ``floored``), except those
-    each falling with its text's ``specificity`` (:func:`record_floors`)."""
+    floor applies to records with file evidence (to all with ``floored``), each record's
+    falling with its text's ``specificity`` (:func:`record_floors`)."""
     W = np.asarray(fitted["weights"], dtype=float)
     X = np.atleast_2d(np.asarray(features, dtype=float))
     apply = X.any(axis=1) | floored
