@@ -545,14 +545,16 @@ def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
     as the combination would weigh what is left. Taking away a record's only piece of
     file evidence leaves none, and so takes the text's floor with it: that line carries
     the whole move from the text's probability ("Images" with 12,000 PNGs: 0.05 -> 0.24),
-    which would otherwise show in no reason at all."""
+    which would otherwise show in no reason at all. Beside other lines, the floor's lift
+    is a line of its own, which says how many subject words the text has (module doc)."""
     values = evidence.values
     active = [i for i, v in enumerate(values) if v and FEATURES[i] in evidence.lines]
     if not active:
         return []
-    rows = np.tile(values, (len(active) + 1, 1))
+    rows = np.tile(values, (len(active) + 2, 1))
     for row, i in enumerate(active, 1):
         rows[row, i] = 0.0
+    rows[-1] = 0.0  # no evidence, the floor held: how far the floor alone lifts the text
     p = eye_probability(np.tile(kind_probabilities, (len(rows), 1)), rows, fitted, specificity=specificity)
     full = _logit(p[0])
     out = []
@@ -562,6 +564,13 @@ def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
             continue
         out.append((share, {"supports": "EYE_IMAGING" if share > 0 else "NEGATIVE",
                             "reason": plain(evidence.lines[FEATURES[i]], 160)}))
+    floor_lift = _logit(kind_posterior(np.atleast_2d(kind_probabilities), rows[-1:], fitted, True,
+                                       specificity)[0, POSITIVE]) - _logit(float(np.ravel(kind_probabilities)[POSITIVE]))
+    if len(active) > 1 and floor_lift >= 0.05:
+        words = int(specificity)
+        said = ("the text does not say what the record holds" if words == 0 else
+                f"the text says little of what the record holds ({words} subject word{'s' if words > 1 else ''})")
+        out.append((floor_lift, {"supports": "EYE_IMAGING", "reason": f"{said}: its files can overrule it"}))
     return out
 
 

@@ -204,9 +204,17 @@ def test_the_only_file_line_carries_the_floor_it_brings():
     ((share, reason),) = file_reasons(images, kinds(0.05)[0], fitted)
     assert reason["supports"] == "EYE_IMAGING" and "12,000 images" in reason["reason"]
     assert share == pytest.approx(np.log(p / (1 - p)) - np.log(0.05 / 0.95))
-    # beside other evidence, a line keeps only its own weight: here none, so it is not shown
+    # beside other evidence, a line keeps only its own weight (here none, so it is not shown),
+    # and the floor's lift is a line of its own that says why the files may overrule the text
     both = file_evidence({"files": [{"name": "img_00001.png"}, {"name": "chest_labels.csv"}]})
-    assert [r["reason"] for _, r in file_reasons(both, kinds(0.05)[0], fitted)] == []
+    ((share, reason),) = file_reasons(both, kinds(0.05)[0], fitted)
+    p = combine(kinds(0.05), both.values[None, :], fitted)[0]
+    assert reason == {"supports": "EYE_IMAGING",
+                      "reason": "the text does not say what the record holds: its files can overrule it"}
+    assert share == pytest.approx(np.log(p / (1 - p)) - np.log(0.05 / 0.95))
+    ((_, reason),) = file_reasons(both, kinds(0.05)[0], {**fitted, "floor_decay": 0.5}, 2.0)
+    assert "(2 subject words)" in reason["reason"]
+    assert file_reasons(both, kinds(0.05)[0], {**fitted, "floor_decay": 1.0}, 8.0) == []  # no floor left to show
 
 
 def test_the_floor_falls_with_the_words_that_name_a_subject():
