@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from envision_spiders.downloads.queue import DownloadQueue, gate
 from localapi.portal import state_of
 from envision_spiders.review import Ledger, decision_from
 
-from tests.conftest import ROOT, crawl_env, run_crawl
+from tests.conftest import crawl_env, run_crawl, scrapy_in_process
 
 
 def decided(decision: str, **more):
@@ -62,9 +61,11 @@ def test_the_crawl_queues_no_rejected_record_and_sees_decisions_made_meanwhile(t
     assert [e["source_id"] for e in DownloadQueue(tmp_path).entries()] == ["1"]
 
 
-def scrapy(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def scrapy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``scrapy <args>`` as a curator types it, run in this process (Scrapy's own command line:
+    :func:`tests.conftest.scrapy_in_process`): a new interpreter per command cost the test
+    most of its time."""
+    return scrapy_in_process(list(args), env)
 
 
 def downloaded(data_dir: Path) -> set[str]:
@@ -229,7 +230,7 @@ def test_the_crawls_own_downloads_follow_download_requires_review(tmp_path, requ
 @pytest.mark.parametrize("env, exported", [({}, ["2", "3"]), ({"DOWNLOAD_REQUIRES_REVIEW": "1"}, ["2"])])
 def test_export_addf_follows_the_download_gate(tmp_path, env, exported):
     data, results = gated_corpus(tmp_path)
-    environ = {**os.environ, "DATA_DIR": str(data), "RESULTS_DIR": str(results), "PYTHONPATH": str(ROOT), **env}
-    result = scrapy(environ, "export-addf", timeout=120)
+    environ = {**os.environ, "DATA_DIR": str(data), "RESULTS_DIR": str(results), **env}
+    result = scrapy(environ, "export-addf")
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert sorted(p.name for p in (data / "addf" / "zenodo").iterdir()) == exported
