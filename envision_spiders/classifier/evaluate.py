@@ -254,6 +254,7 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
         f_prepared = prepare_texts([record_text(r) for r in f_records])
         f_layers = encoder.encode(f_prepared)[1]
         f_features = feature_matrix(f_records)
+        f_specificity = specificity(f_prepared)
         f_y = np.array(fx.labels)
         f_targets = np.array(file_targets(f_records, fx.labels))
         f_title_only = [title_only(r) for r in f_records]
@@ -287,11 +288,11 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
                     # the text head never trains on these records: every one is out of sample
                     f_train, f_test = f_split
                     p_kinds = predict_text_kinds(state, f_prepared, f_layers)
-                    spec = specificity(f_prepared)
                     fitted = fit_files(p_kinds[f_train], f_features[f_train], f_targets[f_train],
-                                       specificity=spec[f_train])
+                                       specificity=f_specificity[f_train])
                     f_oof["file_examples_text"][f_test] = p_kinds[f_test, POSITIVE]
-                    f_oof["file_examples_combined"][f_test] = combine(p_kinds[f_test], f_features[f_test], fitted, spec[f_test])
+                    f_oof["file_examples_combined"][f_test] = combine(p_kinds[f_test], f_features[f_test], fitted,
+                                                                      f_specificity[f_test])
             if "embedding_head" in methods:
                 oof["embedding_head"][test] = fit_embedding_head(sentence[train], y_all[train]).predict_proba(sentence[test])[:, 1]
             if "embedding_head_uncalibrated" in methods:

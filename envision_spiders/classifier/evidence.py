@@ -551,10 +551,9 @@ def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
     active = [i for i, v in enumerate(values) if v and FEATURES[i] in evidence.lines]
     if not active:
         return []
-    rows = np.tile(values, (len(active) + 2, 1))
+    rows = np.tile(values, (len(active) + 1, 1))
     for row, i in enumerate(active, 1):
         rows[row, i] = 0.0
-    rows[-1] = 0.0  # no evidence, the floor held: how far the floor alone lifts the text
     p = eye_probability(np.tile(kind_probabilities, (len(rows), 1)), rows, fitted, specificity=specificity)
     full = _logit(p[0])
     out = []
@@ -564,9 +563,12 @@ def file_reasons(evidence: FileEvidence, kind_probabilities: np.ndarray,
             continue
         out.append((share, {"supports": "EYE_IMAGING" if share > 0 else "NEGATIVE",
                             "reason": plain(evidence.lines[FEATURES[i]], 160)}))
-    floor_lift = _logit(kind_posterior(np.atleast_2d(kind_probabilities), rows[-1:], fitted, True,
-                                       specificity)[0, POSITIVE]) - _logit(float(np.ravel(kind_probabilities)[POSITIVE]))
-    if len(active) > 1 and floor_lift >= 0.05:
+    if len(active) < 2:
+        return out  # the only line carries the floor itself
+    # how far the floor alone lifts the text: no evidence, the floor held
+    held = kind_posterior(np.atleast_2d(kind_probabilities), np.zeros((1, len(values))), fitted, True, specificity)
+    floor_lift = _logit(held[0, POSITIVE]) - _logit(float(np.ravel(kind_probabilities)[POSITIVE]))
+    if floor_lift >= 0.05:
         words = int(specificity)
         said = ("the text does not say what the record holds" if words == 0 else
                 f"the text says little of what the record holds ({words} subject word{'s' if words > 1 else ''})")
