@@ -250,7 +250,9 @@ def _build(folder: Path, curated: Examples | None = None) -> None:
                 EMBEDDING_HEAD: "calibrated logistic regression on the sentence embedding (EyeImagingClassifier)",
                 TEXT_HEAD: "calibrated 4-kind logistic regression on word+char TF-IDF, the last-4-layers "
                            "embedding, the eye-vocabulary flag and the non-eye-site flag of the title, on texts "
-                           "read through the field's lexicon; then file evidence as fitted likelihood ratios",
+                           "read through the field's lexicon (the same head without the embedding decides the texts "
+                           "it is sure of, which the encoder then never reads); then file evidence as fitted "
+                           "likelihood ratios",
             },
             "labels": list(LABELS),
             "built_at": utcnow_iso(),
@@ -431,18 +433,19 @@ class EnvisionClassifier(Classifier):
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         from .evidence import combine, file_logit, file_reasons
-        from .head import predict_text_kinds, specificity, text_contributions, text_features, text_reasons
+        from .head import read_texts, specificity, text_reasons
         from .language import analyse
 
         analyses = [analyse(i.text) for i in inputs]
         prepared = [a.model_text for a in analyses]
-        _, layers = self.encoder.encode(prepared)
-        X = text_features(self.head, prepared, layers)
-        kinds = predict_text_kinds(self.head, prepared, layers, X)
         features = np.array([i.files.values for i in inputs])
         spec = specificity(prepared)
+        # the encoder reads only the records whose decision, files included, the quick
+        # head is not sure of (head.read_texts)
+        reading = read_texts(self.head, prepared, lambda index: self.encoder.encode([prepared[i] for i in index])[1],
+                             contributions=True, decide=lambda kinds: combine(kinds, features, self.files, spec))
+        kinds, shares = reading.kinds, reading.contributions
         p = combine(kinds, features, self.files, spec)
-        shares = text_contributions(self.head, prepared, layers, X)
         lead_chars = int(self.head["params"].get("lead_chars", 100))
         out = []
         for i, inp in enumerate(inputs):

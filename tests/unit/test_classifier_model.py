@@ -128,8 +128,64 @@ def test_the_heads_fit_with_one_blas_thread(monkeypatch):
     kinds = [POSITIVE_KIND if i % 2 else next(k for k in KINDS if k != POSITIVE_KIND) for i in range(40)]
     head.fit_text_head(texts, rng.normal(size=(40, 8)), kinds, calibrate=False)
     head.fit_embedding_head(rng.normal(size=(40, 8)), [i % 2 for i in range(40)], calibrate=False)
-    assert len(seen) == 2 and all(s == {1} for s in seen), seen
+    # the text head, its quick head (read_texts) and the embedding head
+    assert len(seen) == 3 and all(s == {1} for s in seen), seen
     assert blas_threads() == before
+
+
+def _small_text_head(**params):
+    from envision_spiders.classifier import head
+    from envision_spiders.classifier.data import KINDS, POSITIVE_KIND
+
+    rng = np.random.default_rng(0)
+    others = [k for k in KINDS if k != POSITIVE_KIND]
+    texts = [f"retinal fundus photographs set {i}" if i % 2 else f"soil moisture samples site {i}" for i in range(60)]
+    texts += [f"images of cohort {i}" for i in range(20)]  # the same words either way: unsure
+    # every kind, as in the training data (the negatives' kind by position)
+    kinds = [POSITIVE_KIND if i % 2 else others[(i // 2) % len(others)] for i in range(80)]
+    layers = rng.normal(size=(80, 8))
+    layers[:, 0] += np.array([1.0 if k == POSITIVE_KIND else -1.0 for k in kinds])
+    return head.fit_text_head(texts, layers, kinds, params=params), texts, layers
+
+
+def test_the_quick_head_settles_sure_texts_and_the_encoder_reads_only_the_rest():
+    from envision_spiders.classifier import head
+
+    state, texts, layers = _small_text_head()
+    quick = state["quick"]
+    assert not head.reads_embedding(quick) and quick["word"] is state["word"]  # one vectorizer, shared
+    asked = []
+
+    def encode(index):
+        asked.extend(index.tolist())
+        return layers[index]
+
+    reading = head.read_texts(state, texts, encode, contributions=True)
+    settled = np.flatnonzero(reading.quick)
+    unsure = np.flatnonzero(~reading.quick)
+    assert settled.size and unsure.size
+    assert sorted(asked) == unsure.tolist(), "the encoder reads exactly the texts the quick head left"
+    p_quick = head.predict_text_kinds(quick, texts, None)
+    assert np.allclose(reading.kinds[settled], p_quick[settled])
+    assert ((p_quick[settled, 0] < 0.01) | (p_quick[settled, 0] > 0.99)).all()
+    assert np.allclose(reading.kinds[unsure], head.predict_text_kinds(state, [texts[i] for i in unsure], layers[unsure]))
+    assert all(c["words"] for c in reading.contributions)
+    # an array of layers gives the same reading; bounds nothing passes leave it all to the full head
+    assert np.array_equal(head.read_texts(state, texts, layers).kinds, reading.kinds)
+    never = {**state, "params": {**state["params"], "quick_below": 0.0, "quick_above": 1.0}}
+    assert np.allclose(head.read_texts(never, texts, layers).kinds, head.predict_text_kinds(state, texts, layers))
+    # ``decide``: the record's decision, not the text's, says whether it is sure
+    unsure_anyway = head.read_texts(state, texts, layers, decide=lambda kinds: np.full(len(kinds), 0.5))
+    assert not unsure_anyway.quick.any()
+
+
+def test_a_head_without_the_embedding_has_no_quick_head_and_reads_no_layers():
+    from envision_spiders.classifier import head
+
+    state, texts, _ = _small_text_head(embedding_weight=0.0)
+    assert "quick" not in state and state["layers_mean"] is None
+    reading = head.read_texts(state, texts, lambda index: pytest.fail("no embedding to compute"))
+    assert not reading.quick.any() and reading.kinds.shape == (len(texts), 4)
 
 
 def test_default_classifier_labels_and_probabilities(default_classifier):
@@ -396,6 +452,30 @@ def test_a_complete_listing_of_tables_counts_against_and_an_unknown_one_does_not
     assert any(e["reason"] == "complete listing: 2 tables, 1 document, no images" and e["supports"] == "NEGATIVE"
                for e in complete["evidence"])
     assert unknown["prob_eye_imaging"] == alone["prob_eye_imaging"] == unknown["prob_text"]
+
+
+def test_the_encoder_reads_only_records_the_quick_head_is_not_sure_of(default_classifier, monkeypatch):
+    """A plainly unrelated record is decided without the encoder, with its reasons, and
+    gets the same probability in any batch; a vague text whose files speak for the eye
+    is always read in full (the files could overrule the quick head)."""
+    encoded = []
+    real = default_classifier.encoder.encode
+    monkeypatch.setattr(default_classifier.encoder, "encode", lambda texts: encoded.extend(texts) or real(texts))
+    soil = {"title": "Soil moisture and nitrate leaching in maize plots, 2018-2020",
+            "description": "Weekly lysimeter measurements from three tillage treatments.",
+            "files": [{"name": "lysimeter.csv"}, {"name": "README.txt"}]}
+    vague = {"title": "Supplementary data", "description": "Data for the manuscript.", "files": [{"name": "export.zip"}],
+             "archives": [archive_entry("export.zip", {".e2e": 412}, [f"{i:06d}.E2E" for i in range(50)])]}
+    (alone,) = default_classifier.classify_records([soil])
+    assert encoded == []
+    check_classification(alone)
+    assert alone["label"] == "NEGATIVE"
+    assert {"supports": "NEGATIVE", "reason": "the wording as a whole (its spelling; sure enough without the encoder)"
+            } in alone["evidence"]
+    in_batch, files = default_classifier.classify_records([soil, vague])
+    assert in_batch["prob_eye_imaging"] == alone["prob_eye_imaging"]
+    assert len(encoded) == 1 and "supplementary" in encoded[0].lower()
+    assert files["label"] == "EYE_IMAGING"
 
 
 def test_bad_input_gets_a_label_and_evidence(default_classifier):
