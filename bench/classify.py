@@ -171,11 +171,11 @@ def main() -> int:
     best = max(r["rate"] for r in data["runs"])
     ceiling = (f"The project's path needs {data['cpu_s']:.1f} s of CPU for {args.records} records: "
                f"{os.cpu_count()} idle cores could\nclassify at most **{data['ceiling']:.0f} records/s** this way, "
-               "whatever the load. The encoder read "
-               f"{data['encoded']} of the {args.records} texts in each pass (the quick head settled the\nothers: "
-               "docs/classifier.md); reading every text (the same chunks and threads) it runs "
-               f"{data['encoder_rate']:.0f} records/s.\nThe rest of the time is the path's Python work (the language, "
-               "the quick head, the file evidence,\nTF-IDF, the reasons).\n\n") if "cpu_s" in data else ""
+               f"whatever the load. The encoder read {data['encoded']} of the\n{args.records} texts in each pass "
+               "(the quick head settled the others: docs/classifier.md); reading\nevery text (the same chunks and "
+               f"threads) it runs {data['encoder_rate']:.0f} records/s. The rest of the time is the\npath's Python "
+               "work (the language, the quick head, the file evidence, TF-IDF, the reasons).\n\n"
+               ) if "cpu_s" in data else ""
     md = f"""## 5. Classification throughput
 
 {machine_line()}
