@@ -36,6 +36,7 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -337,6 +338,9 @@ class Classifier:
         self.folder = folder
         self.kind = kind  # "envision" (default recipe) or "package" (EyeImagingClassifier)
         self._lock = threading.Lock()  # one batch at a time: torch already uses every core
+        # texts the quick head settled ("quick") and texts the encoder read ("encoded"),
+        # since the model was loaded (the default recipe only: head.read_texts)
+        self.reading: Counter[str] = Counter()
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
         raise NotImplementedError
@@ -445,6 +449,8 @@ class EnvisionClassifier(Classifier):
         reading = read_texts(self.head, prepared, lambda index: self.encoder.encode([prepared[i] for i in index])[1],
                              contributions=True, decide=lambda kinds: combine(kinds, features, self.files, spec))
         kinds, shares = reading.kinds, reading.contributions
+        settled = int(reading.quick.sum())
+        self.reading.update(quick=settled, encoded=len(inputs) - settled)
         p = combine(kinds, features, self.files, spec)
         lead_chars = int(self.head["params"].get("lead_chars", 100))
         out = []

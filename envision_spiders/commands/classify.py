@@ -94,6 +94,7 @@ class Command(CheckedCommand, ScrapyCommand):
         from envision_spiders.classifier import record_input
 
         started = time.monotonic()
+        read_before = dict(classifier.reading)
         for source in sources:
             todo = []
             for path, record in iter_records(data_dir, source):
@@ -109,8 +110,11 @@ class Command(CheckedCommand, ScrapyCommand):
                     counts[_save(path, inp, result)] += 1
                 logger.info("classify %s: %d/%d records classified", source, min(start + BATCH, len(todo)), len(todo))
         elapsed = time.monotonic() - started
-        logger.info("classify: %d records classified, %d already labelled by %s, %d skipped (changed by a crawl "
-                    "meanwhile) in %.0f s", counts["classified"], counts["reused"], classifier.model_id,
+        read = {k: v - read_before.get(k, 0) for k, v in classifier.reading.items()}
+        how = (f" ({read.get('quick', 0)} decided by the quick head, {read.get('encoded', 0)} read by the encoder)"
+               if read else "")
+        logger.info("classify: %d records classified%s, %d already labelled by %s, %d skipped (changed by a crawl "
+                    "meanwhile) in %.0f s", counts["classified"], how, counts["reused"], classifier.model_id,
                     counts["changed_meanwhile"], elapsed)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -216,6 +217,10 @@ def test_classify_command_labels_what_is_missing_then_writes_results(tmp_path, c
     result = scrapy(["classify", "--source", "zenodo", "--results-dir", str(out)], tmp_path, **models)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "classified 3, already labelled 0" in result.stdout
+    # how the texts were read: the quick head and the encoder between them read each once
+    settled, encoded = map(int, re.search(r"classify: 3 records classified \((\d+) decided by the quick head, "
+                                          r"(\d+) read by the encoder\)", result.stderr).groups())
+    assert settled + encoded == 3
     labels = {sid: r["classification"]["label"] for sid, r in saved_records(tmp_path, "zenodo").items()}
     assert labels == {"0": "EYE_IMAGING", "1": "NEGATIVE", "2": "EYE_IMAGING"}
     assert saved_records(tmp_path, "kaggle")["u/x"]["classification"] is None  # not asked for
