@@ -388,7 +388,6 @@ def read_texts(state: dict[str, Any], texts: Sequence[str],
         quick_features = text_features(quick, texts, None)
         quick_kinds = predict_text_kinds(quick, texts, None, quick_features)
         below, above = state["params"]["quick_below"], state["params"]["quick_above"]
-
         text = quick_kinds[:, KINDS.index(POSITIVE_KIND)]
         # the record's decision as sure as its text, on the same side: a text its files
         # pull the other way (or to the middle) is read in full
