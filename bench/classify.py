@@ -113,9 +113,7 @@ def main() -> int:
             # as `scrapy classify` calls it: records in chunks of its BATCH; three passes, the
             # median kept (the cores are shared: one pass says as much about the load)
             walls, cpus = [], []
-            # how many texts the encoder reads (the quick head settles the others: docs/classifier.md)
-            encode, read = project.encoder.encode, []
-            project.encoder.encode = lambda texts: read.extend(texts) or encode(texts)
+            encoded_before = project.reading["encoded"]  # texts the encoder read (Classifier.reading)
             for _ in range(REPEATS):
                 t, c = time.perf_counter(), time.process_time()
                 out = [r for k in range(0, len(recs), CLASSIFY_BATCH)
@@ -127,9 +125,8 @@ def main() -> int:
             # times the cores is what idle cores could give at most
             data["cpu_s"] = statistics.median(cpus)
             data["ceiling"] = len(recs) / data["cpu_s"] * (os.cpu_count() or 1)
+            data["encoded"] = (project.reading["encoded"] - encoded_before) // REPEATS
             # the encoder alone, on the texts the path gives it (the rest is the path's Python work)
-            project.encoder.encode = encode
-            data["encoded"] = len(read) // REPEATS
             prepared = prepare_texts([record_text(r) for r in recs])
             encoder_walls = []
             for _ in range(REPEATS):

@@ -220,9 +220,8 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
 
     from .data import builtin_examples, extra_examples, file_examples
     from .encoder import Encoder
-    from .evidence import POSITIVE, combine, feature_matrix, file_targets, fit_files
-    from .head import (fit_embedding_head, fit_text_head, predict_text_head, predict_text_kinds, prepare_texts, read_texts,
-                       specificity)
+    from .evidence import POSITIVE, feature_matrix, file_targets, fit_files, read_records
+    from .head import fit_embedding_head, fit_text_head, predict_text_head, predict_text_kinds, prepare_texts, specificity
     from .model import _backbone_path, _quiet_loading
     from .text import record_text
 
@@ -293,11 +292,10 @@ def cross_validate(folds: int = 5, seeds: Sequence[int] = (42,), methods: Sequen
                     p_kinds = predict_text_kinds(state, [f_prepared[i] for i in f_train], f_layers[f_train])
                     fitted = fit_files(p_kinds, f_features[f_train], f_targets[f_train],
                                        specificity=f_specificity[f_train])
-                    x, s = f_features[f_test], f_specificity[f_test]
-                    t_kinds = read_texts(state, [f_prepared[i] for i in f_test], f_layers[f_test],
-                                         decide=lambda k: combine(k, x, fitted, s)).kinds
-                    f_oof["file_examples_text"][f_test] = t_kinds[:, POSITIVE]
-                    f_oof["file_examples_combined"][f_test] = combine(t_kinds, x, fitted, s)
+                    reading, p = read_records(state, [f_prepared[i] for i in f_test], f_layers[f_test],
+                                              f_features[f_test], fitted, f_specificity[f_test])
+                    f_oof["file_examples_text"][f_test] = reading.kinds[:, POSITIVE]
+                    f_oof["file_examples_combined"][f_test] = p
             if "embedding_head" in methods:
                 oof["embedding_head"][test] = fit_embedding_head(sentence[train], y_all[train]).predict_proba(sentence[test])[:, 1]
             if "embedding_head_uncalibrated" in methods:

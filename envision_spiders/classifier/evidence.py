@@ -493,6 +493,20 @@ def combine(kind_probabilities: np.ndarray, features: np.ndarray, fitted: Mappin
     return eye_probability(kind_probabilities, features, fitted, specificity=specificity)
 
 
+def read_records(head: Mapping[str, Any], texts: Sequence[str], layers: Any, features: np.ndarray,
+                 fitted: Mapping[str, Any], specificity: Any, contributions: bool = False) -> tuple[Any, np.ndarray]:
+    """How the classifier reads records: the text head's reading of their (prepared)
+    texts (:func:`.head.read_texts`; the quick head settles a record only where its
+    decision, these files combined, is as sure as its text) and each record's
+    P(EYE_IMAGING). The classifier and the file cross-validation both call this, so the
+    figures are those of what classifies."""
+    from .head import read_texts
+
+    reading = read_texts(head, texts, layers, contributions,
+                         decide=lambda kinds: combine(kinds, features, fitted, specificity))
+    return reading, combine(reading.kinds, features, fitted, specificity)
+
+
 def _logit(p: float) -> float:
     return float(_logits(p))
 

@@ -436,8 +436,8 @@ class EnvisionClassifier(Classifier):
                       "floor_decay": files.get("floor_decay", 0.0)}
 
     def _decide(self, inputs: list[ClassifierInput]) -> list[Decision]:
-        from .evidence import combine, file_logit, file_reasons
-        from .head import read_texts, specificity, text_reasons
+        from .evidence import file_logit, file_reasons, read_records
+        from .head import specificity, text_reasons
         from .language import analyse
 
         analyses = [analyse(i.text) for i in inputs]
@@ -446,12 +446,11 @@ class EnvisionClassifier(Classifier):
         spec = specificity(prepared)
         # the encoder reads only the records whose decision, files included, the quick
         # head is not sure of (head.read_texts)
-        reading = read_texts(self.head, prepared, lambda index: self.encoder.encode([prepared[i] for i in index])[1],
-                             contributions=True, decide=lambda kinds: combine(kinds, features, self.files, spec))
+        reading, p = read_records(self.head, prepared, lambda index: self.encoder.encode([prepared[i] for i in index])[1],
+                                  features, self.files, spec, contributions=True)
         kinds, shares = reading.kinds, reading.contributions
         settled = int(reading.quick.sum())
         self.reading.update(quick=settled, encoded=len(inputs) - settled)
-        p = combine(kinds, features, self.files, spec)
         lead_chars = int(self.head["params"].get("lead_chars", 100))
         out = []
         for i, inp in enumerate(inputs):
