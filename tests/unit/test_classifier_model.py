@@ -418,14 +418,21 @@ def test_a_word_of_two_organs_beside_the_other_one_is_a_reason_against(default_c
     assert any(e["reason"].startswith("file names name the eye (fundus)") for e in eye["evidence"])
 
 
-def test_device_files_make_a_vague_record_eye_imaging(default_classifier):
+def test_device_files_make_a_vague_record_eye_imaging(default_classifier, monkeypatch):
+    """The files decide the label; the text's own probability beside them is the text
+    model's reading of the text alone, unmoved by the files. Files that pull the other way
+    send the text to the full head (the quick reading), so it is compared with the full
+    head's reading of the same text without files, not with the quick head's."""
     vague = {"title": "Supplementary data", "description": "Data for the manuscript."}
     with_files = {**vague, "files": [{"name": "export.zip"}],
                   "archives": [archive_entry("export.zip", {".e2e": 412}, [f"{i:06d}.E2E" for i in range(50)])]}
     text_only, files = default_classifier.classify_records([vague, with_files])
     check_classification(files)
     assert text_only["label"] == "NEGATIVE" and files["label"] == "EYE_IMAGING"
-    assert files["prob_text"] == text_only["prob_text"]
+    monkeypatch.setitem(default_classifier.head["params"], "quick_below", 0.0)  # the quick head settles nothing
+    monkeypatch.setitem(default_classifier.head["params"], "quick_above", 1.0)
+    (full,) = default_classifier.classify_records([vague])
+    assert files["prob_text"] == full["prob_text"] == full["prob_eye_imaging"] < 0.5
     assert files["evidence"][0] == {"supports": "EYE_IMAGING", "reason": "412 .e2e files (Heidelberg OCT)"}
     assert files["disagreement"], "the text says negative, the files eye imaging"
 
