@@ -24,7 +24,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "classifier"
 # held out: never training data (probes.jsonl, the development set, is checked too)
 HELD_OUT = ("heldout_evidence.jsonl", "heldout_hard.jsonl", "heldout_site.jsonl", "probes_heldout.jsonl", "probes.jsonl",
             "heldout_v5.jsonl", "heldout_v6.jsonl", "generic_titles.jsonl", "heldout_v7.jsonl", "heldout_v8.jsonl",
-            "heldout_v9.jsonl", "heldout_v10.jsonl", "heldout_v11.jsonl", "heldout_v12.jsonl")
+            "heldout_v9.jsonl", "heldout_v10.jsonl", "heldout_v11.jsonl", "heldout_v12.jsonl",
+            "heldout_v13.jsonl")
 
 
 def normalised(text: str) -> str:
