@@ -16,9 +16,14 @@ Texts are sorted by length before batching so a batch pads to similar lengths.
 ``quantized=True`` (what the text head is built and run with, :data:`INT8`):
 every linear layer of the backbone is then run in int8 (PyTorch's dynamic quantization,
 one scale per output channel), which encodes about 1.3 times as fast on two cores
-(bench section 5). Its embeddings differ from the fp32 ones (cosine about 0.98), so the
-text head is trained and applied on the same quantized encoder, and cross-validation
-scores it so (docs/classifier.md); ``model_head.pkl``, which ``EyeImagingClassifier``
+(bench section 5). Dynamic quantization gives each layer's input one scale per forward
+pass, so a text's numbers depend a little on the texts and the padding batched with it;
+the classifier therefore encodes each text alone (``batch_size=1``: model.ENCODER_BATCH),
+and a record gets the same probability whatever it is classified with. Building and
+cross-validation encode the training texts in batches of 64 (fixed by the texts and
+their order, so a build is reproducible). The int8 embeddings differ from the fp32 ones
+(cosine about 0.98), so the text head is trained and applied on the same quantized
+encoder, and cross-validation scores it so (docs/classifier.md); ``model_head.pkl``, which ``EyeImagingClassifier``
 applies to its own fp32 embedding, is always fitted on the unquantized one.
 """
 
@@ -105,7 +110,8 @@ class Encoder:
         side by side keep two cores busier than one pass on two threads (about 1.15 times
         the records per second on two cores, bench section 5). Each batch's numbers do not
         depend on the thread it ran on; quantized, a text's numbers depend a little on the
-        other texts of its batch (one activation scale per batch: docs/classifier.md)."""
+        other texts of its batch (one activation scale per batch), and not at all with
+        ``batch_size=1``."""
         n = len(texts)
         sentence = np.zeros((n, self.dimension), dtype=np.float32)
         layers = np.zeros((n, LAYERS * self.dimension), dtype=np.float32)
@@ -114,8 +120,18 @@ class Encoder:
         tokenized = [self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                     max_length=self.max_length, return_tensors="pt") for idx in batches]
         if len(batches) > 1 and WORKERS > 1:
-            with ThreadPoolExecutor(WORKERS, thread_name_prefix="encoder") as pool:
-                results = list(pool.map(self._forward, tokenized))
+            torch = self._torch
+            threads = torch.get_num_threads()
+            # the cores shared out between the passes: one text per pass is too small a
+            # matrix to split, and a pass on one core each ran 1.2 times the records per
+            # second of two passes on two threads each (bench section 5); the results do
+            # not depend on the number of threads
+            torch.set_num_threads(max(1, threads // WORKERS))
+            try:
+                with ThreadPoolExecutor(WORKERS, thread_name_prefix="encoder") as pool:
+                    results = list(pool.map(self._forward, tokenized))
+            finally:
+                torch.set_num_threads(threads)
         else:
             results = [self._forward(batch) for batch in tokenized]
         for idx, (s, l) in zip(batches, results):

