@@ -23,6 +23,11 @@ weights do the rest:
 * **Well-known eye datasets** (IDRiD, Messidor, EyePACS, ODIR, REFUGE, OCTA-500, ...)
   are read as what they are (``retinal fundus image database for diabetic retinopathy``):
   catalogue titles of re-uploads are often a dataset's name and little more.
+* **Other languages**: catalogues hold records titled in Spanish, Portuguese, French,
+  German, Italian and Dutch ("Imágenes de fondo de ojo", "Netzhaut-OCT vor und nach
+  Operation", "Fundusfotografien von Glaukompatienten"). Their words for the eye and its
+  imaging (:data:`TRANSLATIONS`) are read in English like the abbreviations, and the eye
+  words among them count as ophthalmic context.
 * **Compound words** the word lists missed are matched by their parts: ``intraretinal``,
   ``subretinal``, ``epiretinal``, ``retinography``, ``perifoveal``, ``choriocapillaris``,
   ``intracoronary``, ``echocardiography``.
@@ -161,6 +166,54 @@ CONTEXTUAL = {
 _ABBREVIATION = re.compile(
     r"(?<!\w)(" + "|".join(re.escape(a) for a in sorted({**UNAMBIGUOUS, **CONTEXTUAL}, key=len, reverse=True)) + r")(?!\w)"
 )
+
+# Words of other languages catalogues use for the eye and its imaging: (pattern, the
+# English the model reads, whether it names the eye). Case-insensitive; an accent is
+# required where the word without it is English (córnea, rétinopathie);
+# German compounds by their first part ("Netzhautablösung", "Fundusfotografien").
+# Words that are English too (retina, glaucoma, cornea) need no entry; words that are
+# English words with another meaning are left out ("oog", "foto" alone). The eye words
+# give ophthalmic context; the imaging words (images, photographs, angiography) do not.
+TRANSLATIONS = (
+    # Spanish, Portuguese, Italian, French: the back of the eye
+    (r"\bfondo (?:de ojos?|del ojo|oculare|dell'occhio)\b", "fundus of the eye", True),
+    (r"\bfundo (?:de olho|do olho|ocular)\b", "fundus of the eye", True),
+    (r"\bfond d['’](?:œ|oe)il\b", "fundus of the eye", True),
+    (r"\bretinograf[ií]as?\b|\brétinographies?\b", "retinography, retinal fundus photographs", True),
+    (r"\bretinopat[ií]as?\b|\bretinopatie\b|\brétinopathies?\b|\bretinopathien?\b", "retinopathy", True),
+    (r"\br[eé]tin(?:e|ien|ienne|iens|iennes)\b|\bretiniana?s?\b|\bretiniche?\b|\bretinici\b", "retina, retinal", True),
+    (r"\boftalmolog\w*|\bophtalmolog\w*", "ophthalmology, ophthalmic", True),
+    (r"\btomograf[ií]as? (?:de|por) coher[eê]ncia [oó]ptica\b|\btomograf[ií]a de coherencia [oó]ptica\b"
+     r"|\btomographie (?:par|en) coh[eé]rence optique\b|\btomografia a coerenza ottica\b",
+     "optical coherence tomography", False),
+    (r"\bcórneas?\b|\bcornées?\b|\bcorneales?\b|\bcorneais\b", "cornea, corneal", True),
+    (r"\bmáculas?\b|\bmaculares\b", "macula", True),
+    (r"\bcataratas?\b|\bcatarattas?\b", "cataract", True),
+    (r"\bqueratitis\b|\bqueratocono\b|\bceratite\b|\bceratocone\b|\bk[eé]ratite\b|\bk[eé]ratoc[oô]ne\b",
+     "keratitis, keratoconus", True),
+    (r"\bl[aá]mpara de hendidura\b|\bl[aâ]mpada de fenda\b|\blampe [aà] fente\b|\blampada a fessura\b",
+     "slit lamp", True),
+    (r"\bglaucomatos[oa]s?\b|\bglaucomateu(?:x|se)\b", "glaucomatous", True),
+    (r"\b(?:ojos?|olhos?|occhi|occhio|yeux|[œo]eil)\b", "eye", True),
+    # German and Dutch
+    (r"\bnetzhaut\w*|\bnetvlies\w*", "retina", True),
+    (r"\baugenhintergrund\w*|\bfundus(?:foto|fotografie|aufnahme|bild|kamera)\w*|\bfundusfoto\w*",
+     "fundus photographs of the eye", True),
+    (r"\baugen(?:heilkunde|klinik|arzt|ärzte|erkrankung\w*|krankheit\w*|innendruck|bilder|aufnahmen)?\b|\bauge\b"
+     r"|\boogheelkund\w*", "eye, ophthalmology", True),
+    (r"\bhornhaut\w*|\bhoornvlies\w*", "cornea", True),
+    (r"\bmakula\w*", "macula", True),
+    (r"\bsehnerv\w*|\boogzenuw\w*", "optic nerve", True),
+    (r"\bspaltlampe\w*|\bspleetlamp\w*", "slit lamp", True),
+    (r"\bglaukom\w*", "glaucoma", True),
+    (r"\bkatarakt\w*|\bgrauer star\b", "cataract", True),
+    (r"\bnetzhaut-?oct\b", "retinal optical coherence tomography", True),
+    # the imaging words (no eye context by themselves)
+    (r"\bim[aá]genes\b|\bimagens\b|\bimmagini\b|\bbilder\b|\baufnahmen\b|\bbeelden\b", "images", False),
+    (r"\bfotograf[ií]as\b|\bfotografien\b|\bphotographies\b|\bfotografie\b|\bfoto's\b", "photographs", False),
+    (r"\bangiograf[ií]as?\b|\bangiographie\b|\bangiografie\b", "angiography", False),
+)
+_TRANSLATIONS = tuple((re.compile(p, re.IGNORECASE), english, eye) for p, english, eye in TRANSLATIONS)
 
 # Ophthalmic imaging devices: (pattern, name shown in evidence, what it is). Case-insensitive.
 DEVICES = (
@@ -316,7 +369,7 @@ def subject_words(text: str) -> set[str]:
 
 def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
-    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS,
+    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS, "translations": TRANSLATIONS,
             "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
             "anaphor": _ANAPHOR.pattern, "other_organ": {w: r.pattern for w, r in AMBIGUOUS_EYE_WORDS.items()},
             "generic": sorted(GENERIC_WORDS), "subject_word": _SUBJECT_WORD.pattern}
@@ -374,6 +427,17 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _translated(text: str) -> list[tuple[str, str, bool]]:
+    """(as written, English, names the eye) of each word of :data:`TRANSLATIONS` in the
+    text, once per English reading."""
+    found: list[tuple[str, str, bool]] = []
+    for pattern, english, eye in _TRANSLATIONS:
+        m = pattern.search(text)
+        if m and all(english != e for _, e, _ in found):
+            found.append((m.group(0), english, eye))
+    return found
+
+
 def _named(table, text: str) -> list[tuple[str, str]]:
     """(name, what it is) of each entry of a DEVICES-like table the text names, once."""
     found: list[tuple[str, str]] = []
@@ -417,8 +481,10 @@ def analyse(text: str) -> Analysis:
     devices, datasets = _named(_DEVICES, kept), _named(_DATASETS, kept)
     abbreviations = [m.group(1) for m in _ABBREVIATION.finditer(kept)]
     eye_terms = [m.group(0) for m in EYE_WORDS.finditer(kept)]
-    context = bool(eye_terms or devices or datasets or any(a in UNAMBIGUOUS for a in abbreviations))
-    expansions: list[tuple[str, str]] = []
+    translated = _translated(kept)
+    context = bool(eye_terms or devices or datasets or any(a in UNAMBIGUOUS for a in abbreviations)
+                   or any(eye for _, _, eye in translated))
+    expansions: list[tuple[str, str]] = [(written, english) for written, english, _ in translated]
     seen = set()
     lower = kept.lower()
     for a in abbreviations:

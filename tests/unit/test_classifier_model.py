@@ -88,6 +88,16 @@ def test_the_text_head_reads_the_quantized_encoder_whose_batches_run_side_by_sid
         assert 0.9 < cosine.min() and cosine.max() < 1 - 1e-6
 
 
+def test_a_title_in_another_language_is_read_in_english(default_classifier):
+    german, spanish, satellite = default_classifier.classify_records([
+        {"title": "Netzhaut-OCT vor und nach Makulaforamen-Operation"},
+        {"title": "Imágenes de fondo de ojo de pacientes diabéticos"},
+        {"title": "Imágenes de satélite de la cuenca del Amazonas"}])
+    assert german["label"] == spanish["label"] == "EYE_IMAGING" and satellite["label"] == "NEGATIVE"
+    assert any(e["reason"].startswith("read as: ") and "fondo de ojo = fundus of the eye" in e["reason"]
+               for e in spanish["evidence"]), spanish["evidence"]
+
+
 def test_a_record_gets_the_same_probability_alone_and_among_others(default_classifier):
     """The int8 encoder's activation scale is one per forward pass, so the classifier
     encodes each text alone: what a record is classified with (other records, longer
