@@ -68,6 +68,11 @@ def test_vendor_names_alone_are_not_devices():
     ("ODIR-5K", "ODIR"),
     ("OCTA-500 projection maps", "OCTA-500"),
     ("DRIVE: 40 images with vessel masks", "DRIVE"),
+    ("DR HAGIS", "DR HAGIS"),
+    ("Chiu_BOE_2015 DME segmentation", "Duke DME (Chiu et al.)"),
+    ("Harvard-GDP1000", "Harvard-GDP / FairVision"),
+    ("HEI-MED exudate set", "HEI-MED"),
+    ("Chákṣu glaucoma database", "Chaksu"),
 ])
 def test_well_known_eye_datasets_say_what_they_are(text, dataset):
     a = analyse(text)
@@ -85,7 +90,7 @@ def test_devices_and_datasets_named_in_passing_or_negated_are_not_read():
 
 def test_dataset_names_that_are_also_words_count_only_as_their_authors_write_them():
     for text in ("Test drive logs of electric cars", "Google DRIVE export of survey answers", "Stare-down contests",
-                 "Refuge camp census", "Origami crease patterns"):
+                 "Refuge camp census", "Origami crease patterns", "Rose 2 cultivar petals", "Kermanshah weather"):
         assert not analyse(text).datasets, text
 
 
