@@ -23,8 +23,9 @@ and a record gets the same probability whatever it is classified with. Building 
 cross-validation encode the training texts in batches of 64 (fixed by the texts and
 their order, so a build is reproducible). The int8 embeddings differ from the fp32 ones
 (cosine about 0.98), so the text head is trained and applied on the same quantized
-encoder, and cross-validation scores it so (docs/classifier.md); ``model_head.pkl``, which ``EyeImagingClassifier``
-applies to its own fp32 embedding, is always fitted on the unquantized one.
+encoder, and cross-validation scores it so (docs/classifier.md); ``model_head.pkl``,
+which ``EyeImagingClassifier`` applies to its own fp32 embedding, is always fitted on
+the unquantized one.
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ TRANSLATIONS = (
     (r"\bfond d['’](?:œ|oe)il\b", "fundus of the eye", True),
     (r"\bretinograf[ií]as?\b|\brétinographies?\b", "retinography, retinal fundus photographs", True),
     (r"\bretinopat[ií]as?\b|\bretinopatie\b|\brétinopathies?\b|\bretinopathien?\b", "retinopathy", True),
-    (r"\br[eé]tin(?:e|ien|ienne|iens|iennes)\b|\bretiniana?s?\b|\bretiniche?\b|\bretinici\b", "retina, retinal", True),
+    (r"\br[eé]tin(?:e|ien|ienne|iens|iennes)\b|\bretinian[oa]s?\b|\bretinic[oaie]\b|\bretiniche\b",
+     "retina, retinal", True),
     (r"\boftalmolog\w*|\bophtalmolog\w*", "ophthalmology, ophthalmic", True),
     (r"\btomograf[ií]as? (?:de|por) coher[eê]ncia [oó]ptica\b|\btomograf[ií]a de coherencia [oó]ptica\b"
      r"|\btomographie (?:par|en) coh[eé]rence optique\b|\btomografia a coerenza ottica\b",
@@ -386,7 +387,8 @@ def subject_words(text: str) -> set[str]:
 
 def lexicon_sha256() -> str:
     """sha256 of every list and pattern here: an input of the default model."""
-    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES, "datasets": DATASETS, "translations": TRANSLATIONS,
+    spec = {"eye": EYE_WORDS.pattern, "unambiguous": UNAMBIGUOUS, "contextual": CONTEXTUAL, "devices": DEVICES,
+            "datasets": DATASETS, "translations": TRANSLATIONS,
             "pre": PRE_CUES.pattern, "post": POST_CUES.pattern, "clause": _CLAUSE_END.pattern, "scope": SCOPE_WORDS,
             "anaphor": _ANAPHOR.pattern, "other_organ": {w: r.pattern for w, r in AMBIGUOUS_EYE_WORDS.items()},
             "generic": sorted(GENERIC_WORDS), "subject_word": _SUBJECT_WORD.pattern}
