@@ -31,6 +31,7 @@ the unquantized one.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,9 @@ import numpy as np
 
 LAYERS = 4  # the last four hidden layers of the backbone
 WORKERS = 2  # forward passes run side by side (Encoder.encode)
+# torch's thread count is one per process: two encoders sharing the cores out at once
+# must not save and restore it across each other
+_THREADS = threading.Lock()
 INT8 = "int8 dynamic, per-channel weights, torch.nn.Linear"
 
 
@@ -122,17 +126,18 @@ class Encoder:
                                     max_length=self.max_length, return_tensors="pt") for idx in batches]
         if len(batches) > 1 and WORKERS > 1:
             torch = self._torch
-            threads = torch.get_num_threads()
             # the cores shared out between the passes: one text per pass is too small a
             # matrix to split, and a pass on one core each ran 1.2 times the records per
             # second of two passes on two threads each (bench section 5); the results do
             # not depend on the number of threads
-            torch.set_num_threads(max(1, threads // WORKERS))
-            try:
-                with ThreadPoolExecutor(WORKERS, thread_name_prefix="encoder") as pool:
-                    results = list(pool.map(self._forward, tokenized))
-            finally:
-                torch.set_num_threads(threads)
+            with _THREADS:
+                threads = torch.get_num_threads()
+                torch.set_num_threads(max(1, threads // WORKERS))
+                try:
+                    with ThreadPoolExecutor(WORKERS, thread_name_prefix="encoder") as pool:
+                        results = list(pool.map(self._forward, tokenized))
+                finally:
+                    torch.set_num_threads(threads)
         else:
             results = [self._forward(batch) for batch in tokenized]
         for idx, (s, l) in zip(batches, results):
